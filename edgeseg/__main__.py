@@ -1,0 +1,5 @@
+import sys
+
+from edgeseg.cli import main
+
+sys.exit(main())

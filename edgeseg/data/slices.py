@@ -1,0 +1,80 @@
+"""Volumes -> normalised 2D slices on a fixed canvas, split by slice position with gaps."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgeseg.data.volume import LabelledVolume, SliceSet
+from edgeseg.errors import EdgesegError
+from edgeseg.preprocess import crop_or_pad, percentile_zscore
+
+AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
+SPLITS = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class SliceConfig:
+    axis: str = "axial"
+    canvas: tuple[int, int] = (192, 224)  # (H, W) of the high-resolution slice fed to training
+    min_foreground: float = 0.01  # keep slices with at least this labelled fraction
+    block: int = 10  # slices per split block
+    gap: int = 2  # slices dropped where a block's split differs from the previous one
+    pattern: tuple[str, ...] = ("train", "train", "val", "train", "train", "test")
+    clip_percentiles: tuple[float, float] = (0.5, 99.5)
+
+
+def split_positions(positions, block: int, gap: int, pattern) -> dict[str, np.ndarray]:
+    """Assign sorted slice positions to splits in contiguous blocks, cycling through `pattern`,
+    dropping `gap` slices at every change of split so neighbouring slices never straddle two splits."""
+    if block <= gap:
+        raise EdgesegError(f"split block ({block}) must be larger than gap ({gap})")
+    unknown = set(pattern) - set(SPLITS)
+    if unknown:
+        raise EdgesegError(f"split pattern has unknown split(s) {sorted(unknown)}; use {SPLITS}")
+    positions = np.sort(np.asarray(positions))
+    out: dict[str, list] = {s: [] for s in SPLITS}
+    previous = None
+    for b, start in enumerate(range(0, len(positions), block)):
+        split = pattern[b % len(pattern)]
+        chunk = positions[start : start + block]
+        if previous is not None and split != previous:
+            chunk = chunk[gap:]
+        out[split].extend(chunk.tolist())
+        previous = split
+    return {s: np.asarray(v, dtype=np.int64) for s, v in out.items()}
+
+
+def _slices(volume: LabelledVolume, axis: int, canvas) -> tuple[np.ndarray, np.ndarray]:
+    """(N, H, W) image and label stacks along `axis`; in-plane axes keep RAS order, first = H."""
+    image = np.moveaxis(percentile_zscore(volume.image), axis, 0)
+    label = np.moveaxis(volume.label, axis, 0)
+    # background after normalisation is the clipped minimum; pad with it so padding looks like air
+    fill = float(image.min())
+    return crop_or_pad(image, canvas, fill=fill), crop_or_pad(label, canvas, fill=0)
+
+
+def build_slice_sets(volumes: list[LabelledVolume], config: SliceConfig = SliceConfig()) -> dict[str, SliceSet]:
+    """Slice every volume, keep slices with enough foreground, split each volume by position."""
+    if config.axis not in AXES:
+        raise EdgesegError(f"unknown slice axis '{config.axis}': use one of {', '.join(AXES)}")
+    parts: dict[str, list] = {s: [] for s in SPLITS}
+    class_names = volumes[0].class_names
+    for volume in volumes:
+        if volume.class_names != class_names:
+            raise EdgesegError(f"{volume.identity}: class names differ from {volumes[0].identity}")
+        image, label = _slices(volume, AXES[config.axis], config.canvas)
+        keep = np.where((label > 0).mean(axis=(1, 2)) >= config.min_foreground)[0]
+        for split, pos in split_positions(keep, config.block, config.gap, config.pattern).items():
+            parts[split].append((image[pos], label[pos], pos))
+    sets = {}
+    for split, items in parts.items():
+        if not items or sum(len(p) for _, _, p in items) == 0:
+            raise EdgesegError(f"split '{split}' is empty: use more data or a smaller split block")
+        sets[split] = SliceSet(
+            hr=np.concatenate([i for i, _, _ in items]).astype(np.float32),
+            label=np.concatenate([l for _, l, _ in items]).astype(np.uint8),
+            positions=np.concatenate([p for _, _, p in items]),
+            class_names=class_names,
+        )
+    return sets

@@ -1,0 +1,36 @@
+"""Plain containers for labelled volumes and slice stacks."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgeseg.preprocess import area_downsample
+
+
+@dataclass(frozen=True)
+class LabelledVolume:
+    """A 3D image with an integer label map on the same grid. Arrays are (X, Y, Z) in RAS order."""
+
+    image: np.ndarray
+    label: np.ndarray
+    spacing: tuple[float, float, float]
+    class_names: tuple[str, ...]
+    identity: str  # where the data came from, stored in checkpoints and model metadata
+
+
+@dataclass(frozen=True)
+class SliceSet:
+    """A stack of normalised high-resolution slices with labels. hr: (N, H, W) float32, label: (N, H, W) uint8."""
+
+    hr: np.ndarray
+    label: np.ndarray
+    positions: np.ndarray  # slice index along the slicing axis, for leak checks
+    class_names: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return int(self.hr.shape[0])
+
+    def lowres(self, scale: int) -> np.ndarray:
+        """The low-resolution input: area-average downsampling of the HR slices by `scale`."""
+        return area_downsample(self.hr, scale)

@@ -1,0 +1,1 @@
+"""One module per backbone; each registers itself with `@register_backbone`."""

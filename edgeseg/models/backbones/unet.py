@@ -1,0 +1,38 @@
+"""Slim U-Net: 3 poolings, widths w, 2w, 4w, 8w, bilinear upsampling + skip concat (like J-Net's base)."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from edgeseg.models.blocks import conv_bn_act
+from edgeseg.models.registry import register_backbone
+
+
+def _double(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(conv_bn_act(cin, cout), conv_bn_act(cout, cout))
+
+
+@register_backbone("unet")
+class SlimUNet(nn.Module):
+    input_multiple = 8
+
+    def __init__(self, in_channels: int = 1, num_classes: int = 3, width: int = 8):
+        super().__init__()
+        w = [width, 2 * width, 4 * width, 8 * width]
+        self.enc = nn.ModuleList([_double(in_channels, w[0]), _double(w[0], w[1]), _double(w[1], w[2])])
+        self.bottom = _double(w[2], w[3])
+        self.dec = nn.ModuleList([_double(w[3] + w[2], w[2]), _double(w[2] + w[1], w[1]), _double(w[1] + w[0], w[0])])
+        self.classifier = nn.Conv2d(w[0], num_classes, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for block in self.enc:
+            x = block(x)
+            skips.append(x)
+            x = F.max_pool2d(x, 2)
+        x = self.bottom(x)
+        for block, skip in zip(self.dec, reversed(skips)):
+            x = F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+            x = block(torch.cat([x, skip], dim=1))
+        return self.classifier(x)

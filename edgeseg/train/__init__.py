@@ -1,0 +1,1 @@
+"""Training: recipes -> checkpoints (state_dict + recipe) and metrics JSON."""

@@ -1,0 +1,60 @@
+"""Checkpoints: a plain dict of state_dict + recipe + facts, loadable with torch.load(weights_only=True)."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+
+from edgeseg import __version__
+from edgeseg.errors import EdgesegError
+from edgeseg.models import create_model
+from edgeseg.train.recipe import Recipe, recipe_from_dict
+
+
+def build_model(recipe: Recipe, num_classes: int, in_channels: int = 1):
+    m = recipe.model
+    return create_model(m.name, in_channels=in_channels, num_classes=num_classes, scale=m.scale, sr_head=m.sr_head, width=m.width)
+
+
+def save_checkpoint(path: Path, model, recipe: Recipe, class_names, data_identity: str, metrics: dict) -> None:
+    """Write atomically: a temporary file in the same folder, then rename."""
+    payload = {
+        "state_dict": model.state_dict(),
+        "recipe": recipe.to_dict(),
+        "class_names": list(class_names),
+        "data_identity": data_identity,
+        "metrics": metrics,
+        "edgeseg_version": __version__,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(payload, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def load_checkpoint(path: str | Path):
+    """-> (model in eval mode, recipe, checkpoint dict). Clear errors for missing/foreign files."""
+    path = Path(path)
+    if not path.is_file():
+        raise EdgesegError(f"{path}: checkpoint not found")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises many types for non-checkpoint files
+        raise EdgesegError(f"{path}: not an edgeseg checkpoint ({type(exc).__name__})") from exc
+    if not isinstance(ckpt, dict) or "state_dict" not in ckpt or "recipe" not in ckpt:
+        raise EdgesegError(f"{path}: not an edgeseg checkpoint (no state_dict/recipe)")
+    recipe = recipe_from_dict(ckpt["recipe"], f"{path} recipe")
+    model = build_model(recipe, num_classes=len(ckpt["class_names"]))
+    try:
+        model.load_state_dict(ckpt["state_dict"])
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise EdgesegError(f"{path}: weights do not fit model '{recipe.model.name}' ({first})") from exc
+    return model.eval(), recipe, ckpt

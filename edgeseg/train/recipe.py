@@ -1,0 +1,54 @@
+"""The training recipe: TOML tables [model], [data], [train] as frozen dataclasses."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgeseg.config import from_dict, read_toml, to_dict
+from edgeseg.data.slices import SliceConfig
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    name: str = "unet"
+    scale: int = 2
+    sr_head: bool = True
+    width: int = 8
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    source: str = "mni152"
+    slices: SliceConfig = field(default_factory=SliceConfig)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 40
+    batch_size: int = 8
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    seed: int = 0
+    threads: int = 2
+    flip: bool = True  # left-right flips as augmentation
+    dice_weight: float = 1.0  # loss = CE + dice_weight * soft Dice (both at full resolution)
+    out_dir: str = "runs/default"
+
+
+@dataclass(frozen=True)
+class Recipe:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    """Read a TOML recipe; unknown tables or keys are an error naming the file and key."""
+    return from_dict(Recipe, read_toml(path), str(path))
+
+
+def recipe_from_dict(data: dict, where: str = "recipe") -> Recipe:
+    return from_dict(Recipe, data, where)

@@ -1,0 +1,101 @@
+"""Seeded training loop: low-res input, loss at full resolution, best-val-Dice checkpoint + metrics JSON."""
+from __future__ import annotations
+
+import json
+import random
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from edgeseg.data import build_slice_sets, load_source
+from edgeseg.train.checkpoint import build_model, save_checkpoint
+from edgeseg.train.losses import segmentation_loss
+from edgeseg.train.predict import evaluate_model
+from edgeseg.train.recipe import Recipe
+from edgeseg.progress import progress
+
+
+def seed_everything(seed: int, threads: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def load_splits(recipe: Recipe):
+    volumes = load_source(recipe.data.source)
+    return build_slice_sets(volumes, recipe.data.slices), volumes[0].identity
+
+
+def train(recipe: Recipe, out_dir: str | Path | None = None, show_progress: bool = True, splits=None) -> dict:
+    """Train per recipe; writes <out_dir>/model.pt and metrics.json, returns the metrics dict.
+
+    `splits` (from `load_splits`) may be passed to reuse loaded data across runs.
+    """
+    cfg = recipe.train
+    out = Path(out_dir or cfg.out_dir)
+    if out_dir is not None:
+        recipe = replace(recipe, train=replace(cfg, out_dir=str(out)))
+    seed_everything(cfg.seed, cfg.threads)
+    (sets, identity) = splits if splits is not None else load_splits(recipe)
+    train_set, val_set = sets["train"], sets["val"]
+    scale = recipe.model.scale
+    num_classes = len(train_set.class_names)
+    model = build_model(recipe, num_classes)
+
+    x_all = torch.from_numpy(train_set.lowres(scale)[:, None])
+    y_all = torch.from_numpy(train_set.label.astype(np.int64))
+    steps_per_epoch = max(1, len(x_all) // cfg.batch_size)
+    optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15)
+    generator = torch.Generator().manual_seed(cfg.seed)
+
+    initial = evaluate_model(model, val_set, scale)["mean_foreground_dice"]
+    history, best, best_epoch = [], -1.0, -1
+    started = time.perf_counter()
+    with progress(f"train {recipe.model.name} x{scale}{' +SR' if model.sr_head is not None else ''}", cfg.epochs * steps_per_epoch, show_progress) as advance:
+        for epoch in range(cfg.epochs):
+            model.train()
+            order = torch.randperm(len(x_all), generator=generator)
+            losses = []
+            for step in range(steps_per_epoch):
+                idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
+                x, y = x_all[idx], y_all[idx]
+                if cfg.flip:
+                    flip = torch.rand(len(idx), generator=generator) < 0.5
+                    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+                    y = torch.where(flip[:, None, None], y.flip(-1), y)
+                loss = segmentation_loss(model(x), y, cfg.dice_weight)
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                schedule.step()
+                losses.append(loss.item())
+                advance(loss=float(np.mean(losses)), val_dice=max(best, 0.0))
+            val = evaluate_model(model, val_set, scale)["mean_foreground_dice"]
+            history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_mean_foreground_dice": val})
+            if val > best:
+                best, best_epoch = val, epoch + 1
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    model.load_state_dict(best_state)
+    metrics = {
+        "model": recipe.model.name,
+        "scale": scale,
+        "sr_head": model.sr_head is not None,
+        "parameters": sum(p.numel() for p in model.parameters()),
+        "head_parameters": model.head_parameters(),
+        "initial_val_mean_foreground_dice": initial,
+        "best_val_mean_foreground_dice": best,
+        "best_epoch": best_epoch,
+        "train_seconds": time.perf_counter() - started,
+        "history": history,
+        "test": evaluate_model(model, sets["test"], scale),
+        "data_identity": identity,
+    }
+    save_checkpoint(out / "model.pt", model, recipe, train_set.class_names, identity, metrics)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
