@@ -1,4 +1,4 @@
-"""Volumes -> normalised 2D slices on a fixed canvas, split by slice position with gaps."""
+"""Volumes -> normalised 2D slices (DICOM display orientation) on a fixed canvas, split by slice position with gaps."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -7,6 +7,7 @@ import numpy as np
 
 from edgeseg.data.volume import LabelledVolume, SliceSet
 from edgeseg.errors import EdgesegError
+from edgeseg.orientation import DISPLAY_AXES, reorient_2d
 from edgeseg.preprocess import crop_or_pad, percentile_zscore
 
 AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
@@ -16,7 +17,7 @@ SPLITS = ("train", "val", "test")
 @dataclass(frozen=True)
 class SliceConfig:
     axis: str = "axial"
-    canvas: tuple[int, int] = (192, 224)  # (H, W) of the high-resolution slice fed to training
+    canvas: tuple[int, int] = (224, 192)  # (H, W) of the high-resolution slice fed to training
     min_foreground: float = 0.01  # keep slices with at least this labelled fraction
     block: int = 10  # slices per split block
     gap: int = 2  # slices dropped where a block's split differs from the previous one
@@ -45,10 +46,13 @@ def split_positions(positions, block: int, gap: int, pattern) -> dict[str, np.nd
     return {s: np.asarray(v, dtype=np.int64) for s, v in out.items()}
 
 
-def _slices(volume: LabelledVolume, axis: int, canvas) -> tuple[np.ndarray, np.ndarray]:
-    """(N, H, W) image and label stacks along `axis`; in-plane axes keep RAS order, first = H."""
-    image = np.moveaxis(percentile_zscore(volume.image), axis, 0)
-    label = np.moveaxis(volume.label, axis, 0)
+def _slices(volume: LabelledVolume, axis_name: str, canvas) -> tuple[np.ndarray, np.ndarray]:
+    """(N, H, W) image and label stacks along the axis, in DICOM display orientation (see orientation.py)."""
+    axis = AXES[axis_name]
+    in_plane = tuple(c for i, c in enumerate("RAS") if i != axis)  # volumes are RAS-canonical
+    target = DISPLAY_AXES[axis_name]
+    image = reorient_2d(np.moveaxis(percentile_zscore(volume.image), axis, 0), in_plane, target)
+    label = reorient_2d(np.moveaxis(volume.label, axis, 0), in_plane, target)
     # background after normalisation is the clipped minimum; pad with it so padding looks like air
     fill = float(image.min())
     return crop_or_pad(image, canvas, fill=fill), crop_or_pad(label, canvas, fill=0)
@@ -63,7 +67,7 @@ def build_slice_sets(volumes: list[LabelledVolume], config: SliceConfig = SliceC
     for volume in volumes:
         if volume.class_names != class_names:
             raise EdgesegError(f"{volume.identity}: class names differ from {volumes[0].identity}")
-        image, label = _slices(volume, AXES[config.axis], config.canvas)
+        image, label = _slices(volume, config.axis, config.canvas)
         keep = np.where((label > 0).mean(axis=(1, 2)) >= config.min_foreground)[0]
         for split, pos in split_positions(keep, config.block, config.gap, config.pattern).items():
             parts[split].append((image[pos], label[pos], pos))

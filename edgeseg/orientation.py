@@ -1,0 +1,35 @@
+"""In-plane orientation in patient terms (numpy only).
+
+Slices follow the DICOM display convention: for axial slices rows run toward Posterior and columns
+toward the patient's Left ("P", "L"), i.e. what ImageOrientationPatient [1,0,0, 0,1,0] gives.
+Direction letters name where an increasing index points: R/L, A/P, S/I.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+OPPOSITE = {"R": "L", "L": "R", "A": "P", "P": "A", "S": "I", "I": "S"}
+DISPLAY_AXES = {"axial": ("P", "L"), "coronal": ("I", "L"), "sagittal": ("I", "P")}
+
+
+def reorient_2d(image: np.ndarray, axes: tuple[str, str], target: tuple[str, str]) -> np.ndarray:
+    """Transpose/flip the last two axes of `image`, whose index directions are `axes`, to `target`."""
+    axes, target = tuple(axes), tuple(target)
+    lines = [{a, OPPOSITE[a]} for a in axes]
+    if {target[0], OPPOSITE[target[0]]} == lines[1]:
+        image = np.swapaxes(image, -1, -2)
+        axes = (axes[1], axes[0])
+    for i, (have, want) in enumerate(zip(axes, target)):
+        if have == want:
+            continue
+        if have != OPPOSITE[want]:
+            raise ValueError(f"cannot map in-plane axes {axes} onto {target}")
+        image = np.flip(image, axis=image.ndim - 2 + i)
+    return np.ascontiguousarray(image)
+
+
+def direction_letter(vector) -> str:
+    """The anatomical letter an LPS direction vector mostly points to (DICOM patient axes: +x L, +y P, +z S)."""
+    v = np.asarray(vector, dtype=float)
+    k = int(np.argmax(np.abs(v)))
+    return ("L", "P", "S")[k] if v[k] > 0 else ("R", "A", "I")[k]
