@@ -13,7 +13,7 @@ class ModelConfig:
     name: str = "unet"
     scale: int = 2
     sr_head: bool = True
-    width: int = 8
+    width: int = 0  # 0 = the backbone's own default width
 
 
 @dataclass(frozen=True)
