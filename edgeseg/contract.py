@@ -41,6 +41,8 @@ class ModelContract:
     recipe_hash: str = ""
     data_identity: str = ""
     precision: str = "fp32"
+    target: str = ""                    # runtime the export was checked for (edgeseg/export/targets/<target>.toml)
+    export_recipe_hash: str = ""        # hash of the export recipe (recipe_hash is the training recipe's)
 
     def to_metadata(self) -> dict[str, str]:
         return {PREFIX + k: json.dumps(v) for k, v in dataclasses.asdict(self).items()}

@@ -16,6 +16,8 @@ from edgeseg.errors import EdgesegError
 COMMAND_MODULES = [
     "edgeseg.cli.train_cmd",
     "edgeseg.cli.evaluate_cmd",
+    "edgeseg.cli.export_cmd",
+    "edgeseg.cli.check_cmd",
     "edgeseg.cli.models_cmd",
     "edgeseg.cli.bench_cmd",
 ]

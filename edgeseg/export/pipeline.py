@@ -1,0 +1,158 @@
+"""The one export run: checkpoint (trained first if missing) -> FP32 ONNX -> simplified -> INT8 + FP16 -> report + card.
+
+Everything is written into a hidden staging folder next to the destination and renamed into place at
+the end; any failure (or Ctrl-C) removes the staging folder, so nothing half-written is left behind.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from edgeseg.errors import EdgesegError
+from edgeseg.export.recipe import ExportRecipe, resolve
+
+STEPS = ("checkpoint", "data", "onnx", "simplify", "int8", "fp16", "verify", "card")
+
+
+def load_data(recipe):
+    """-> (slice sets, data identity, volume spacing) for a training recipe."""
+    from edgeseg.data import build_slice_sets, load_source
+
+    volumes = load_source(recipe.data.source)
+    return build_slice_sets(volumes, recipe.data.slices), volumes[0].identity, volumes[0].spacing
+
+
+def _staging(dest: Path) -> tuple[Path, list[Path]]:
+    """Create the staging folder next to `dest`; -> (staging, parent folders created for it)."""
+    created, p = [], dest.parent
+    while not p.exists():
+        created.append(p)
+        p = p.parent
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if dest.exists() and not dest.is_dir():
+            raise EdgesegError(f"{dest}: exists and is not a folder")
+        return Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".partial")), created
+    except OSError as exc:
+        for c in created:
+            shutil.rmtree(c, ignore_errors=True)
+        raise EdgesegError(f"{dest}: cannot write the output folder ({exc.strerror or exc})") from exc
+
+
+def _publish(staging: Path, dest: Path) -> None:
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        os.replace(dest, old)
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(staging, 0o777 & ~mask)  # mkdtemp makes it private; publish it like any folder
+    os.replace(staging, dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _checkpoint(recipe: ExportRecipe, base: Path, staging: Path, show_progress: bool):
+    """-> (model, training recipe, checkpoint dict, checkpoint path); trains when the checkpoint is missing."""
+    from edgeseg.train.checkpoint import load_checkpoint
+    from edgeseg.train.recipe import load_recipe
+
+    src = recipe.source
+    ckpt_path = resolve(base, src.checkpoint)
+    train_recipe = load_recipe(resolve(base, src.train_recipe)) if src.train_recipe else None
+    if train_recipe is not None and (ckpt_path is None or not ckpt_path.is_file()):
+        from edgeseg.train.trainer import train
+
+        out = ckpt_path.parent if ckpt_path is not None else staging / "train"
+        if ckpt_path is not None and ckpt_path.name != "model.pt":
+            raise EdgesegError(f"{ckpt_path}: missing; to train it here name it model.pt (edgeseg train writes <folder>/model.pt)")
+        train(train_recipe, out_dir=out, show_progress=show_progress)
+        ckpt_path = out / "model.pt"
+    model, trecipe, ckpt = load_checkpoint(ckpt_path)
+    expected = src.model or (train_recipe.model.name if train_recipe is not None else "")
+    if expected and trecipe.model.name != expected:
+        raise EdgesegError(f"{ckpt_path}: checkpoint is a '{trecipe.model.name}' model, the export recipe expects '{expected}'")
+    return model, trecipe, ckpt, ckpt_path
+
+
+def run_export(recipe: ExportRecipe, base: str | Path = ".", show_progress: bool = True, data=None, per_step=None) -> dict:
+    """Run the whole export; `base` resolves the recipe's relative paths. -> summary dict.
+
+    `data` (from `load_data`) may be passed to reuse loaded slices (benchmarks).
+    """
+    from edgeseg.export.check import load_target
+    from edgeseg.progress import progress
+
+    base = Path(base)
+    target = load_target(recipe.target)
+    opset = recipe.opset or target.default_opset
+    if opset > target.max_opset:
+        raise EdgesegError(f"opset {opset} is above {target.max_opset}, the highest {target.runtime} parses")
+    if recipe.out_dir:
+        dest = resolve(base, recipe.out_dir)
+    elif recipe.source.checkpoint:
+        dest = resolve(base, recipe.source.checkpoint).parent / f"export-{recipe.target}"
+    else:
+        raise EdgesegError("the export recipe needs out_dir when it names no checkpoint")
+    if not recipe.source.train_recipe:
+        ckpt = resolve(base, recipe.source.checkpoint)
+        if not ckpt.is_file():
+            raise EdgesegError(f"{ckpt}: checkpoint not found")
+    staging, created = _staging(dest)
+    try:
+        result = _run(recipe, base, target, opset, staging, show_progress, data, progress)
+        _publish(staging, dest)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        for c in created:
+            shutil.rmtree(c, ignore_errors=True)
+        raise
+    result["out_dir"] = str(dest)
+    result["files"] = {k: str(dest / Path(p).name) for k, p in result["files"].items()}
+    return result
+
+
+def _run(recipe, base, target, opset, work, show_progress, data, progress) -> dict:
+    from edgeseg.export import card as card_mod
+    from edgeseg.export.fp16 import to_fp16
+    from edgeseg.export.quantize import calibration_slices, quantize_int8
+    from edgeseg.export.simplify import simplify, validate
+    from edgeseg.export.to_onnx import build_contract, export_onnx
+    from edgeseg.export.verify import write_report, verify
+
+    model, trecipe, ckpt, ckpt_path = _checkpoint(recipe, base, work, show_progress)
+    scratch = work / ".scratch"
+    scratch.mkdir()
+    stem = recipe.name
+    files: dict[str, Path] = {}
+    with progress(f"export {trecipe.model.name} -> {target.name}", len(STEPS), show_progress) as advance:
+        advance(step="data")
+        sets, identity, spacing = data if data is not None else load_data(trecipe)
+        contract = build_contract(trecipe, ckpt["class_names"], ckpt.get("data_identity") or identity, spacing, recipe)
+        scale = trecipe.model.scale
+        calib = calibration_slices(sets["train"].lowres(scale), recipe.quantize.calibration_slices)
+        advance(step="onnx")
+        files["fp32"] = export_onnx(model, contract, work / f"{stem}.fp32.onnx", opset, recipe.dynamic_batch)
+        validate(files["fp32"])
+        advance(step="simplify")
+        files["fp32-sim"] = work / f"{stem}.fp32-sim.onnx"
+        sim_info = simplify(files["fp32"], files["fp32-sim"], calib[:4])
+        advance(step="int8")
+        files["int8"] = work / f"{stem}.int8.onnx"
+        quant_info = quantize_int8(files["fp32-sim"], files["int8"], calib, recipe.quantize, scratch)
+        advance(step="fp16")
+        if recipe.fp16:
+            files["fp16"] = to_fp16(files["fp32-sim"], work / f"{stem}.fp16.onnx")
+        advance(step="verify")
+        report = verify(model, files, sets["test"], scale, recipe.verify, calib, scratch, quant_info)
+        report["simplify"] = sim_info
+        report["checkpoint"] = os.path.relpath(ckpt_path, base)  # relative: no machine paths in reports
+        write_report(report, work, f"{stem} ({trecipe.model.name} x{scale}, {target.name})")
+        advance(step="card")
+        card = card_mod.model_card(contract, recipe, ckpt, files, report, target, sum(p.numel() for p in model.parameters()))
+        card_mod.write_card(card, work)
+        advance(step="done")
+    shutil.rmtree(scratch)
+    return {"files": {k: str(p) for k, p in files.items()}, "report": report, "card": card}

@@ -1,0 +1,119 @@
+"""INT8 post-training quantization with ONNX Runtime: quant_pre_process, then static QDQ, per-channel weights.
+
+Calibration uses real low-resolution slices from the training split (never the test split). The method is
+chosen by name; named nodes (globs allowed, e.g. "/sr_head/fuse/*") are kept in float.
+"""
+from __future__ import annotations
+
+import dataclasses
+import fnmatch
+from pathlib import Path
+
+import numpy as np
+
+from edgeseg.errors import EdgesegError
+
+
+def calibration_slices(lowres: np.ndarray, count: int) -> np.ndarray:
+    """`count` evenly spaced slices of a (N, h, w) stack -> (count, 1, h, w) float32."""
+    idx = np.unique(np.linspace(0, len(lowres) - 1, num=min(count, len(lowres))).round().astype(int))
+    return np.ascontiguousarray(lowres[idx, None], dtype=np.float32)
+
+
+def calibration_reader(inputs: np.ndarray, input_name: str):
+    """An ORT CalibrationDataReader yielding one (1, 1, h, w) slice at a time; rewindable."""
+    from onnxruntime.quantization import CalibrationDataReader
+
+    class SliceReader(CalibrationDataReader):
+        def __init__(self):
+            self.position = 0
+
+        def get_next(self):
+            if self.position >= len(inputs):
+                return None
+            self.position += 1
+            return {input_name: inputs[self.position - 1 : self.position]}
+
+        def rewind(self):
+            self.position = 0
+
+        def __len__(self):
+            return len(inputs)
+
+    return SliceReader()
+
+
+def _methods():
+    from onnxruntime.quantization import CalibrationMethod
+
+    return {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy, "percentile": CalibrationMethod.Percentile}
+
+
+def resolve_nodes(model, patterns) -> list[str]:
+    """Node names matching any name or glob; a pattern that matches nothing is an error (typo guard)."""
+    names = [n.name for n in model.graph.node]
+    out = []
+    for pattern in patterns:
+        hits = [n for n in names if fnmatch.fnmatchcase(n, pattern)]
+        if not hits:
+            convs = ", ".join(n for n in names if "Conv" in n)[:300]
+            raise EdgesegError(f"keep_float: '{pattern}' matches no node (conv nodes: {convs})")
+        out.extend(h for h in hits if h not in out)
+    return out
+
+
+def quantize_int8(src: str | Path, dst: str | Path, calib: np.ndarray, config, work_dir: str | Path) -> dict:
+    """src: simplified FP32 ONNX with the contract; dst: INT8 QDQ ONNX; config: recipe.QuantizeConfig."""
+    import onnx
+    from onnxruntime.quantization import QuantFormat, QuantType, quant_pre_process, quantize_static
+
+    from edgeseg.contract import ModelContract
+    from edgeseg.export.to_onnx import set_metadata
+
+    work_dir = Path(work_dir)
+    prepared = work_dir / "int8-prepared.onnx"
+    quant_pre_process(str(src), str(prepared), skip_optimization=False)
+    prepared_model = onnx.load(str(prepared))
+    excluded = resolve_nodes(prepared_model, config.keep_float)
+    contract = ModelContract.from_metadata({p.key: p.value for p in onnx.load(str(src)).metadata_props}, str(src))
+    symmetric = config.activation_type == "int8"
+    extra = {"ActivationSymmetric": symmetric, "WeightSymmetric": True}
+    if config.method == "percentile":
+        extra["CalibPercentile"] = config.percentile
+    quantize_static(
+        str(prepared), str(dst), calibration_reader(calib, contract.input_name),
+        quant_format=QuantFormat.QDQ, per_channel=config.per_channel,
+        activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8, weight_type=QuantType.QInt8,
+        calibrate_method=_methods()[config.method], nodes_to_exclude=excluded, extra_options=extra,
+    )
+    model = onnx.load(str(dst))
+    set_metadata(model, dataclasses.replace(contract, precision="int8"))
+    onnx.save(model, str(dst))
+    return {"method": config.method, "calibration_slices": int(len(calib)), "per_channel": config.per_channel,
+            "activation_type": config.activation_type, "weight_type": "int8", "kept_float": excluded,
+            "format": "QDQ"}
+
+
+def per_layer_error(float_path: str | Path, qdq_path: str | Path, inputs: np.ndarray, work_dir: str | Path, worst: int = 8) -> dict:
+    """ORT's QDQ debugging helpers: SQNR (dB, higher is better) of every activation and weight, worst first."""
+    from onnxruntime.quantization import qdq_loss_debug as dbg
+
+    from edgeseg.contract import read_contract
+
+    work_dir = Path(work_dir)
+    name = read_contract(str(float_path)).input_name
+    aug_float, aug_qdq = work_dir / "debug-float.onnx", work_dir / "debug-qdq.onnx"
+    dbg.modify_model_output_intermediate_tensors(str(float_path), str(aug_float))
+    dbg.modify_model_output_intermediate_tensors(str(qdq_path), str(aug_qdq))
+    float_act = dbg.collect_activations(str(aug_float), calibration_reader(inputs, name))
+    qdq_act = dbg.collect_activations(str(aug_qdq), calibration_reader(inputs, name))
+    act_err = dbg.compute_activation_error(dbg.create_activation_matching(qdq_act, float_act))
+    weight_err = dbg.compute_weight_error(dbg.create_weight_matching(str(float_path), str(qdq_path)))
+    acts = sorted(((k, float(v["xmodel_err"]), float(v["qdq_err"])) for k, v in act_err.items() if "xmodel_err" in v),
+                  key=lambda t: t[1])
+    weights = sorted(((k, float(v)) for k, v in weight_err.items()), key=lambda t: t[1])
+    return {
+        "metric": "SQNR in dB (higher is better)",
+        "worst_activations": [{"tensor": k, "sqnr_vs_float_model": x, "sqnr_qdq": q} for k, x, q in acts[:worst]],
+        "worst_weights": [{"tensor": k, "sqnr": v} for k, v in weights[:worst]],
+    }
