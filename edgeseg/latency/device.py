@@ -1,0 +1,183 @@
+"""Device profiles: one TOML file per device in edgeseg/latency/devices/, loaded into frozen dataclasses.
+
+A profile lists backends (e.g. `trt`, `ort-cpu`), each with its memory bandwidth, the precisions it
+accepts (peak GFLOP/s, or `runs_as` another precision with a note saying why) and the roofline
+efficiencies (fitted or assumed, the file says which). A calibrated host profile in the user cache
+(`edgeseg simulate --calibrate`) takes precedence over the shipped `host.toml`.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+from edgeseg.errors import EdgesegError, nearest_key
+
+DEVICES_DIR = Path(__file__).with_name("devices")
+PRECISIONS = ("fp32", "fp16", "int8")
+BYTES = {"fp32": 4, "fp16": 2, "int8": 1}
+
+
+@dataclass(frozen=True)
+class Efficiency:
+    """Roofline parameters of one backend (see roofline.py for how each is used)."""
+
+    conv3x3: float     # dense 3x3 stride-1 conv (Winograd-eligible), fraction of peak; may exceed 1
+    conv: float        # other dense conv / ConvTranspose
+    depthwise: float   # grouped conv with one channel per group
+    gemm: float        # Gemm / MatMul
+    other: float       # everything else (pooling, elementwise, resize...)
+    memory: float      # fraction of the nominal bandwidth reached
+    concat: float      # fraction of Concat traffic really copied (TensorRT writes producers in place: ~0)
+    launch_us: float   # fixed cost per kernel
+    saturation: float  # output elements at which a kernel reaches half its efficiency
+    tile_channels: float  # output channels one GEMM tile covers (GPU ~64, CPU ~8); not fitted
+    uncertainty: float  # log-space spread of the fit residuals (band = t*exp(+-u))
+
+
+@dataclass(frozen=True)
+class Precision:
+    name: str
+    peak_gflops: float
+    runs_as: str
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    processor: str
+    bandwidth_gbs: float
+    precisions: dict
+    efficiency: Efficiency
+    efficiency_source: str
+
+
+@dataclass(frozen=True)
+class DeviceProfile:
+    name: str
+    title: str
+    memory_gb: float
+    backends: dict
+    default_backend: str
+    sources: dict
+    path: Path
+
+    def backend(self, name: str | None) -> Backend:
+        name = name or self.default_backend
+        if name not in self.backends:
+            raise EdgesegError(f"device '{self.name}' has no backend '{name}'; it has: {', '.join(self.backends)}")
+        return self.backends[name]
+
+    def precision(self, backend: str | None, requested: str) -> tuple[Precision, tuple[str, ...]]:
+        """The precision that actually runs for a request, and warnings when it differs."""
+        b = self.backend(backend)
+        if requested not in b.precisions:
+            raise EdgesegError(f"precision '{requested}' not listed for {self.name}/{b.name}; "
+                               f"listed: {', '.join(b.precisions)}")
+        asked = b.precisions[requested]
+        ran = b.precisions[asked.runs_as]
+        warnings = ()
+        if asked.runs_as != requested:
+            warnings = (f"{requested.upper()} requested on {self.name}/{b.name}: runs as {ran.name.upper()}"
+                        f" ({asked.note})",)
+        elif asked.note:
+            warnings = (f"{requested.upper()} on {self.name}/{b.name}: {asked.note}",)
+        return ran, warnings
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("EDGESEG_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME") or
+                                                           os.path.expanduser("~/.cache"), "edgeseg")
+    return Path(root)
+
+
+def calibrated_host_path() -> Path:
+    return cache_dir() / "host.toml"
+
+
+def _toml(path: Path) -> dict:
+    try:
+        import tomllib
+    except ImportError:  # Python < 3.11
+        import tomli as tomllib
+    try:
+        return tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise EdgesegError(f"{path}: cannot read device profile ({exc})") from None
+
+
+def _get(data: dict, key: str, path: Path, kind=float):
+    node = data
+    for part in key.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise EdgesegError(f"{path}: missing key '{key}'")
+        node = node[part]
+    try:
+        value = kind(node)
+    except (TypeError, ValueError):
+        raise EdgesegError(f"{path}: key '{key}' must be {kind.__name__}, got {node!r}") from None
+    if kind is float and value <= 0:
+        raise EdgesegError(f"{path}: key '{key}' must be > 0, got {value}")
+    return value
+
+
+def parse_profile(data: dict, path: Path) -> DeviceProfile:
+    """Validate a profile dict; every error names the file and the key."""
+    backends = {}
+    for bname in data.get("backends") or {}:
+        pre = f"backends.{bname}"
+        precs = {}
+        for p in (data["backends"][bname].get("precisions") or {}):
+            if p not in PRECISIONS:
+                raise EdgesegError(f"{path}: key '{pre}.precisions.{p}': precision must be one of {PRECISIONS}")
+            entry = data["backends"][bname]["precisions"][p]
+            runs_as = str(entry.get("runs_as", p))
+            peak = _get(data, f"{pre}.precisions.{p}.peak_gflops", path) if runs_as == p else 0.0
+            precs[p] = Precision(p, peak, runs_as, str(entry.get("note", "")))
+        if not precs:
+            raise EdgesegError(f"{path}: missing key '{pre}.precisions'")
+        for p in precs.values():
+            if p.runs_as not in precs or precs[p.runs_as].runs_as != p.runs_as:
+                raise EdgesegError(f"{path}: key '{pre}.precisions.{p.name}.runs_as' points to '{p.runs_as}', "
+                                   "which is not a precision that runs as itself")
+        eff = Efficiency(**{f.name: _get(data, f"{pre}.efficiency.{f.name}", path) for f in fields(Efficiency)})
+        backends[bname] = Backend(bname, _get(data, f"{pre}.processor", path, str),
+                                  _get(data, f"{pre}.bandwidth_gbs", path), precs, eff,
+                                  str(data["backends"][bname]["efficiency"].get("source", "")))
+    if not backends:
+        raise EdgesegError(f"{path}: missing key 'backends'")
+    default = _get(data, "default_backend", path, str)
+    if default not in backends:
+        raise EdgesegError(f"{path}: key 'default_backend' names '{default}', not one of {', '.join(backends)}")
+    return DeviceProfile(_get(data, "name", path, str), _get(data, "title", path, str),
+                         _get(data, "memory_gb", path), backends, default, dict(data.get("sources") or {}), path)
+
+
+def known_devices() -> list[str]:
+    return sorted(p.stem for p in DEVICES_DIR.glob("*.toml"))
+
+
+def device_path(name: str) -> Path:
+    if name.endswith(".toml"):
+        path = Path(name)
+        if not path.is_file():
+            raise EdgesegError(f"device profile not found: {path}")
+        return path
+    if name == "host" and calibrated_host_path().is_file():
+        return calibrated_host_path()
+    path = DEVICES_DIR / f"{name}.toml"
+    if not path.is_file():
+        raise EdgesegError(f"unknown device '{name}'{nearest_key(name, known_devices())}; "
+                           f"known: {', '.join(known_devices())}")
+    return path
+
+
+def load_device(name: str) -> DeviceProfile:
+    """Load by name (`jetson-nano`, `host`...) or by a path to a .toml file."""
+    path = device_path(name)
+    return parse_profile(_toml(path), path)
+
+
+def list_devices() -> list[DeviceProfile]:
+    return [load_device(n) for n in known_devices()]

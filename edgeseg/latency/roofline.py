@@ -1,0 +1,85 @@
+"""Per-kernel time on a device: a roofline with shape-dependent efficiency plus a fixed launch cost.
+
+    t = max(FLOPs / (peak x eff_class x util), bytes / (bandwidth x eff_memory)) + launch_us
+    util = work / (work + saturation) x min(1, K / 32) x min(1, Cout / tile_channels)
+
+Concat traffic is scaled by eff_concat (0 when the runtime writes producers into the output in place).
+`work` is the kernel's output elements (small feature maps cannot fill the machine), K the reduction
+length per output (MACs per output element: small-channel convs and depthwise convs starve the ALUs),
+Cout the output channels of a conv/gemm (a GPU GEMM tile is ~64 channels wide, a CPU
+micro-kernel ~8; fewer channels leave part of it idle; `tile_channels` is a fixed, documented profile value).
+eff_class comes from the op class (dense 3x3 conv, other conv, depthwise, gemm, other); the values are
+fitted per device (fit.py) and stored in the device profile.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edgeseg.latency.device import BYTES, Backend, Precision
+from edgeseg.latency.fusion import Kernel
+from edgeseg.latency.graph import Graph
+
+COPIES = frozenset({"Concat"})  # ops a runtime may elide by writing producers in place
+K_FULL = 32  # reduction length at which a conv/gemm stops being starved
+CHANNEL_AXIS = {"gemm": -1}  # where the output channels are (conv: axis 1)
+
+
+def _conv_class(k: Kernel, g: Graph) -> str:
+    a = k.anchor.attrs
+    groups = a.get("group", 1)
+    cin = (g.shape(k.anchor.inputs[0]) or (0, 0))[1]
+    if groups > 1 and groups == cin:
+        return "depthwise"
+    w = g.shape(k.anchor.inputs[1]) or ()
+    dense3 = tuple(w[2:]) == (3, 3) and groups == 1
+    if dense3 and set(a.get("strides", [1])) == {1} and set(a.get("dilations", [1])) == {1}:
+        return "conv3x3"
+    return "conv"
+
+
+CLASSIFY = {
+    "Conv": _conv_class,
+    "ConvTranspose": lambda k, g: "conv",
+    "Gemm": lambda k, g: "gemm",
+    "MatMul": lambda k, g: "gemm",
+}
+
+
+def op_class(k: Kernel, g: Graph) -> str:
+    fn = CLASSIFY.get(k.anchor.op)
+    return fn(k, g) if fn else "other"
+
+
+@dataclass(frozen=True)
+class KernelTime:
+    name: str
+    ops: tuple[str, ...]
+    op_class: str
+    seconds: float
+    compute_s: float
+    memory_s: float
+    flops: int
+    bytes: int
+    estimated: bool
+
+    @property
+    def bound(self) -> str:
+        return "compute" if self.compute_s >= self.memory_s else "memory"
+
+
+def kernel_time(k: Kernel, g: Graph, backend: Backend, precision: Precision) -> KernelTime:
+    eff, c = backend.efficiency, k.cost
+    size = BYTES[precision.name]
+    nbytes = (c.read + c.written + c.weights) * size * (eff.concat if k.anchor.op in COPIES else 1.0)
+    out = g.numel(k.anchor.outputs[0]) if k.anchor.outputs else 0
+    work = max(out, 1)
+    kdim = c.macs / work if c.macs else K_FULL
+    cls = op_class(k, g)
+    out_shape = g.shape(k.anchor.outputs[0]) or ()
+    cout = out_shape[CHANNEL_AXIS.get(cls, 1)] if cls != "other" and len(out_shape) > 1 else eff.tile_channels
+    util = work / (work + eff.saturation) * min(1.0, kdim / K_FULL) * min(1.0, cout / eff.tile_channels)
+    rate = precision.peak_gflops * 1e9 * getattr(eff, cls) * max(util, 1e-6)
+    compute = c.flops / rate
+    memory = nbytes / (backend.bandwidth_gbs * 1e9 * eff.memory)
+    total = max(compute, memory) + eff.launch_us * 1e-6
+    return KernelTime(k.name, k.ops, cls, total, compute, memory, c.flops, nbytes, not c.known)

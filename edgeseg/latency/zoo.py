@@ -1,0 +1,184 @@
+"""The validation networks, rebuilt as ONNX graphs (architecture only, torchvision-style definitions).
+
+Weights are shape-only initializers (dims, no data): the simulator needs shapes, not values, and the
+VGGs would otherwise be 0.5 GB each. `build(name, input_chw, num_classes)` returns an onnx.ModelProto.
+"""
+from __future__ import annotations
+
+from edgeseg.errors import EdgesegError, nearest_key
+
+
+class Net:
+    """A tiny graph builder: each method adds nodes and returns the output tensor name."""
+
+    def __init__(self, name: str, input_chw: tuple[int, int, int]):
+        self.name, self.input_chw, self.nodes, self.inits, self.n = name, input_chw, [], [], 0
+
+    def _name(self, kind: str) -> str:
+        self.n += 1
+        return f"{kind}_{self.n}"
+
+    def _weight(self, *dims: int) -> str:
+        from onnx import TensorProto
+
+        t = TensorProto(name=self._name("w"), dims=dims, data_type=TensorProto.FLOAT,
+                        data_location=TensorProto.EXTERNAL)
+        t.external_data.add(key="location", value="shape-only.bin")
+        self.inits.append(t)
+        return t.name
+
+    def op(self, op_type: str, inputs: list[str], **attrs) -> str:
+        from onnx import helper
+
+        out = self._name(op_type.lower())
+        self.nodes.append(helper.make_node(op_type, inputs, [out], name=out, **attrs))
+        return out
+
+    def conv(self, x, cin, cout, k, s=1, p=0, g=1, bias=True):
+        ins = [x, self._weight(cout, cin // g, k, k)] + ([self._weight(cout)] if bias else [])
+        return self.op("Conv", ins, kernel_shape=[k, k], strides=[s, s], pads=[p] * 4, group=g)
+
+    def bn(self, x, c):
+        return self.op("BatchNormalization", [x] + [self._weight(c) for _ in range(4)])
+
+    def relu(self, x):
+        return self.op("Relu", [x])
+
+    def cbr(self, x, cin, cout, k, s=1, p=0, relu=True):
+        y = self.bn(self.conv(x, cin, cout, k, s, p, bias=False), cout)
+        return self.relu(y) if relu else y
+
+    def maxpool(self, x, k, s, p=0, ceil=0):
+        return self.op("MaxPool", [x], kernel_shape=[k, k], strides=[s, s], pads=[p] * 4, ceil_mode=ceil)
+
+    def avgpool(self, x, k, s):
+        return self.op("AveragePool", [x], kernel_shape=[k, k], strides=[s, s])
+
+    def linear(self, x, cin, cout):
+        return self.op("Gemm", [x, self._weight(cout, cin), self._weight(cout)], transB=1)
+
+    def head(self, x, cin, classes):
+        return self.linear(self.op("Flatten", [self.op("GlobalAveragePool", [x])]), cin, classes)
+
+    def model(self, out: str):
+        from onnx import TensorProto, helper
+
+        c, h, w = self.input_chw
+        graph = helper.make_graph(self.nodes, self.name,
+                                  [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, c, h, w])],
+                                  [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)], self.inits)
+        return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+
+
+def _resnet_trunk(n: Net, blocks, bottleneck: bool):
+    x = n.maxpool(n.cbr("input", 3, 64, 7, 2, 3), 3, 2, 1)
+    cin, exp = 64, 4 if bottleneck else 1
+    for stage, count in enumerate(blocks):
+        width = 64 * 2 ** stage
+        for i in range(count):
+            s = 2 if (i == 0 and stage > 0) else 1
+            if bottleneck:
+                y = n.cbr(n.cbr(n.cbr(x, cin, width, 1), width, width, 3, s, 1), width, width * 4, 1, relu=False)
+            else:
+                y = n.cbr(n.cbr(x, cin, width, 3, s, 1), width, width, 3, 1, 1, relu=False)
+            short = n.cbr(x, cin, width * exp, 1, s, relu=False) if (s != 1 or cin != width * exp) else x
+            x, cin = n.relu(n.op("Add", [y, short])), width * exp
+    return x, cin
+
+
+def resnet(blocks, bottleneck=False):
+    def build(chw, classes):
+        n = Net("resnet", chw)
+        x, c = _resnet_trunk(n, blocks, bottleneck)
+        return n.model(n.head(x, c, classes))
+    return build
+
+
+def fcn_resnet18(chw, classes):
+    """dusty-nv FCN-ResNet18: ResNet-18 trunk (stride 32), FCNHead 512->128->classes, no final upsampling."""
+    n = Net("fcn_resnet18", chw)
+    x, c = _resnet_trunk(n, (2, 2, 2, 2), False)
+    return n.model(n.conv(n.op("Dropout", [n.cbr(x, c, 128, 3, 1, 1)]), 128, classes, 1))
+
+
+def alexnet(chw, classes):
+    n = Net("alexnet", chw)
+    x = n.maxpool(n.relu(n.conv("input", 3, 64, 11, 4, 2)), 3, 2)
+    x = n.maxpool(n.relu(n.conv(x, 64, 192, 5, 1, 2)), 3, 2)
+    for cin, cout in ((192, 384), (384, 256), (256, 256)):
+        x = n.relu(n.conv(x, cin, cout, 3, 1, 1))
+    x = n.op("Flatten", [n.maxpool(x, 3, 2)])
+    x = n.relu(n.linear(n.relu(n.linear(x, 256 * 36, 4096)), 4096, 4096))
+    return n.model(n.linear(x, 4096, classes))
+
+
+VGG = {"vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+       "vgg13": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
+       "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]}
+
+
+def vgg(cfg, batch_norm=False):
+    def build(chw, classes):
+        n, x, cin = Net("vgg", chw), "input", 3
+        for v in VGG[cfg]:
+            if v == "M":
+                x = n.maxpool(x, 2, 2)
+            else:
+                y = n.conv(x, cin, v, 3, 1, 1)
+                x, cin = n.relu(n.bn(y, v) if batch_norm else y), v
+        x = n.relu(n.linear(n.relu(n.linear(n.op("Flatten", [x]), 512 * 49, 4096)), 4096, 4096))
+        return n.model(n.linear(x, 4096, classes))
+    return build
+
+
+def squeezenet1_0(chw, classes):
+    n = Net("squeezenet1_0", chw)
+
+    def fire(x, cin, sq, e1, e3):
+        s = n.relu(n.conv(x, cin, sq, 1))
+        return n.op("Concat", [n.relu(n.conv(s, sq, e1, 1)), n.relu(n.conv(s, sq, e3, 3, 1, 1))], axis=1)
+
+    x = n.maxpool(n.relu(n.conv("input", 3, 96, 7, 2)), 3, 2, ceil=1)
+    for args in ((96, 16, 64, 64), (128, 16, 64, 64), (128, 32, 128, 128)):
+        x = fire(x, *args)
+    x = n.maxpool(x, 3, 2, ceil=1)
+    for args in ((256, 32, 128, 128), (256, 48, 192, 192), (384, 48, 192, 192), (384, 64, 256, 256)):
+        x = fire(x, *args)
+    x = fire(n.maxpool(x, 3, 2, ceil=1), 512, 64, 256, 256)
+    x = n.relu(n.conv(x, 512, classes, 1))
+    return n.model(n.op("Flatten", [n.op("GlobalAveragePool", [x])]))
+
+
+def densenet(blocks, growth=32, init=64):
+    def build(chw, classes):
+        n = Net("densenet", chw)
+        x = n.maxpool(n.cbr("input", 3, init, 7, 2, 3), 3, 2, 1)
+        feats, c = [x], init
+        for b, count in enumerate(blocks):
+            for _ in range(count):
+                cat = n.op("Concat", feats, axis=1) if len(feats) > 1 else feats[0]
+                y = n.conv(n.relu(n.bn(cat, c)), c, 4 * growth, 1, bias=False)
+                feats.append(n.conv(n.relu(n.bn(y, 4 * growth)), 4 * growth, growth, 3, 1, 1, bias=False))
+                c += growth
+            x = n.op("Concat", feats, axis=1)
+            if b < len(blocks) - 1:
+                x = n.avgpool(n.conv(n.relu(n.bn(x, c)), c, c // 2, 1, bias=False), 2, 2)
+                feats, c = [x], c // 2
+        return n.model(n.head(n.relu(n.bn(x, c)), c, classes))
+    return build
+
+
+NETWORKS = {
+    "fcn_resnet18": fcn_resnet18, "alexnet": alexnet, "squeezenet1_0": squeezenet1_0,
+    "resnet18": resnet((2, 2, 2, 2)), "resnet34": resnet((3, 4, 6, 3)), "resnet101": resnet((3, 4, 23, 3), True),
+    "densenet121": densenet((6, 12, 24, 16)), "densenet201": densenet((6, 12, 48, 32)),
+    "vgg11": vgg("vgg11"), "vgg13": vgg("vgg13"), "vgg16_bn": vgg("vgg16", batch_norm=True),
+}
+
+
+def build(name: str, input_chw: tuple[int, int, int] = (3, 224, 224), num_classes: int = 1000):
+    """An onnx.ModelProto of the named network (torchvision.* prefixes accepted)."""
+    name = name.removeprefix("torchvision.")
+    if name not in NETWORKS:
+        raise EdgesegError(f"unknown validation network '{name}'{nearest_key(name, NETWORKS)}")
+    return NETWORKS[name](tuple(input_chw), num_classes)
