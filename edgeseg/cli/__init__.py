@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "edgeseg.cli.evaluate_cmd",
     "edgeseg.cli.export_cmd",
     "edgeseg.cli.check_cmd",
+    "edgeseg.cli.run_cmd",
     "edgeseg.cli.models_cmd",
     "edgeseg.cli.bench_cmd",
 ]

@@ -1,0 +1,67 @@
+"""edgeseg run MODEL.onnx INPUT... --out DIR: DICOM in, DICOM SEG + report + overlay out (light runtime)."""
+from __future__ import annotations
+
+import sys
+
+
+def register(sub) -> None:
+    p = sub.add_parser("run", help="segment DICOM series with an exported ONNX model (on-device runner)",
+                       description="Segment every DICOM series found in the inputs. Writes, per series, "
+                       "DIR/<StudyInstanceUID>/<SeriesInstanceUID>/ with seg.dcm (DICOM SEG), report.json and "
+                       "overlay.png; DIR/run_report.json lists every series and skipped file. Exit code: 0 all "
+                       "ok, 1 something failed, 2 bad model or output folder.")
+    p.add_argument("model", help="self-describing ONNX model from 'edgeseg export'")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="DICOM files and/or folders (searched recursively)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--provider", default="auto", choices=["auto", "tensorrt", "cuda", "cpu"],
+                   help="execution provider (auto: TensorRT FP16 > CUDA > CPU, whichever is installed)")
+    p.add_argument("--threads", type=int, default=None, help="CPU threads for inference (default: onnxruntime's)")
+    p.add_argument("--batch", type=int, default=8, help="slices per inference call (default 8)")
+    p.add_argument("--also", action="append", choices=["nifti", "npy"], default=[],
+                   help="also write the mask as NIfTI (mask.nii.gz) or NumPy (mask.npy); repeatable")
+    p.add_argument("--no-overlay", action="store_true", help="skip the PNG overlay montage")
+    p.add_argument("--trt-cache", default=None, help="TensorRT engine cache folder (default ~/.cache/edgeseg/trt)")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=run)
+
+
+def print_summary(rows, info, file=sys.stdout) -> None:
+    """The run summary table: rich when installed, plain text otherwise."""
+    head = ("series / file", "slices", "status", "time s", "reason / warnings")
+    data = [(r.name, str(r.slices or ""), r.status, f"{r.seconds:.2f}" if r.seconds else "", r.reason) for r in rows]
+    title = f"edgeseg run: provider {info['provider']}, {sum(r.status == 'ok' for r in rows)} ok, " \
+            f"{sum(r.status == 'failed' for r in rows)} failed, {sum(r.status == 'ignored' for r in rows)} ignored"
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        Console = None
+    if Console is not None and file is sys.stdout:
+        table = Table(title=title)
+        for h in head:
+            table.add_column(h, overflow="fold")
+        style = {"ok": "green", "failed": "red", "ignored": "yellow"}
+        for row in data:
+            table.add_row(*row[:2], f"[{style[row[2]]}]{row[2]}[/]", *row[3:])
+        Console(width=max(120, Console().width)).print(table)
+        return
+    print(title, file=file)
+    widths = [max(len(h), *(len(r[i]) for r in data)) if data else len(h) for i, h in enumerate(head[:-1])]
+    print("  ".join(h.ljust(w) for h, w in zip(head, widths)) + "  " + head[-1], file=file)
+    for row in data:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + row[-1], file=file)
+
+
+def run(args) -> int:
+    from edgeseg.runtime.pipeline import Options
+    from edgeseg.runtime.pipeline import run as run_pipeline
+
+    opts = Options(provider=args.provider, threads=args.threads, batch=args.batch, also=tuple(dict.fromkeys(args.also)),
+                   overlay=not args.no_overlay, cache_dir=args.trt_cache)
+    rows, info = run_pipeline(args.model, args.inputs, args.out, opts, show_progress=not args.quiet)
+    print(f"provider: {info['provider']} (session {info['session_s']:.2f} s)", file=sys.stderr)
+    print_summary(rows, info)
+    if not any(r.status == "ok" for r in rows) and not any(r.status == "failed" for r in rows):
+        print("edgeseg run: no DICOM image series found in the inputs", file=sys.stderr)
+        return 1
+    return 1 if any(r.status == "failed" for r in rows) else 0

@@ -1,0 +1,116 @@
+"""Walk the inputs, read DICOM headers only (no pixels), group image instances by series.
+
+Files that are not DICOM images get a one-line reason: a failure when named on the command line,
+an ignored file (listed in the run report) when found while searching a folder. DICOMDIR files and
+hidden files are skipped silently: the folder search finds the instances they index.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pydicom
+from pydicom.errors import InvalidDicomError
+
+MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"
+DEFER_BYTES = 4096  # values larger than this (pixel data) are read only when used
+
+
+@dataclass
+class Instance:
+    path: Path
+    header: pydicom.Dataset  # read with large values deferred
+
+
+@dataclass
+class SeriesGroup:
+    study_uid: str
+    series_uid: str
+    instances: list[Instance] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return self.series_uid
+
+
+@dataclass
+class Skipped:
+    path: Path
+    reason: str
+    failed: bool  # True: counts as a failure (named explicitly or a broken DICOM file)
+
+
+def iter_files(inputs):
+    """Yield (path, explicit) for every file under the inputs, folders searched recursively in sorted order."""
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            for root, dirs, files in os.walk(p):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                for name in sorted(files):
+                    if not name.startswith(".") and name.upper() != "DICOMDIR":
+                        yield Path(root) / name, False
+        else:
+            yield p, True
+
+
+def read_header(path: Path) -> pydicom.Dataset:
+    """The dataset with large values (Pixel Data) deferred: parsed once, pixels read from the file on use.
+
+    Files without the DICM preamble/meta are accepted when they parse as DICOM; their transfer
+    syntax is then taken from how they were parsed.
+    """
+    try:
+        return pydicom.dcmread(path, defer_size=DEFER_BYTES)
+    except InvalidDicomError:
+        ds = pydicom.dcmread(path, defer_size=DEFER_BYTES, force=True)
+        if "SOPInstanceUID" not in ds and "SeriesInstanceUID" not in ds:
+            raise InvalidDicomError("no DICOM preamble and no DICOM attributes") from None
+        if not hasattr(ds, "file_meta") or ds.file_meta is None:
+            ds.file_meta = pydicom.dataset.FileMetaDataset()
+        if "TransferSyntaxUID" not in ds.file_meta:
+            implicit, little = getattr(ds, "original_encoding", (True, True))
+            ds.file_meta.TransferSyntaxUID = (pydicom.uid.ExplicitVRBigEndian if not little else
+                                              pydicom.uid.ImplicitVRLittleEndian if implicit else
+                                              pydicom.uid.ExplicitVRLittleEndian)
+        return ds
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:160]
+
+
+def discover(inputs) -> tuple[list[SeriesGroup], list[Skipped]]:
+    """Group image instances by SeriesInstanceUID; everything else becomes a Skipped entry with a reason."""
+    groups: dict[str, SeriesGroup] = {}
+    skipped: list[Skipped] = []
+    seen: set[Path] = set()
+    for path, explicit in iter_files(inputs):
+        if not path.exists():
+            skipped.append(Skipped(path, "no such file or folder", True))
+            continue
+        real = path.resolve()
+        if real in seen:
+            continue
+        seen.add(real)
+        try:
+            ds = read_header(path)
+        except InvalidDicomError:
+            skipped.append(Skipped(path, "not a DICOM file", explicit))
+            continue
+        except Exception as exc:  # truncated header, bad VR...: a DICOM file we cannot read
+            skipped.append(Skipped(path, f"unreadable DICOM header ({_first_line(exc)})", True))
+            continue
+        sop_class = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", ds.get("SOPClassUID", "")))
+        if sop_class == MEDIA_DIRECTORY:
+            continue
+        if "Rows" not in ds or "Columns" not in ds:
+            name = getattr(pydicom.uid.UID(sop_class), "name", sop_class) if sop_class else "unknown SOP class"
+            skipped.append(Skipped(path, f"not an image ({name})", explicit))
+            continue
+        series_uid = str(ds.get("SeriesInstanceUID", "")) or f"no-series-uid:{path.parent}"
+        group = groups.setdefault(series_uid, SeriesGroup(str(ds.get("StudyInstanceUID", "")), series_uid))
+        group.instances.append(Instance(path, ds))
+    return list(groups.values()), skipped

@@ -1,0 +1,97 @@
+"""PNG overlay montage for a quick look, and an optional mask file (npy or NIfTI), numpy + zlib only."""
+from __future__ import annotations
+
+import gzip
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+
+from edgeseg.runtime.seg_writer import atomic_write_bytes
+
+COLOURS = np.array([[0, 0, 0], [255, 200, 0], [0, 160, 255], [255, 60, 60], [80, 220, 80], [200, 80, 255],
+                    [255, 140, 200], [0, 220, 200]], dtype=np.float32)
+
+
+def encode_png(rgb: np.ndarray) -> bytes:
+    """(H, W, 3) uint8 -> PNG bytes (8-bit truecolour, filter 0)."""
+    h, w, _ = rgb.shape
+    raw = np.concatenate([np.zeros((h, 1), np.uint8), rgb.reshape(h, w * 3)], axis=1).tobytes()
+
+    def chunk(tag: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(raw, 1)) + chunk(b"IEND", b""))
+
+
+def montage(volume: np.ndarray, mask: np.ndarray, tiles: int = 9, alpha: float = 0.45) -> np.ndarray:
+    """Evenly spaced slices, greyscale (1st-99th percentile window) with coloured labels, in a grid."""
+    n = len(volume)
+    idx = np.unique(np.linspace(0, n - 1, min(tiles, n)).round().astype(int))
+    lo, hi = np.percentile(volume[idx], (1, 99)) if volume.size else (0.0, 1.0)
+    cols = int(np.ceil(np.sqrt(len(idx))))
+    rows = int(np.ceil(len(idx) / cols))
+    h, w = volume.shape[1:]
+    canvas = np.zeros((rows * h, cols * w, 3), dtype=np.uint8)
+    for t, i in enumerate(idx):
+        grey = np.clip((volume[i] - lo) / max(hi - lo, 1e-6), 0, 1)[..., None] * 255.0
+        colour = COLOURS[mask[i] % len(COLOURS)]
+        tile = np.where((mask[i] > 0)[..., None], (1 - alpha) * grey + alpha * colour, grey)
+        r, c = divmod(t, cols)
+        canvas[r * h:(r + 1) * h, c * w:(c + 1) * w] = tile.astype(np.uint8)
+    return canvas
+
+
+def write_overlay(path: Path, volume: np.ndarray, mask: np.ndarray) -> Path:
+    data = encode_png(montage(volume, mask))
+    return atomic_write_bytes(path, lambda tmp: Path(tmp).write_bytes(data))
+
+
+def nifti_affine(series) -> np.ndarray:
+    """RAS affine of a (cols, rows, slices) array built from the sorted series (LPS -> RAS)."""
+    o = np.asarray(series.orientation if series.orientation is not None else [1, 0, 0, 0, 1, 0], float)
+    first = series.frames[0].position
+    first = np.zeros(3) if first is None else first
+    last = series.frames[-1].position if series.frames[-1].position is not None else first
+    normal = np.cross(o[:3], o[3:])
+    step = (last - first) / (len(series.frames) - 1) if len(series.frames) > 1 else normal * series.slice_spacing
+    lps = np.eye(4)
+    lps[:3, 0] = o[:3] * series.spacing[1]   # array axis 0 = columns
+    lps[:3, 1] = o[3:] * series.spacing[0]   # array axis 1 = rows
+    lps[:3, 2], lps[:3, 3] = step, first
+    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ lps
+
+
+def nifti_bytes(mask: np.ndarray, affine: np.ndarray) -> bytes:
+    """Minimal NIfTI-1 (.nii) with uint8 data (x=columns, y=rows, z=slices) and sform/qform codes."""
+    data = np.ascontiguousarray(np.transpose(mask, (2, 1, 0)).astype(np.uint8))
+    hdr = bytearray(352)
+    struct.pack_into("<i", hdr, 0, 348)
+    struct.pack_into("<8h", hdr, 40, 3, *data.shape, 1, 1, 1, 1)
+    struct.pack_into("<hh", hdr, 70, 2, 8)                     # datatype uint8, bitpix
+    pix = [1.0, *np.linalg.norm(affine[:3, :3], axis=0), 1, 1, 1, 1]
+    struct.pack_into("<8f", hdr, 76, *pix)
+    struct.pack_into("<f", hdr, 108, 352.0)                    # vox_offset
+    struct.pack_into("<f", hdr, 112, 1.0)                      # scl_slope
+    hdr[123] = 2                                               # xyzt_units: mm
+    struct.pack_into("<hh", hdr, 252, 0, 2)                    # qform_code 0, sform_code 2 (aligned)
+    for i, off in enumerate((280, 296, 312)):
+        struct.pack_into("<4f", hdr, off, *affine[i])
+    hdr[344:348] = b"n+1\0"
+    return bytes(hdr) + data.tobytes(order="F")
+
+
+def write_mask(path: Path, mask: np.ndarray, series, kind: str) -> Path:
+    """--also npy: (N, rows, cols) uint8 in sorted order; --also nifti: .nii.gz on the series geometry."""
+    if kind == "npy":
+        def write(tmp):
+            with open(tmp, "wb") as f:
+                np.save(f, mask.astype(np.uint8))
+    else:
+        payload = gzip.compress(nifti_bytes(mask, nifti_affine(series)), mtime=0)
+
+        def write(tmp):
+            Path(tmp).write_bytes(payload)
+    return atomic_write_bytes(path, write)

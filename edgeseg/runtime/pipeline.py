@@ -1,0 +1,179 @@
+"""Run a model over DICOM inputs: one series at a time, each stage timed, atomic output folders.
+
+A series that fails gets a one-line reason and the batch goes on; outputs of a series appear only
+once all its files are complete (written to a hidden temporary folder, then renamed).
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgeseg.errors import EdgesegError
+from edgeseg.runtime import discover as disc
+from edgeseg.runtime.pixels import decode_series
+from edgeseg.runtime.postprocess import labels_from_logits, to_source_grid
+from edgeseg.runtime.preprocess import obliquity_deg, prepare
+from edgeseg.runtime.report import series_report, volumes_ml, write_json
+from edgeseg.runtime.series import build_series
+from edgeseg.runtime.session import Segmenter
+
+
+@dataclass
+class Options:
+    provider: str = "auto"
+    threads: int | None = None
+    batch: int = 8
+    also: tuple[str, ...] = ()          # "nifti", "npy"
+    overlay: bool = True
+    seg: bool = True
+    cache_dir: str | None = None
+
+
+@dataclass
+class Row:
+    name: str
+    slices: int = 0
+    status: str = "ok"                  # ok | failed | ignored
+    reason: str = ""
+    seconds: float = 0.0
+    out: str = ""
+    report: dict = field(default_factory=dict)
+
+
+def check_out_dir(out: Path) -> None:
+    """Create --out and prove it is writable, or raise a one-line EdgesegError."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=out, prefix=".edgeseg-write-test")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise EdgesegError(f"output folder {out} is not writable ({exc.strerror or exc})") from exc
+
+
+def _safe(uid: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in ".-_" else "_" for ch in uid) or "unknown"
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    """Rename a finished temporary folder onto its final name, replacing an earlier result."""
+    old = None
+    if final.exists():
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def process_series(seg: Segmenter, group: disc.SeriesGroup, out: Path, opts: Options, read_s: float = 0.0) -> Row:
+    from edgeseg.runtime.overlay import write_mask, write_overlay
+    from edgeseg.runtime.seg_writer import write_seg
+
+    c = seg.contract
+    t = {"read": read_s}
+    t0 = time.perf_counter()
+    series = build_series(group)
+    warnings = list(series.warnings)
+    if c.modality and series.modality and series.modality != c.modality:
+        raise EdgesegError(f"modality {series.modality}: the model was trained for {c.modality} only")
+    if not series.modality:
+        warnings.append(f"no Modality in the header; assumed {c.modality}")
+    decoded = decode_series(series)
+    volume = decoded.values
+    t["read"] += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    lowres, geo = prepare(volume, series.orientation, series.spacing, c, decoded)
+    decoded.stored = None
+    if obliquity_deg(series.orientation) > 10:
+        warnings.append(f"oblique slices ({obliquity_deg(series.orientation):.0f} deg from the {c.plane} plane)")
+    t["preprocess"] = time.perf_counter() - t0
+    labels = np.empty((len(lowres), *c.hr_size), dtype=np.uint8)
+    t["infer"] = t["postprocess"] = 0.0
+    for start, stop in seg.batches(len(lowres), opts.batch):
+        x, valid = seg.pad_batch(lowres[start:stop])
+        t0 = time.perf_counter()
+        logits = seg.infer(x)
+        t1 = time.perf_counter()
+        labels[start:stop] = labels_from_logits(logits[:valid], c)
+        t["postprocess"] += time.perf_counter() - t1
+        t["infer"] += t1 - t0
+    t0 = time.perf_counter()
+    mask = to_source_grid(labels, geo, c)
+    t["postprocess"] += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    final = out / _safe(series.study_uid) / _safe(series.series_uid)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
+    try:
+        outputs = []
+        if opts.seg:
+            write_seg(series, mask, c, tmp / "seg.dcm", model_id=seg.model_id)
+            outputs.append("seg.dcm")
+        for kind in opts.also:
+            name = "mask.nii.gz" if kind == "nifti" else "mask.npy"
+            write_mask(tmp / name, mask, series, kind)
+            outputs.append(name)
+        if opts.overlay:
+            write_overlay(tmp / "overlay.png", volume, mask)
+            outputs.append("overlay.png")
+        t["write"] = time.perf_counter() - t0
+        volumes = volumes_ml(mask, series.spacing, series.slice_spacing, c.class_names)
+        report = series_report(series, c, seg.path, seg.provider, opts.threads, t, volumes, outputs + ["report.json"], warnings)
+        write_json(tmp / "report.json", report)
+        t["write"] = time.perf_counter() - t0
+        report["timings_s"]["write"] = round(t["write"], 4)
+        _publish(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Row(series.series_uid, len(series.frames), "ok", "; ".join(warnings), sum(t.values()), str(final), report)
+
+
+def run(model: str | Path, inputs, out: str | Path, opts: Options = Options(), show_progress: bool = True):
+    """Process every series under `inputs`; returns (rows, info). Fatal user errors raise EdgesegError."""
+    from edgeseg.progress import progress
+
+    out = Path(out)
+    t0 = time.perf_counter()
+    seg = Segmenter(model, opts.provider, opts.threads, opts.cache_dir)
+    info = {"model": str(model), "provider": seg.provider, "session_s": round(time.perf_counter() - t0, 3)}
+    check_out_dir(out)
+    if opts.seg:
+        t0 = time.perf_counter()
+        from edgeseg.runtime.seg_writer import _highdicom, warm_up
+
+        _highdicom()  # load the SEG writer once, up front: a missing extra fails before any work
+        warm_up()
+        info["seg_writer_import_s"] = round(time.perf_counter() - t0, 3)
+    t0 = time.perf_counter()
+    groups, skipped = disc.discover(inputs)
+    discover_s = time.perf_counter() - t0
+    n_instances = sum(len(g.instances) for g in groups) or 1
+    rows = [Row(str(s.path), 0, "failed" if s.failed else "ignored", s.reason) for s in skipped]
+    with progress("segmenting", total=len(groups), enabled=show_progress) as advance:
+        for g in groups:
+            start = time.perf_counter()
+            share = discover_s * len(g.instances) / n_instances
+            try:
+                rows.append(process_series(seg, g, out, opts, read_s=share))
+            except EdgesegError as exc:
+                rows.append(Row(g.label, len(g.instances), "failed", str(exc), time.perf_counter() - start))
+            except MemoryError:
+                rows.append(Row(g.label, len(g.instances), "failed", "out of memory", time.perf_counter() - start))
+            except Exception as exc:  # a bug or an input no check foresaw: report it, keep going
+                text = (str(exc).strip().splitlines() or [""])[0][:160]
+                rows.append(Row(g.label, len(g.instances), "failed", f"unexpected {type(exc).__name__}: {text}",
+                                time.perf_counter() - start))
+            advance(1)
+    info["discover_s"] = round(discover_s, 3)
+    write_json(out / "run_report.json", {**info, "items": [
+        {"name": r.name, "slices": r.slices, "status": r.status, "reason": r.reason,
+         "seconds": round(r.seconds, 3), "out": r.out} for r in rows]})
+    return rows, info

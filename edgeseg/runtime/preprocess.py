@@ -1,0 +1,145 @@
+"""Series -> model input exactly per the ModelContract, keeping what is needed to invert it.
+
+Steps: reorient the in-plane axes to contract.in_plane_axes (from ImageOrientationPatient),
+resample to contract.pixel_spacing_mm when the spacing differs (separable linear interpolation),
+normalise over the series (contract.normalization), centre crop/pad to hr_size with the normalised
+minimum, area-downsample by contract.scale.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from edgeseg.contract import ModelContract
+from edgeseg.errors import EdgesegError
+from edgeseg.orientation import OPPOSITE, direction_letter, reorient_2d
+from edgeseg.preprocess import area_downsample, crop_or_pad, percentile_zscore
+
+SUPPORTED = {"normalization": ("percentile_zscore",), "lowres_method": ("area_average",),
+             "fit": ("center_crop_or_pad",), "output": ("logits",)}
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How the source pixel grid maps onto the model's grid (all that postprocessing needs)."""
+    source_axes: tuple[str, str]       # where source rows / columns point
+    source_shape: tuple[int, int]      # (rows, cols)
+    reoriented_shape: tuple[int, int]  # after reorientation, before resampling
+    resampled_shape: tuple[int, int]   # on the contract's pixel spacing, before crop/pad
+    zoom: tuple[float, float]          # source spacing / model spacing, per reoriented axis
+
+
+def check_contract(contract: ModelContract, where: str = "model") -> None:
+    for name, allowed in SUPPORTED.items():
+        value = getattr(contract, name)
+        if value not in allowed:
+            raise EdgesegError(f"{where}: {name} '{value}' is not supported by this runner (supported: {', '.join(allowed)})")
+    h, w = contract.hr_size
+    if h % contract.scale or w % contract.scale:
+        raise EdgesegError(f"{where}: hr_size {h}x{w} is not divisible by scale {contract.scale}")
+
+
+def source_axes(orientation) -> tuple[str, str]:
+    """(rows, columns) direction letters from ImageOrientationPatient; display axial (P, L) when unknown."""
+    if orientation is None:
+        return ("P", "L")
+    row_cos, col_cos = np.asarray(orientation[:3]), np.asarray(orientation[3:])
+    return direction_letter(col_cos), direction_letter(row_cos)  # rows advance along the column cosine
+
+
+def obliquity_deg(orientation) -> float:
+    """Largest angle between an in-plane axis and the nearest patient axis."""
+    if orientation is None:
+        return 0.0
+    o = np.asarray(orientation, dtype=float).reshape(2, 3)
+    return float(np.degrees(np.arccos(np.clip(np.abs(o).max(axis=1) / np.linalg.norm(o, axis=1), -1, 1))).max())
+
+
+def resample_linear(images: np.ndarray, shape: tuple[int, int], zoom: tuple[float, float]) -> np.ndarray:
+    """Linear interpolation of the last two axes onto `shape`; output pixel i samples source (i+0.5)/zoom-0.5."""
+    out = images
+    for axis, (n_out, z) in enumerate(zip(shape, zoom)):
+        ax = out.ndim - 2 + axis
+        n_in = out.shape[ax]
+        src = np.clip((np.arange(n_out) + 0.5) / z - 0.5, 0, n_in - 1)
+        i0 = np.floor(src).astype(np.int64)
+        i1 = np.minimum(i0 + 1, n_in - 1)
+        t = (src - i0).astype(np.float32)
+        shp = [1] * out.ndim
+        shp[ax] = n_out
+        t = t.reshape(shp)
+        out = np.take(out, i0, axis=ax) * (1 - t) + np.take(out, i1, axis=ax) * t
+    return out.astype(np.float32)
+
+
+def _lerp(a, b, t: float):
+    """numpy's linear-method interpolation between order statistics (same rounding as np.percentile)."""
+    d = b - a
+    return b - d * (1 - t) if t >= 0.5 else a + d * t
+
+
+def histogram_percentiles(decoded, q) -> np.ndarray:
+    """np.percentile(decoded.values, q), exactly, from a histogram of the stored integers (no sort)."""
+    stored = decoded.stored.ravel()
+    base = int(stored.min())
+    counts = np.bincount(stored - base) if base else np.bincount(stored)
+    increasing = (decoded.slope > 0) != (decoded.invert_sum is not None)
+    cum = np.cumsum(counts if increasing else counts[::-1])
+    n = int(cum[-1])
+
+    def order_stat(k: int):
+        level = int(np.searchsorted(cum, k, side="right"))
+        level = level if increasing else len(counts) - 1 - level
+        return decoded.to_values(np.array([level + base]))[0]
+
+    out = []
+    for qq in q:
+        vi = (n - 1) * np.float64(qq / 100.0)
+        lo = int(np.floor(vi))
+        out.append(_lerp(order_stat(lo), order_stat(min(lo + 1, n - 1)), vi - lo))
+    return np.array(out, dtype=np.float64)
+
+
+def zscore(volume: np.ndarray, lo, hi) -> np.ndarray:
+    """The second half of edgeseg.preprocess.percentile_zscore, with the percentiles given (same ops)."""
+    v = np.clip(np.asarray(volume, dtype=np.float32), lo, hi)
+    std = float(v.std())
+    return ((v - float(v.mean())) / (std if std > 0 else 1.0)).astype(np.float32)
+
+
+def normalise(volume: np.ndarray, contract: ModelContract, decoded=None) -> np.ndarray:
+    """contract.normalization over the whole series; exact histogram percentiles when the values allow."""
+    q = tuple(contract.clip_percentiles)
+    if decoded is not None and decoded.stored is not None:
+        lo, hi = histogram_percentiles(decoded, q)
+        return zscore(volume, lo, hi)
+    return percentile_zscore(volume, q)
+
+
+def prepare(volume: np.ndarray, orientation, spacing: tuple[float, float], contract: ModelContract, decoded=None):
+    """volume: (N, rows, cols) float32 -> (low-res input (N, 1, h, w), Geometry).
+
+    `decoded` (pixels.Decoded of the same volume) enables exact histogram percentiles."""
+    axes = source_axes(orientation)
+    target = tuple(contract.in_plane_axes)
+    if {axes[0], OPPOSITE[axes[0]], axes[1], OPPOSITE[axes[1]]} != {t for a in target for t in (a, OPPOSITE[a])}:
+        raise EdgesegError(f"series plane has in-plane axes {axes[0]}/{axes[1]}, the model was trained on "
+                           f"{contract.plane} slices ({target[0]}/{target[1]})")
+    image = reorient_2d(volume, axes, target)
+    swapped = {axes[0], OPPOSITE[axes[0]]} != {target[0], OPPOSITE[target[0]]}
+    sp = (spacing[1], spacing[0]) if swapped else tuple(spacing)
+    zoom = tuple(float(s) / float(t) for s, t in zip(sp, contract.pixel_spacing_mm))
+    reoriented = image.shape[-2:]
+    if any(abs(z - 1.0) > 1e-3 for z in zoom):
+        shape = tuple(max(1, int(round(n * z))) for n, z in zip(reoriented, zoom))
+        image = resample_linear(image, shape, zoom)
+        decoded = None  # interpolated values are off the stored grid
+    else:
+        zoom = (1.0, 1.0)
+    resampled = image.shape[-2:]
+    image = normalise(image, contract, decoded)
+    image = crop_or_pad(image, tuple(contract.hr_size), fill=float(image.min()))
+    lowres = area_downsample(image, contract.scale)[:, None]
+    geo = Geometry(axes, tuple(volume.shape[-2:]), tuple(reoriented), tuple(resampled), zoom)
+    return np.ascontiguousarray(lowres, dtype=np.float32), geo

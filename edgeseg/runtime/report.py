@@ -1,0 +1,49 @@
+"""Per-series JSON report (model, provider, stage timings, volumes in mL, warnings) and the run summary."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from edgeseg.runtime.seg_writer import atomic_write_bytes
+
+STAGES = ("read", "preprocess", "infer", "postprocess", "write")
+
+
+def volumes_ml(mask: np.ndarray, spacing: tuple[float, float], slice_spacing: float, class_names) -> dict[str, float]:
+    """Volume of every non-background class: voxel count x row spacing x column spacing x slice spacing."""
+    voxel_ml = float(spacing[0]) * float(spacing[1]) * float(slice_spacing) / 1000.0
+    counts = np.bincount(mask.ravel(), minlength=len(class_names))
+    return {name: round(float(counts[k]) * voxel_ml, 3) for k, name in enumerate(class_names) if k > 0}
+
+
+def write_json(path: Path, data: dict) -> Path:
+    text = json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
+    return atomic_write_bytes(Path(path), lambda tmp: Path(tmp).write_text(text))
+
+
+def series_report(series, contract, model_path, provider, threads, timings, volumes, outputs, warnings) -> dict:
+    total = sum(timings.values())
+    n = len(series.frames)
+    return {
+        "status": "ok",
+        "model": {"path": Path(model_path).name, "name": contract.model_name, "precision": contract.precision,
+                  "class_names": list(contract.class_names), "scale": contract.scale,
+                  "hr_size": list(contract.hr_size), "pixel_spacing_mm": list(contract.pixel_spacing_mm)},
+        "provider": provider,
+        "threads": threads,
+        "series": {"study_instance_uid": series.study_uid, "series_instance_uid": series.series_uid,
+                   "description": series.description, "modality": series.modality, "slices": n,
+                   "instances": len(series.headers), "multiframe": series.multiframe,
+                   "rows": series.rows, "columns": series.cols, "pixel_spacing_mm": list(series.spacing),
+                   "slice_spacing_mm": round(series.slice_spacing, 4),
+                   "orientation": None if series.orientation is None else [round(float(v), 6) for v in series.orientation]},
+        "timings_s": {k: round(timings.get(k, 0.0), 4) for k in STAGES},
+        "total_s": round(total, 4),
+        "slices_per_s": round(n / total, 2) if total > 0 else None,
+        "inference_share": round(timings.get("infer", 0.0) / total, 3) if total > 0 else None,
+        "volumes_ml": volumes,
+        "outputs": outputs,
+        "warnings": list(warnings),
+    }

@@ -1,0 +1,110 @@
+"""DICOM Segmentation (BINARY) written with highdicom, referencing the source instances; atomic write."""
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from edgeseg import __version__
+from edgeseg.contract import ModelContract
+from edgeseg.errors import EdgesegError
+from edgeseg.runtime.series import Series
+
+
+def _highdicom():
+    try:
+        import highdicom
+        from pydicom.sr.codedict import codes
+    except ImportError as exc:
+        raise EdgesegError("writing DICOM SEG needs highdicom: pip install 'edgeseg[dicom]'") from exc
+    return highdicom, codes
+
+
+def warm_up() -> None:
+    """Load highdicom's tables of the standard now (about 0.5 s, once) rather than inside the first series."""
+    try:
+        from highdicom import _standard_utils as su
+
+        for name in ("get_sop_class_iod_map", "get_iod_module_map", "get_module_attribute_map"):
+            getattr(su, name, lambda: None)()
+    except Exception:  # private helpers: only a speed-up, never required
+        pass
+
+
+def property_codes(class_name: str, codes):
+    """(category, type) codes for a class name: SNOMED CT when the name matches one, else Tissue."""
+    words = class_name.replace("-", "_").replace(" ", "_").split("_")
+    camel = "".join(w.capitalize() for w in words)
+    for candidate in (camel, camel.replace("Grey", "Gray"), camel.replace("Tumour", "Tumor")):
+        try:
+            found = getattr(codes.SCT, candidate)
+            return codes.SCT.AnatomicalStructure, found
+        except AttributeError:
+            continue
+    return codes.SCT.Tissue, codes.SCT.Tissue
+
+
+def uid_for(*parts) -> str:
+    """Deterministic UID from the inputs (same model + same series -> same SEG UIDs)."""
+    from pydicom.uid import generate_uid
+
+    return generate_uid(entropy_srcs=["edgeseg-seg", *map(str, parts)])
+
+
+def build_segmentation(series: Series, mask: np.ndarray, contract: ModelContract, model_id: str):
+    """mask: (N, rows, cols) class indices in the series' sorted order -> highdicom Segmentation."""
+    hd, codes = _highdicom()
+    alg = hd.AlgorithmIdentificationSequence(name=contract.model_name or "edgeseg", version=__version__,
+                                             family=codes.cid7162.ArtificialIntelligence)
+    descriptions = []
+    for k, name in enumerate(contract.class_names):
+        if k == 0:
+            continue  # class 0 is background: no segment
+        category, prop = property_codes(name, codes)
+        descriptions.append(hd.seg.SegmentDescription(
+            segment_number=k, segment_label=name[:64], segmented_property_category=category,
+            segmented_property_type=prop, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
+            algorithm_identification=alg))
+    if series.multiframe:
+        if len(series.headers) != 1:
+            raise EdgesegError("a series of several multi-frame instances is not supported for SEG output")
+        order = np.argsort([f.frame for f in series.frames])
+        frames = {f.frame for f in series.frames}
+        full = np.zeros((int(series.headers[0].get("NumberOfFrames", 1)), *mask.shape[1:]), dtype=np.uint8)
+        full[sorted(frames)] = mask[order]
+        pixel_array, sources = full, series.headers
+    else:
+        pixel_array, sources = mask, series.headers
+    try:
+        return hd.seg.Segmentation(
+            source_images=sources, pixel_array=pixel_array,
+            segmentation_type=hd.seg.SegmentationTypeValues.BINARY, segment_descriptions=descriptions,
+            series_instance_uid=uid_for(model_id, series.series_uid, "series"), series_number=900,
+            sop_instance_uid=uid_for(model_id, series.series_uid, "instance"), instance_number=1,
+            manufacturer="edgeseg", manufacturer_model_name=(contract.model_name or "edgeseg")[:64],
+            software_versions=__version__, device_serial_number="0",
+            series_description=f"edgeseg {contract.model_name}"[:64], omit_empty_frames=False)
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
+        raise EdgesegError(f"cannot build DICOM SEG: {str(exc).splitlines()[0][:200]}") from exc
+
+
+def atomic_write_bytes(path: Path, write) -> Path:
+    """Call write(tmp_path), then rename onto `path`; the temporary file never survives a failure."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".part")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_seg(series: Series, mask: np.ndarray, contract: ModelContract, path: Path, model_id: str) -> Path:
+    seg = build_segmentation(series, mask, contract, model_id)
+    return atomic_write_bytes(path, lambda tmp: seg.save_as(tmp, enforce_file_format=True))

@@ -1,0 +1,100 @@
+"""ONNX Runtime session for a self-describing edgeseg model: provider choice, threads, batched inference.
+
+Provider order for `auto`: TensorRT (FP16, engine cache folder) -> CUDA -> CPU, each only when the
+installed onnxruntime offers it. The provider that actually runs is `Segmenter.provider`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from edgeseg.contract import ModelContract
+from edgeseg.errors import EdgesegError
+from edgeseg.runtime.preprocess import check_contract
+
+PROVIDERS = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
+AUTO_ORDER = ("tensorrt", "cuda", "cpu")
+
+
+def provider_list(choice: str, cache_dir: str | Path | None = None) -> list:
+    """Providers (with options) to hand to onnxruntime for --provider CHOICE."""
+    available = set(ort.get_available_providers())
+    if choice not in (*PROVIDERS, "auto"):
+        raise EdgesegError(f"unknown provider '{choice}': use auto, {', '.join(PROVIDERS)}")
+    wanted = AUTO_ORDER if choice == "auto" else (choice,)
+    missing = [PROVIDERS[w] for w in wanted if PROVIDERS[w] not in available]
+    if choice != "auto" and missing:
+        raise EdgesegError(f"provider '{choice}' is not available in this onnxruntime "
+                           f"(available: {', '.join(sorted(available))})")
+    out = []
+    for name in wanted:
+        ep = PROVIDERS[name]
+        if ep not in available:
+            continue
+        if name == "tensorrt":
+            cache = Path(cache_dir or os.environ.get("EDGESEG_TRT_CACHE", Path.home() / ".cache" / "edgeseg" / "trt"))
+            cache.mkdir(parents=True, exist_ok=True)
+            out.append((ep, {"trt_fp16_enable": True, "trt_engine_cache_enable": True,
+                             "trt_engine_cache_path": str(cache)}))
+        else:
+            out.append(ep)
+    if PROVIDERS["cpu"] not in [p if isinstance(p, str) else p[0] for p in out]:
+        out.append(PROVIDERS["cpu"])  # fallback for nodes the accelerator cannot run
+    return out
+
+
+class Segmenter:
+    """Loads the model once; `infer(batch)` returns full-resolution logits."""
+
+    def __init__(self, model_path: str | Path, provider: str = "auto", threads: int | None = None,
+                 cache_dir: str | Path | None = None):
+        path = Path(model_path)
+        if not path.is_file():
+            raise EdgesegError(f"{path}: model file not found")
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = int(threads)
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        try:
+            self.session = ort.InferenceSession(str(path), sess_options=opts,
+                                                providers=provider_list(provider, cache_dir))
+        except EdgesegError:
+            raise
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+            raise EdgesegError(f"{path}: cannot load ONNX model ({first})") from exc
+        meta = self.session.get_modelmeta().custom_metadata_map
+        self.contract = ModelContract.from_metadata(meta, str(path))
+        check_contract(self.contract, str(path))
+        inputs = {i.name: i for i in self.session.get_inputs()}
+        outputs = [o.name for o in self.session.get_outputs()]
+        if self.contract.input_name not in inputs or self.contract.output_name not in outputs:
+            raise EdgesegError(f"{path}: metadata names input '{self.contract.input_name}' / output "
+                               f"'{self.contract.output_name}' but the graph has {list(inputs)} / {outputs}")
+        batch_dim = inputs[self.contract.input_name].shape[0]
+        self.max_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
+        self.provider = self.session.get_providers()[0]
+        self.path = path
+        self.model_id = f"{path.name}|{path.stat().st_size}|{self.contract.recipe_hash}|{self.contract.precision}"
+
+    def infer(self, lowres: np.ndarray) -> np.ndarray:
+        """(n, 1, h, w) float32 -> (n, C, H, W) logits; n must respect a fixed batch size."""
+        c = self.contract
+        return self.session.run([c.output_name], {c.input_name: lowres})[0]
+
+    def batches(self, n: int, batch: int):
+        """Slices [start, stop) of at most `batch` (or the model's fixed batch size)."""
+        size = self.max_batch or max(1, int(batch))
+        for start in range(0, n, size):
+            yield start, min(n, start + size)
+
+    def pad_batch(self, x: np.ndarray) -> tuple[np.ndarray, int]:
+        """Pad a short last batch to a fixed batch size; returns (x, valid rows)."""
+        n = len(x)
+        if self.max_batch and n < self.max_batch:
+            x = np.concatenate([x, np.repeat(x[-1:], self.max_batch - n, axis=0)])
+        return x, n
