@@ -26,6 +26,11 @@ PROBES = {
     "depthwise": ("Conv", (1, 128, 56, 56), {"kernel_shape": [3, 3], "pads": [1] * 4, "group": 128},
                   (128, 1, 3, 3)),
     "deconv2x2": ("ConvTranspose", (1, 64, 28, 24), {"kernel_shape": [2, 2], "strides": [2, 2]}, (64, 32, 2, 2)),
+    "conv1x1_small": ("Conv", (1, 32, 28, 24), {"kernel_shape": [1, 1]}, (32, 32, 1, 1)),
+    "depthwise_small": ("Conv", (1, 64, 28, 24), {"kernel_shape": [3, 3], "pads": [1] * 4, "group": 64},
+                        (64, 1, 3, 3)),
+    "prelu": ("PRelu", (1, 32, 56, 48), {}, (32, 1, 1)),
+    "depth_to_space": ("DepthToSpace", (1, 12, 112, 96), {"blocksize": 2}, None),
     "gemm": ("MatMul", (1, 1, 256, 512), {}, (512, 512)),
     "add": ("Add", (1, 64, 112, 112), {}, "same"),
     "add_tiny": ("Add", (1, 8), {}, "same"),
@@ -91,7 +96,7 @@ def calibrate(runs: int = 30, out_path: Path | None = None) -> tuple[Path, dict]
     prec = {**b.precisions, "fp32": replace(b.precisions["fp32"], peak_gflops=round(peak, 2)),
             "int8": replace(b.precisions["int8"], peak_gflops=round(2 * peak, 2))}
     start = replace(b.efficiency, launch_us=max(1.0, launch_ms * 1e3), memory=1.0, conv=1.0, saturation=100.0)
-    b = Backend(b.name, b.processor, round(bw, 2), prec, start, "")
+    b = Backend(b.name, b.processor, round(bw, 2), prec, start, "", b.fused_activations)
     profile = replace(base, backends={"ort-cpu": b})
     items = [(fg, "fp32", ms) for fg, ms in probes.values()]
     fitted = fit_backend(profile, "ort-cpu", items, bounds={
@@ -104,6 +109,9 @@ def calibrate(runs: int = 30, out_path: Path | None = None) -> tuple[Path, dict]
     path.write_text(render_host(fitted))
     parse_profile(__import__("tomllib").loads(path.read_text()), path)  # the file we wrote must load
     return path, errors
+
+
+ORT_CPU_FUSED = '["Relu", "Clip", "LeakyRelu", "Sigmoid", "Tanh", "HardSigmoid"]'
 
 
 def render_host(b: Backend) -> str:
@@ -124,6 +132,7 @@ all = "edgeseg simulate --calibrate: ONNX Runtime probes (1x1 conv -> peak, Add 
 [backends.ort-cpu]
 processor = "{platform.processor() or platform.machine()}, ONNX Runtime CPU, 1 thread"
 bandwidth_gbs = {b.bandwidth_gbs}
+fused_activations = {ORT_CPU_FUSED}
 
 [backends.ort-cpu.precisions]
 fp32 = {{ peak_gflops = {b.precisions['fp32'].peak_gflops} }}

@@ -1,7 +1,7 @@
 """Per-op cost functions: op_type -> Cost (MACs, FLOPs, activation elements read/written, weight elements).
 
 Counts are in elements, not bytes, so the same graph can be priced at FP32, FP16 or INT8. A MAC is one
-multiply-accumulate (2 FLOPs). Unknown ops are still priced (from their tensor sizes) and flagged.
+multiply-accumulate (2 FLOPs); strided shuffles (Transpose, DepthToSpace) count one index FLOP per element. Unknown ops are still priced (from their tensor sizes) and flagged.
 """
 from __future__ import annotations
 
@@ -128,9 +128,9 @@ COSTS = {
     "Softmax": _elementwise(5), "LogSoftmax": _elementwise(5),
     "InstanceNormalization": _elementwise(5), "LayerNormalization": _elementwise(8),
     "ReduceMean": data_movement, "ReduceSum": data_movement, "ReduceMax": data_movement, "ArgMax": data_movement,
-    "Concat": data_movement, "Transpose": data_movement, "Pad": data_movement, "Slice": data_movement,
+    "Concat": data_movement, "Transpose": _elementwise(1), "Pad": data_movement, "Slice": data_movement,
     "Split": data_movement, "Expand": data_movement, "Tile": data_movement, "Gather": data_movement,
-    "Cast": data_movement, "DepthToSpace": data_movement, "SpaceToDepth": data_movement,
+    "Cast": data_movement, "DepthToSpace": _elementwise(1), "SpaceToDepth": _elementwise(1),
     "QuantizeLinear": _elementwise(2), "DequantizeLinear": _elementwise(2),
 }
 COSTS.update({op: _elementwise(1) for op in (

@@ -51,6 +51,7 @@ class Backend:
     precisions: dict
     efficiency: Efficiency
     efficiency_source: str
+    fused_activations: frozenset = frozenset()  # activation ops fused into conv epilogues (empty: all)
 
 
 @dataclass(frozen=True)
@@ -144,7 +145,8 @@ def parse_profile(data: dict, path: Path) -> DeviceProfile:
         eff = Efficiency(**{f.name: _get(data, f"{pre}.efficiency.{f.name}", path) for f in fields(Efficiency)})
         backends[bname] = Backend(bname, _get(data, f"{pre}.processor", path, str),
                                   _get(data, f"{pre}.bandwidth_gbs", path), precs, eff,
-                                  str(data["backends"][bname]["efficiency"].get("source", "")))
+                                  str(data["backends"][bname]["efficiency"].get("source", "")),
+                                  frozenset(data["backends"][bname].get("fused_activations", ())))
     if not backends:
         raise EdgesegError(f"{path}: missing key 'backends'")
     default = _get(data, "default_backend", path, str)

@@ -20,12 +20,16 @@ QDQ = frozenset({"QuantizeLinear", "DequantizeLinear"})
 ACTIVATIONS = frozenset({"Relu", "Clip", "LeakyRelu", "Sigmoid", "HardSwish", "HardSigmoid", "Elu", "Tanh", "PRelu"})
 ANCHORS = frozenset({"Conv", "ConvTranspose", "Gemm", "MatMul"})
 
-# op at the tail of a kernel -> ops that may be fused after it
-FOLLOWERS = {
-    **{op: frozenset({"BatchNormalization", "Add"}) | ACTIVATIONS for op in ANCHORS},
-    "BatchNormalization": frozenset({"Add"}) | ACTIVATIONS,
-    "Add": ACTIVATIONS,
-}
+
+
+def followers(activations=ACTIVATIONS) -> dict:
+    """Op at the tail of a kernel -> ops that may be fused after it (the backend names its activations)."""
+    acts = frozenset(activations)
+    return {**{op: frozenset({"BatchNormalization", "Add"}) | acts for op in ANCHORS},
+            "BatchNormalization": frozenset({"Add"}) | acts, "Add": acts}
+
+
+FOLLOWERS = followers()
 
 
 @dataclass(frozen=True)
@@ -63,13 +67,15 @@ def _aliases(g: Graph) -> tuple[dict, set]:
     return alias, weights
 
 
-def can_fuse(tail: Node, nxt: Node, tensor: str, consumers: dict, g: Graph) -> bool:
+def can_fuse(tail: Node, nxt: Node, tensor: str, consumers: dict, g: Graph, rules: dict = FOLLOWERS) -> bool:
     """The fusion rule: allowed op pair, single consumer, not a graph output."""
-    return (nxt.op in FOLLOWERS.get(tail.op, ()) and len(consumers.get(tensor, ())) == 1
+    return (nxt.op in rules.get(tail.op, ()) and len(consumers.get(tensor, ())) == 1
             and tensor not in g.outputs)
 
 
-def fuse(g: Graph) -> FusedGraph:
+def fuse(g: Graph, activations=ACTIVATIONS) -> FusedGraph:
+    """Group nodes into kernels; `activations`: the activation ops this backend fuses into a conv epilogue."""
+    rules = FOLLOWERS if activations is ACTIVATIONS else followers(activations)
     alias, weights = _aliases(g)
     g = replace(g, weights=frozenset(weights))
     resolve = lambda t: alias.get(t, t)  # noqa: E731
@@ -85,7 +91,7 @@ def fuse(g: Graph) -> FusedGraph:
             continue
         group, cost, tail = [n], node_cost(n, g), n
         while tail.outputs and can_fuse(tail, (consumers.get(resolve(tail.outputs[0])) or [n])[0],
-                                        resolve(tail.outputs[0]), consumers, g):
+                                        resolve(tail.outputs[0]), consumers, g, rules):
             nxt = consumers[resolve(tail.outputs[0])][0]
             if nxt.name in taken:
                 break

@@ -109,6 +109,10 @@ def load_graph(model_or_path, input_shape: tuple[int, ...] | None = None) -> Gra
     for t in g.initializer:
         shapes[t.name], dtypes[t.name] = tuple(t.dims), t.data_type
     nodes = []
+    for n in g.node:  # outputs shape inference could not reach (custom ops): assume the first input's shape
+        for out in n.output:
+            if out and out not in shapes and n.input and n.input[0] in shapes:
+                shapes[out] = shapes[n.input[0]]
     for i, n in enumerate(g.node):
         attrs = {a.name: onnx.helper.get_attribute_value(a) for a in n.attribute}
         if n.op_type == "Constant":

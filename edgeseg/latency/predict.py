@@ -5,7 +5,7 @@ import math
 from dataclasses import asdict, dataclass
 
 from edgeseg.latency.device import BYTES, load_device
-from edgeseg.latency.fusion import FusedGraph, fuse
+from edgeseg.latency.fusion import ACTIVATIONS, FusedGraph, fuse
 from edgeseg.latency.graph import load_graph
 from edgeseg.latency.roofline import KernelTime, kernel_time
 
@@ -62,14 +62,21 @@ def peak_activations(fg: FusedGraph, size: int) -> int:
     return peak * size
 
 
-def simulate(model, device, precision: str = "fp16", backend: str | None = None,
+def default_precision(profile, backend: str | None) -> str:
+    """FP16 where the backend runs it natively (TensorRT), else FP32."""
+    b = profile.backend(backend)
+    return "fp16" if b.precisions.get("fp16") and b.precisions["fp16"].runs_as == "fp16" else "fp32"
+
+
+def simulate(model, device, precision: str | None = None, backend: str | None = None,
              input_shape: tuple[int, ...] | None = None) -> Prediction:
     """Predict the latency of an ONNX model (path or ModelProto) on a device (name, path or profile)."""
     profile = load_device(device) if isinstance(device, str) else device
     b = profile.backend(backend)
+    precision = precision or default_precision(profile, b.name)
     prec, warnings = profile.precision(b.name, precision)
     g = load_graph(model, input_shape)
-    fg = fuse(g)
+    fg = fuse(g, b.fused_activations or ACTIVATIONS)
     times = tuple(kernel_time(k, fg.graph, b, prec) for k in fg.kernels)
     total = sum(t.seconds for t in times)
     if fg.unknown_ops:
