@@ -19,6 +19,9 @@ COMMAND_MODULES = [
     "edgeseg.cli.export_cmd",
     "edgeseg.cli.check_cmd",
     "edgeseg.cli.run_cmd",
+    "edgeseg.cli.simulate_cmd",
+    "edgeseg.cli.profile_cmd",
+    "edgeseg.cli.devices_cmd",
     "edgeseg.cli.models_cmd",
     "edgeseg.cli.bench_cmd",
 ]

@@ -7,6 +7,8 @@ import importlib
 BENCHMARKS = {
     "srhead": "edgeseg.bench.srhead",
     "export": "edgeseg.bench.export_table",
+    "latency-validation": "edgeseg.bench.latency_validation",
+    "latency-host": "edgeseg.bench.latency_host",
 }
 
 
