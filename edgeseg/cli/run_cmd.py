@@ -25,8 +25,9 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
-def print_summary(rows, info, file=sys.stdout) -> None:
-    """The run summary table: rich when installed, plain text otherwise."""
+def print_summary(rows, info, file=None) -> None:
+    """The run summary table: rich on a terminal when installed, plain text otherwise (logs, pipes)."""
+    file = file or sys.stdout
     head = ("series / file", "slices", "status", "time s", "reason / warnings")
     data = [(r.name, str(r.slices or ""), r.status, f"{r.seconds:.2f}" if r.seconds else "", r.reason) for r in rows]
     title = f"edgeseg run: provider {info['provider']}, {sum(r.status == 'ok' for r in rows)} ok, " \
@@ -36,7 +37,7 @@ def print_summary(rows, info, file=sys.stdout) -> None:
         from rich.table import Table
     except ImportError:
         Console = None
-    if Console is not None and file is sys.stdout:
+    if Console is not None and file is sys.stdout and file.isatty():
         table = Table(title=title)
         for h in head:
             table.add_column(h, overflow="fold")

@@ -27,7 +27,7 @@ def _transform(ds, frame: int | None) -> tuple[float, float]:
     if "SharedFunctionalGroupsSequence" in ds:
         groups.append(ds.SharedFunctionalGroupsSequence[0])
     for g in groups:
-        if "PixelValueTransformationSequence" in g and len(g.PixelValueTransformationSequence.value):
+        if "PixelValueTransformationSequence" in g and len(g.PixelValueTransformationSequence):
             item = g.PixelValueTransformationSequence[0]
             return float(item.get("RescaleSlope", 1) or 1), float(item.get("RescaleIntercept", 0) or 0)
     return float(ds.get("RescaleSlope", 1) or 1), float(ds.get("RescaleIntercept", 0) or 0)

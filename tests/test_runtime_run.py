@@ -1,0 +1,199 @@
+"""End-to-end `edgeseg run`: sample series -> DICOM SEG equal to the model's output; bad inputs; preprocessing."""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import pydicom
+import pytest
+from pydicom.data import get_testdata_file
+
+from edgeseg.cli import main
+from edgeseg.contract import read_contract
+from edgeseg.preprocess import area_downsample, crop_or_pad, percentile_zscore
+from runtime_fixtures import (SAMPLE, export_threshold_model, export_tiny_model, make_contract, new_series,
+                              sample_datasets, write_series)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory):
+    d = tmp_path_factory.mktemp("models")
+    return {"threshold": export_threshold_model(d / "threshold.onnx"), "unet": export_tiny_model(d / "unet.onnx"),
+            "dir": d}
+
+
+def reference_mask(model: Path, datasets) -> np.ndarray:
+    """The model's output on the sample slices, computed directly (display orientation, 1 mm: no resampling)."""
+    c = read_contract(str(model))
+    vol = np.stack([d.pixel_array * float(d.RescaleSlope) + float(d.RescaleIntercept) for d in datasets]).astype(np.float32)
+    z = percentile_zscore(vol, c.clip_percentiles)
+    x = area_downsample(crop_or_pad(z, c.hr_size, fill=float(z.min())), c.scale)[:, None]
+    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+    logits = np.concatenate([sess.run(None, {c.input_name: x[i:i + 1]})[0] for i in range(len(x))])
+    return crop_or_pad(logits.argmax(1).astype(np.uint8), vol.shape[1:], fill=0)
+
+
+def _digest(paths) -> dict:
+    return {str(p): hashlib.sha256(Path(p).read_bytes()).hexdigest() for p in paths}
+
+
+def test_sample_series_to_dicom_seg(models, tmp_path):
+    hd = pytest.importorskip("highdicom")
+    before = _digest(SAMPLE.glob("*.dcm"))
+    out = tmp_path / "out"
+    rc = main(["run", str(models["threshold"]), str(SAMPLE), "--out", str(out), "--threads", "1", "--quiet",
+               "--also", "npy", "--also", "nifti"])
+    assert rc == 0
+    assert _digest(SAMPLE.glob("*.dcm")) == before  # inputs never modified
+    src = sorted(sample_datasets(), key=lambda d: float(d.ImagePositionPatient[2]))
+    folder = out / src[0].StudyInstanceUID / src[0].SeriesInstanceUID
+    assert sorted(p.name for p in folder.iterdir()) == ["mask.nii.gz", "mask.npy", "overlay.png", "report.json", "seg.dcm"]
+    seg = hd.seg.segread(folder / "seg.dcm")
+    assert [seg.get_segment_description(k).segment_label for k in (1, 2)] == ["grey_matter", "white_matter"]
+    uids = [d.SOPInstanceUID for d in src]
+    mask = seg.get_pixels_by_source_instance(source_sop_instance_uids=uids, combine_segments=True)
+    expected = reference_mask(models["threshold"], src)
+    assert 0.05 < (expected == 2).mean() < 0.5  # a non-trivial mask
+    np.testing.assert_array_equal(mask, expected)
+    np.testing.assert_array_equal(np.load(folder / "mask.npy"), expected)
+    raw = pydicom.dcmread(folder / "seg.dcm")
+    ref_uids = [f.DerivationImageSequence[0].SourceImageSequence[0].ReferencedSOPInstanceUID
+                for f in raw.PerFrameFunctionalGroupsSequence]
+    positions = [[float(v) for v in f.PlanePositionSequence[0].ImagePositionPatient] for f in raw.PerFrameFunctionalGroupsSequence]
+    by_uid = {d.SOPInstanceUID: [float(v) for v in d.ImagePositionPatient] for d in src}
+    assert set(ref_uids) == set(uids) and all(np.allclose(p, by_uid[u]) for p, u in zip(positions, ref_uids))
+    assert raw.FrameOfReferenceUID == src[0].FrameOfReferenceUID and raw.StudyInstanceUID == src[0].StudyInstanceUID
+    report = json.loads((folder / "report.json").read_text())
+    assert set(report["timings_s"]) == {"read", "preprocess", "infer", "postprocess", "write"}
+    voxel_ml = 1.0 * 1.0 * 4.0 / 1000
+    assert report["volumes_ml"]["white_matter"] == pytest.approx((expected == 2).sum() * voxel_ml, rel=1e-6)
+    assert report["provider"] == "CPUExecutionProvider"
+    if shutil.which("dciodvfy"):
+        r = subprocess.run(["dciodvfy", str(folder / "seg.dcm")], capture_output=True, text=True)
+        errors = [l for l in (r.stdout + r.stderr).splitlines() if l.startswith("Error")]
+        assert not errors, errors
+    nib = pytest.importorskip("nibabel")
+    img = nib.load(folder / "mask.nii.gz")
+    np.testing.assert_array_equal(np.asarray(img.dataobj).transpose(2, 1, 0), expected)
+    corner = img.affine @ [0, 0, 0, 1]
+    np.testing.assert_allclose(corner[:3], np.array(src[0].ImagePositionPatient) * [-1, -1, 1], atol=1e-4)
+
+
+def test_torch_unet_and_multiframe_give_the_same_mask(models, tmp_path):
+    hd = pytest.importorskip("highdicom")
+    singles = sample_datasets(8, step=4)
+    enhanced = hd.legacy.LegacyConvertedEnhancedMRImage(
+        singles[::-1], series_instance_uid=hd.UID(), series_number=2, sop_instance_uid=hd.UID(), instance_number=1)
+    (tmp_path / "mf").mkdir()
+    enhanced.save_as(tmp_path / "mf" / "enhanced.dcm")
+    write_series(tmp_path / "sf", singles)
+    out = tmp_path / "out"
+    assert main(["run", str(models["unet"]), str(tmp_path / "sf"), str(tmp_path / "mf"), "--out", str(out),
+                 "--quiet", "--no-overlay", "--also", "npy", "--batch", "3"]) == 0
+    masks = {p.parent.name: np.load(p) for p in out.glob("*/*/mask.npy")}
+    np.testing.assert_array_equal(masks[enhanced.SeriesInstanceUID], masks[singles[0].SeriesInstanceUID])
+    np.testing.assert_array_equal(masks[singles[0].SeriesInstanceUID], reference_mask(models["unet"], singles))
+    seg = hd.seg.segread(out / enhanced.StudyInstanceUID / enhanced.SeriesInstanceUID / "seg.dcm")
+    assert seg.NumberOfFrames == 8 * 2
+
+
+def test_bad_inputs_each_get_a_reason_and_the_rest_runs(models, tmp_path, capsys):
+    inputs = tmp_path / "in"
+    good = write_series(inputs / "good", new_series(sample_datasets(4), "good"))
+    text = inputs / "notes.txt"
+    text.write_text("not dicom\n")
+    nopix = new_series(sample_datasets(2), "nopix")
+    for d in nopix:
+        del d.PixelData
+    write_series(inputs / "nopix", nopix)
+    mixed = new_series(sample_datasets(3), "mixed")
+    mixed[1].Rows, mixed[1].Columns = 128, 128
+    mixed[1].PixelData = mixed[1].pixel_array[:128, :128].tobytes() if False else np.zeros((128, 128), "<u2").tobytes()
+    write_series(inputs / "mixed", mixed)
+    pyd = [get_testdata_file(n) for n in ("MR_truncated.dcm", "CT_small.dcm", "SC_rgb_small_odd.dcm", "rtplan.dcm")]
+    args = [str(inputs / "good"), str(text), str(inputs / "nopix"), str(inputs / "mixed"), *pyd, str(inputs)]
+    before = _digest([*pyd, *inputs.rglob("*.*")])
+    out = tmp_path / "out"
+    rc = main(["run", str(models["threshold"]), *args, "--out", str(out), "--quiet", "--no-overlay"])
+    assert rc == 1
+    items = json.loads((out / "run_report.json").read_text())["items"]
+    reasons = {Path(i["name"]).name if "/" in i["name"] else i["name"]: (i["status"], i["reason"]) for i in items}
+    flat = "\n".join(f"{k}: {s} {r}" for k, (s, r) in reasons.items())
+    assert "notes.txt: failed not a DICOM file" in flat
+    assert "rtplan.dcm: failed not an image (RT Plan Storage)" in flat
+    for needle in ("cannot decode pixel data", "modality CT: the model was trained for MR only",
+                   "colour image (RGB", "no Pixel Data element", "mixed image sizes"):
+        assert sum(needle in r for _, r in reasons.values()) == 1, (needle, flat)
+    assert sum(s == "ok" for s, _ in reasons.values()) == 1
+    assert all("\n" not in r for _, r in reasons.values())
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["report.json", "run_report.json", "seg.dcm"]
+    assert not [p for p in out.rglob(".*")]  # no temporary files or folders left
+    assert _digest([*pyd, *inputs.rglob("*.*")]) == before
+    assert "mixed image sizes" in capsys.readouterr().out  # the summary table shows reasons
+    assert good  # the good series' folder is the one written
+    assert (out / str(pydicom.dcmread(good[0]).StudyInstanceUID)).is_dir()
+
+
+@pytest.mark.parametrize("case", ["foreign", "garbage", "unwritable"])
+def test_fatal_errors_exit_2(models, tmp_path, case, capsys):
+    model = models["threshold"]
+    out = tmp_path / "out"
+    if case == "foreign":
+        import onnx
+
+        proto = onnx.load(str(model))
+        del proto.metadata_props[:]
+        model = tmp_path / "foreign.onnx"
+        onnx.save(proto, str(model))
+    elif case == "garbage":
+        model = tmp_path / "garbage.onnx"
+        model.write_bytes(b"\x08\x01garbage" * 10)
+    else:
+        (tmp_path / "file").write_text("x")
+        out = tmp_path / "file" / "out"  # a folder under a regular file cannot be created, even as root
+    rc = main(["run", str(model), str(SAMPLE), "--out", str(out), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert {"foreign": "not an edgeseg model", "garbage": "cannot load ONNX model", "unwritable": "not writable"}[case] in err
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_resampling_and_reorientation_round_trip():
+    from edgeseg.runtime.postprocess import to_source_grid
+    from edgeseg.runtime.preprocess import prepare
+
+    c = make_contract(hr_size=(96, 80), scale=2, pixel_spacing_mm=(1.0, 1.0))
+    rng = np.random.default_rng(0)
+    vol = rng.random((2, 70, 50)).astype(np.float32)
+    # columns toward P, rows toward L (transposed display), 0.8 x 1.25 mm pixels
+    lowres, geo = prepare(vol, [0, 1, 0, 1, 0, 0], (0.8, 1.25), c)
+    assert lowres.shape == (2, 1, 48, 40) and geo.resampled_shape == (62, 56)
+    labels = np.zeros((2, 96, 80), np.uint8)
+    labels[:, 48:, :] = 1  # posterior half on the model grid
+    back = to_source_grid(labels, geo, c)
+    assert back.shape == (2, 70, 50)
+    # posterior is along the source columns: left columns anterior (0), right columns posterior (1)
+    assert (back[:, :, :20] == 0).all() and (back[:, :, -20:] == 1).all()
+
+
+def test_histogram_percentiles_and_argmax_match_numpy():
+    from edgeseg.runtime.pixels import Decoded
+    from edgeseg.runtime.postprocess import labels_from_logits
+    from edgeseg.runtime.preprocess import histogram_percentiles, zscore
+
+    rng = np.random.default_rng(1)
+    for slope, intercept, inv in [(0.0625, 0.0, None), (1.0, -1024.0, None), (0.5, 3.0, 4000.0), (-2.0, 7.0, None)]:
+        stored = rng.integers(0, 4096, (3, 40, 40)).astype(np.int32)
+        d = Decoded(np.empty(0), stored, slope, intercept, inv)
+        values = d.to_values(stored)
+        np.testing.assert_array_equal(histogram_percentiles(d, (0.5, 99.5)), np.percentile(values, (0.5, 99.5)))
+        lo, hi = np.percentile(values, (0.5, 99.5))
+        np.testing.assert_array_equal(zscore(values, lo, hi), percentile_zscore(values))
+    logits = rng.standard_normal((4, 5, 16, 16)).astype(np.float32)
+    logits[:, 3] = logits[:, 1]  # ties: the first maximum wins, as in np.argmax
+    np.testing.assert_array_equal(labels_from_logits(logits, None), logits.argmax(1))
