@@ -6,6 +6,7 @@ import importlib
 # name -> module with `add_arguments(parser)` and `run(args) -> int`; adding a benchmark is adding a line + a file
 BENCHMARKS = {
     "srhead": "edgeseg.bench.srhead",
+    "runner": "edgeseg.bench.runner",
     "export": "edgeseg.bench.export_table",
     "latency-validation": "edgeseg.bench.latency_validation",
     "latency-host": "edgeseg.bench.latency_host",

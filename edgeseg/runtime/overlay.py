@@ -35,12 +35,16 @@ def montage(volume: np.ndarray, mask: np.ndarray, tiles: int = 9, alpha: float =
     rows = int(np.ceil(len(idx) / cols))
     h, w = volume.shape[1:]
     canvas = np.zeros((rows * h, cols * w, 3), dtype=np.uint8)
+    a = int(round(alpha * 256))
+    colours = (COLOURS.astype(np.uint16) * a)  # pre-weighted, integer blending
     for t, i in enumerate(idx):
-        grey = np.clip((volume[i] - lo) / max(hi - lo, 1e-6), 0, 1)[..., None] * 255.0
-        colour = COLOURS[mask[i] % len(COLOURS)]
-        tile = np.where((mask[i] > 0)[..., None], (1 - alpha) * grey + alpha * colour, grey)
+        grey = (np.clip((volume[i] - lo) * (255.0 / max(hi - lo, 1e-6)), 0, 255)).astype(np.uint16)
+        tile = np.repeat(grey[..., None], 3, axis=2)
+        m = mask[i] > 0
+        if m.any():
+            tile[m] = (tile[m] * (256 - a) + colours[mask[i][m] % len(COLOURS)]) >> 8
         r, c = divmod(t, cols)
-        canvas[r * h:(r + 1) * h, c * w:(c + 1) * w] = tile.astype(np.uint8)
+        canvas[r * h:(r + 1) * h, c * w:(c + 1) * w] = tile
     return canvas
 
 
