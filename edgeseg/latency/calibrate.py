@@ -96,12 +96,12 @@ def calibrate(runs: int = 30, out_path: Path | None = None) -> tuple[Path, dict]
     prec = {**b.precisions, "fp32": replace(b.precisions["fp32"], peak_gflops=round(peak, 2)),
             "int8": replace(b.precisions["int8"], peak_gflops=round(2 * peak, 2))}
     start = replace(b.efficiency, launch_us=max(1.0, launch_ms * 1e3), memory=1.0, conv=1.0, saturation=100.0)
-    b = Backend(b.name, b.processor, round(bw, 2), prec, start, "", b.fused_activations)
+    b = Backend(b.name, b.processor, round(bw, 2), prec, start, "", b.fused_activations, b.layout_reorders)
     profile = replace(base, backends={"ort-cpu": b})
     items = [(fg, "fp32", ms) for fg, ms in probes.values()]
     fitted = fit_backend(profile, "ort-cpu", items, bounds={
         "conv3x3": (0.05, 2.25), "conv": (0.05, 2.0), "depthwise": (0.005, 4.0), "gemm": (0.05, 2.0),
-        "other": (0.001, 1.0), "memory": (0.1, 1.5), "concat": (0.1, 1.5), "launch_us": (0.5, 200.0),
+        "activation": (0.001, 1.0), "other": (0.001, 1.0), "memory": (0.1, 1.5), "concat": (0.1, 1.5), "launch_us": (0.5, 200.0),
         "saturation": (10.0, 1e6)})
     errors = {n: 100 * (math.exp(r) - 1) for n, r in zip(probes, log_residuals(items, profile, fitted))}
     path = Path(out_path) if out_path else calibrated_host_path()
@@ -133,6 +133,7 @@ all = "edgeseg simulate --calibrate: ONNX Runtime probes (1x1 conv -> peak, Add 
 processor = "{platform.processor() or platform.machine()}, ONNX Runtime CPU, 1 thread"
 bandwidth_gbs = {b.bandwidth_gbs}
 fused_activations = {ORT_CPU_FUSED}
+layout_reorders = true
 
 [backends.ort-cpu.precisions]
 fp32 = {{ peak_gflops = {b.precisions['fp32'].peak_gflops} }}

@@ -26,6 +26,7 @@ class Efficiency:
     conv: float        # other dense conv / ConvTranspose
     depthwise: float   # grouped conv with one channel per group
     gemm: float        # Gemm / MatMul
+    activation: float  # standalone activations (PRelu, Elu, Sigmoid... not fused into a conv)
     other: float       # everything else (pooling, elementwise, resize...)
     memory: float      # fraction of the nominal bandwidth reached
     concat: float      # fraction of Concat traffic really copied (TensorRT writes producers in place: ~0)
@@ -52,6 +53,7 @@ class Backend:
     efficiency: Efficiency
     efficiency_source: str
     fused_activations: frozenset = frozenset()  # activation ops fused into conv epilogues (empty: all)
+    layout_reorders: bool = False  # runtime reorders tensors between blocked and plain layouts (ORT CPU)
 
 
 @dataclass(frozen=True)
@@ -146,7 +148,8 @@ def parse_profile(data: dict, path: Path) -> DeviceProfile:
         backends[bname] = Backend(bname, _get(data, f"{pre}.processor", path, str),
                                   _get(data, f"{pre}.bandwidth_gbs", path), precs, eff,
                                   str(data["backends"][bname]["efficiency"].get("source", "")),
-                                  frozenset(data["backends"][bname].get("fused_activations", ())))
+                                  frozenset(data["backends"][bname].get("fused_activations", ())),
+                                  bool(data["backends"][bname].get("layout_reorders", False)))
     if not backends:
         raise EdgesegError(f"{path}: missing key 'backends'")
     default = _get(data, "default_backend", path, str)

@@ -78,6 +78,10 @@ def simulate(model, device, precision: str | None = None, backend: str | None = 
     g = load_graph(model, input_shape)
     fg = fuse(g, b.fused_activations or ACTIVATIONS)
     times = tuple(kernel_time(k, fg.graph, b, prec) for k in fg.kernels)
+    if b.layout_reorders:
+        from edgeseg.latency.layout import reorder_times
+
+        times += reorder_times(fg, b, prec)
     total = sum(t.seconds for t in times)
     if fg.unknown_ops:
         warnings += (f"estimate: the cost model does not know {', '.join(fg.unknown_ops)}; "
@@ -90,5 +94,5 @@ def simulate(model, device, precision: str | None = None, backend: str | None = 
     shape = fg.graph.shape(g.inputs[0]) if g.inputs else ()
     return Prediction(g.name, tuple(shape or ()), profile.name, b.name, precision, prec.name, warnings,
                       total * 1e3, (total * 1e3 * math.exp(-u), total * 1e3 * math.exp(u)), 1.0 / total,
-                      sum(k.cost.macs for k in fg.kernels), len(fg.kernels), weights,
+                      sum(k.cost.macs for k in fg.kernels), len(times), weights,
                       peak_activations(fg, size), int(profile.memory_gb * 2**30), fg.unknown_ops, times)

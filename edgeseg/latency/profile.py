@@ -31,6 +31,7 @@ class ProfileResult:
     p90_ms: float
     p99_ms: float
     mean_ms: float
+    min_ms: float
     throughput_fps: float
     peak_rss_mb: float
     op_ms: dict  # op type -> mean ms per run, from ORT's profiler (sorted, largest first)
@@ -119,4 +120,4 @@ def profile_model(path, runs: int = 50, warmup: int = 5, threads: int = 1, input
     used = threads or os.cpu_count() or 1
     shape = next(iter(feeds.values())).shape
     return ProfileResult(Path(path).stem, tuple(shape), used, len(times), warmup, percentile(times, 50),
-                         percentile(times, 90), percentile(times, 99), mean, 1000.0 / mean, peak_rss_mb(), op_ms)
+                         percentile(times, 90), percentile(times, 99), mean, min(times), 1000.0 / mean, peak_rss_mb(), op_ms)

@@ -8,7 +8,8 @@ Concat traffic is scaled by eff_concat (0 when the runtime writes producers into
 length per output (MACs per output element: small-channel convs and depthwise convs starve the ALUs),
 Cout the output channels of a conv/gemm (a GPU GEMM tile is ~64 channels wide, a CPU
 micro-kernel ~8; fewer channels leave part of it idle; `tile_channels` is a fixed, documented profile value).
-eff_class comes from the op class (dense 3x3 conv, other conv, depthwise, gemm, other); the values are
+eff_class comes from the op class (dense 3x3 conv, other conv, depthwise, gemm, standalone
+activation, other); the values are
 fitted per device (fit.py) and stored in the device profile.
 """
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from edgeseg.latency.device import BYTES, Backend, Precision
-from edgeseg.latency.fusion import Kernel
+from edgeseg.latency.fusion import ACTIVATIONS, Kernel
 from edgeseg.latency.graph import Graph
 
 COPIES = frozenset({"Concat"})  # ops a runtime may elide by writing producers in place
@@ -42,6 +43,7 @@ CLASSIFY = {
     "ConvTranspose": lambda k, g: "conv",
     "Gemm": lambda k, g: "gemm",
     "MatMul": lambda k, g: "gemm",
+    **{op: (lambda k, g: "activation") for op in ACTIVATIONS | {"Relu6", "Mish", "Gelu", "Erf", "Softplus"}},
 }
 
 
