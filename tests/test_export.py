@@ -73,7 +73,7 @@ def test_parity_and_metadata_round_trip(tiny, tmp_path, data):
 def test_int8_and_fp16_run_in_onnxruntime(tiny, tmp_path, data):
     from edgeseg.contract import read_contract
     from edgeseg.export.fp16 import to_fp16
-    from edgeseg.export.quantize import calibration_slices, quantize_int8
+    from edgeseg.export.quantize import calibration_slices, per_layer_error, quantize_int8
     from edgeseg.export.recipe import QuantizeConfig
     from edgeseg.export.simplify import ort_session, run_onnx
     from edgeseg.export.to_onnx import export_onnx
@@ -96,6 +96,9 @@ def test_int8_and_fp16_run_in_onnxruntime(tiny, tmp_path, data):
         assert out.dtype == np.float32 and out.shape == a.shape  # float32 IO for every variant
         # relative error of the logits: INT8 <= 25 %, FP16 <= 1 % of the FP32 logits' range (random tiny weights)
         assert np.abs(out - a).max() <= tol * (a.max() - a.min())
+    # the per-layer report the verification adds when INT8 misses its Dice target
+    worst = per_layer_error(fp32, tmp_path / "q.onnx", calib[:2], tmp_path)["worst_activations"]
+    assert worst and all(np.isfinite(w["sqnr_vs_float_model"]) for w in worst)
 
 
 @pytest.mark.skipif(not RELEASED.is_dir(), reason="released model not built")
