@@ -23,6 +23,7 @@ conv = 0.5
 depthwise = 0.1
 gemm = 0.5
 activation = 0.1
+resize = 0.1
 other = 0.1
 memory = 0.5
 concat = 1.0

@@ -63,3 +63,16 @@ def test_zoo_resnet18_matches_torchvision_macs():
     macs = sum(k.cost.macs for k in fg.kernels)
     assert abs(macs / 1.814e9 - 1) < 0.01  # torchvision resnet18: 1.81 GMAC at 224x224
     assert all(k.ops[0] != "BatchNormalization" for k in fg.kernels)  # every BN fused into its conv
+
+
+def test_ort_cpu_reorders_around_plain_layout_ops():
+    from edgeseg.latency.predict import simulate
+
+    w = {"w1": np.zeros((8, 8, 1, 1), np.float32), "p": np.zeros((8, 1, 1), np.float32),
+         "w2": np.zeros((8, 8, 1, 1), np.float32)}
+    nodes = [helper.make_node("Conv", ["x", "w1"], ["c"]), helper.make_node("PRelu", ["c", "p"], ["r"]),
+             helper.make_node("Conv", ["r", "w2"], ["y"])]
+    m = model(nodes, {"x": [1, 8, 4, 4]}, w)
+    cpu = simulate(m, "raspberry-pi-4")
+    assert [k.ops for k in cpu.layers].count(("Reorder",)) == 3  # conv->PRelu, PRelu->conv, conv->output
+    assert not any(k.ops == ("Reorder",) for k in simulate(m, "jetson-nano").layers)  # TensorRT: no reorders

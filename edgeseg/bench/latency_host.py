@@ -72,6 +72,11 @@ def run(args) -> int:
     for name, p, band, p50, best, err in rows:
         lines.append(f"| {name} | {p:.2f} | {band[0]:.2f}..{band[1]:.2f} | {p50:.2f} | {best:.2f} | {err:+.1f} % |")
     errs = [abs(r[-1]) for r in rows]
+    load = os.getloadavg()[0]
+    if load > (os.cpu_count() or 1):
+        lines += ["", f"**Taken under load** (load average {load:.1f} on {os.cpu_count()} cores: the fastest run is often "
+                      "less than half the p50). These errors measure the load as much as the model: rerun "
+                      f"`{COMMAND}` on a quiet machine."]
     lines += ["", f"Median |error| {statistics.median(errs):.1f} %, max {max(errs):.1f} % over {len(rows)} models.",
               "", machine_line() + f" Load average when written: {os.getloadavg()[0]:.1f} on {os.cpu_count()} "
               "logical cores (a figure above the core count means the timings were taken under load)."]

@@ -27,6 +27,7 @@ class Efficiency:
     depthwise: float   # grouped conv with one channel per group
     gemm: float        # Gemm / MatMul
     activation: float  # standalone activations (PRelu, Elu, Sigmoid... not fused into a conv)
+    resize: float      # Resize / Upsample
     other: float       # everything else (pooling, elementwise, resize...)
     memory: float      # fraction of the nominal bandwidth reached
     concat: float      # fraction of Concat traffic really copied (TensorRT writes producers in place: ~0)

@@ -6,10 +6,10 @@
 Concat traffic is scaled by eff_concat (0 when the runtime writes producers into the output in place).
 `work` is the kernel's output elements (small feature maps cannot fill the machine), K the reduction
 length per output (MACs per output element: small-channel convs and depthwise convs starve the ALUs),
-Cout the output channels of a conv/gemm (a GPU GEMM tile is ~64 channels wide, a CPU
+Cout the output channels of a conv/gemm (depthwise convs excepted: their own efficiency covers this) (a GPU GEMM tile is ~64 channels wide, a CPU
 micro-kernel ~8; fewer channels leave part of it idle; `tile_channels` is a fixed, documented profile value).
 eff_class comes from the op class (dense 3x3 conv, other conv, depthwise, gemm, standalone
-activation, other); the values are
+activation, resize, other); the values are
 fitted per device (fit.py) and stored in the device profile.
 """
 from __future__ import annotations
@@ -22,6 +22,7 @@ from edgeseg.latency.graph import Graph
 
 COPIES = frozenset({"Concat"})  # ops a runtime may elide by writing producers in place
 K_FULL = 32  # reduction length at which a conv/gemm stops being starved
+GEMM_SHAPED = frozenset({"conv3x3", "conv", "gemm"})  # depthwise & co: their own efficiency covers it
 CHANNEL_AXIS = {"gemm": -1}  # where the output channels are (conv: axis 1)
 
 
@@ -43,6 +44,8 @@ CLASSIFY = {
     "ConvTranspose": lambda k, g: "conv",
     "Gemm": lambda k, g: "gemm",
     "MatMul": lambda k, g: "gemm",
+    "Resize": lambda k, g: "resize",
+    "Upsample": lambda k, g: "resize",
     **{op: (lambda k, g: "activation") for op in ACTIVATIONS | {"Relu6", "Mish", "Gelu", "Erf", "Softplus"}},
 }
 
@@ -79,7 +82,9 @@ def kernel_time(k: Kernel, g: Graph, backend: Backend, precision: Precision) -> 
     cls = op_class(k, g)
     out_shape = g.shape(k.anchor.outputs[0]) or ()
     cout = out_shape[CHANNEL_AXIS.get(cls, 1)] if cls != "other" and len(out_shape) > 1 else eff.tile_channels
-    util = work / (work + eff.saturation) * min(1.0, kdim / K_FULL) * min(1.0, cout / eff.tile_channels)
+    util = work / (work + eff.saturation)
+    if cls in GEMM_SHAPED:  # short reductions and narrow outputs waste the GEMM tile
+        util *= min(1.0, kdim / K_FULL) * min(1.0, cout / eff.tile_channels)
     rate = precision.peak_gflops * 1e9 * getattr(eff, cls) * max(util, 1e-6)
     compute = c.flops / rate
     memory = nbytes / (backend.bandwidth_gbs * 1e9 * eff.memory)
