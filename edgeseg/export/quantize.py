@@ -80,18 +80,61 @@ def quantize_int8(src: str | Path, dst: str | Path, calib: np.ndarray, config, w
     extra = {"ActivationSymmetric": symmetric, "WeightSymmetric": True}
     if config.method == "percentile":
         extra["CalibPercentile"] = config.percentile
+    full = work_dir / "int8-full-names.onnx"  # kept for the per-layer error report (ORT matches tensors by name)
     quantize_static(
-        str(prepared), str(dst), calibration_reader(calib, contract.input_name),
+        str(prepared), str(full), calibration_reader(calib, contract.input_name),
         quant_format=QuantFormat.QDQ, per_channel=config.per_channel,
         activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8, weight_type=QuantType.QInt8,
         calibrate_method=_methods()[config.method], nodes_to_exclude=excluded, extra_options=extra,
     )
-    model = onnx.load(str(dst))
+    model = onnx.load(str(full))
+    if config.compact_names:
+        compact_names(model)
     set_metadata(model, dataclasses.replace(contract, precision="int8"))
     onnx.save(model, str(dst))
     return {"method": config.method, "calibration_slices": int(len(calib)), "per_channel": config.per_channel,
             "activation_type": config.activation_type, "weight_type": "int8", "kept_float": excluded,
-            "format": "QDQ"}
+            "format": "QDQ", "compact_names": config.compact_names}
+
+
+QDQ_SUFFIXES = (("_QuantizeLinear_Output", "_q"), ("_DequantizeLinear_Output", "_dq"), ("_QuantizeLinear", "_Q"),
+                ("_DequantizeLinear", "_DQ"), ("_quantized", "_i8"), ("_zero_point", "_zp"), ("_scale", "_s"))
+
+
+def short_node_name(name: str) -> str:
+    """'/backbone/dec.2/dec.2.1/dec.2.1.0/Conv_QuantizeLinear' -> '/backbone/dec.2.1.0/Conv_Q' (still names the module)."""
+    for long, short in QDQ_SUFFIXES:
+        name = name.replace(long, short)
+    parts = name.split("/")
+    if len(parts) > 4 and parts[0] == "":
+        name = "/".join(["", parts[1]] + parts[-2:])
+    return name
+
+
+def compact_names(model) -> None:
+    """Internal tensor names -> t0, t1, ...; node names shortened but kept readable; graph IO untouched.
+
+    A QDQ graph of a small model is mostly names (each tensor name appears in several places); on the
+    122k-parameter default model this takes the INT8 file from ~0.37 to ~0.30 of the FP32 one.
+    """
+    keep = {v.name for v in model.graph.input} | {v.name for v in model.graph.output}
+    ids: dict[str, str] = {}
+
+    def rename(name: str) -> str:
+        return name if not name or name in keep else ids.setdefault(name, f"t{len(ids)}")
+
+    nodes = model.graph.node
+    short = [short_node_name(n.name) for n in nodes]
+    unique = len(set(short)) == len(short)
+    for node, name in zip(nodes, short):
+        node.input[:] = [rename(x) for x in node.input]
+        node.output[:] = [rename(x) for x in node.output]
+        if unique:
+            node.name = name
+    for init in model.graph.initializer:
+        init.name = rename(init.name)
+    for info in model.graph.value_info:
+        info.name = rename(info.name)
 
 
 def per_layer_error(float_path: str | Path, qdq_path: str | Path, inputs: np.ndarray, work_dir: str | Path, worst: int = 8) -> dict:
@@ -103,6 +146,8 @@ def per_layer_error(float_path: str | Path, qdq_path: str | Path, inputs: np.nda
     work_dir = Path(work_dir)
     prepared = work_dir / "int8-prepared.onnx"  # quant_pre_process output: same tensor names as the QDQ model
     float_path = prepared if prepared.is_file() else Path(float_path)
+    if (work_dir / "int8-full-names.onnx").is_file():
+        qdq_path = work_dir / "int8-full-names.onnx"
     name = ort_session(float_path).get_inputs()[0].name
     aug_float, aug_qdq = work_dir / "debug-float.onnx", work_dir / "debug-qdq.onnx"
     dbg.modify_model_output_intermediate_tensors(str(float_path), str(aug_float))

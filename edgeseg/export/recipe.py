@@ -31,6 +31,7 @@ class QuantizeConfig:
     activation_type: str = "int8"       # int8 (symmetric, zero point 0: what TensorRT parses) or uint8
     keep_float: tuple[str, ...] = ()    # node names or globs kept in float, e.g. "/sr_head/fuse/*"
     percentile: float = 99.999          # for method = "percentile"
+    compact_names: bool = True          # short internal tensor names in the INT8 file (node names stay readable)
 
 
 @dataclass(frozen=True)
