@@ -1,0 +1,62 @@
+"""Short seeded fine-tune of a compressed model (QAT, ternary continuation, Tucker recovery).
+
+Same loss (CE + soft Dice at full resolution), flips and batch order as edgeseg.train; AdamW with a
+cosine schedule from `lr`; the scheme's `on_epoch` runs before every epoch (TernaryNet's beta);
+the weights with the best validation Dice are kept, as in training.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import torch
+
+from edgeseg.train.losses import segmentation_loss
+from edgeseg.train.predict import evaluate_model
+from edgeseg.progress import progress
+
+
+def finetune(model, scheme, sets, scale: int, cfg, show_progress: bool = True, label: str = "") -> dict:
+    """cfg: recipe.FinetuneConfig. Trains `model` in place; -> {'history', 'best_val', 'best_epoch', 'seconds'}."""
+    from edgeseg.train.trainer import seed_everything
+
+    seed_everything(cfg.seed, cfg.threads)
+    train_set, val_set = sets["train"], sets["val"]
+    x_all = torch.from_numpy(train_set.lowres(scale)[:, None])
+    y_all = torch.from_numpy(train_set.label.astype(np.int64))
+    steps = max(1, len(x_all) // cfg.batch_size)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimiser = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, cfg.epochs * steps))
+    generator = torch.Generator().manual_seed(cfg.seed)
+    history, best, best_epoch, best_state = [], -1.0, 0, None
+    started = time.perf_counter()
+    with progress(f"fine-tune {label or scheme.label()}", cfg.epochs * steps, show_progress) as advance:
+        for epoch in range(cfg.epochs):
+            scheme.on_epoch(model, epoch, cfg.epochs)
+            model.train()
+            order = torch.randperm(len(x_all), generator=generator)
+            losses = []
+            for step in range(steps):
+                idx = order[step * cfg.batch_size: (step + 1) * cfg.batch_size]
+                x, y = x_all[idx], y_all[idx]
+                if cfg.flip:
+                    flip = torch.rand(len(idx), generator=generator) < 0.5
+                    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+                    y = torch.where(flip[:, None, None], y.flip(-1), y)
+                loss = segmentation_loss(model(x), y, cfg.dice_weight)
+                optimiser.zero_grad(set_to_none=True)
+                loss.backward()
+                optimiser.step()
+                schedule.step()
+                losses.append(loss.item())
+                advance(loss=float(np.mean(losses)))
+            val = evaluate_model(model, val_set, scale)["mean_foreground_dice"]
+            history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_mean_foreground_dice": val})
+            if val > best:
+                best, best_epoch = val, epoch + 1
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    return {"history": history, "best_val": best, "best_epoch": best_epoch, "seconds": time.perf_counter() - started}

@@ -1,0 +1,69 @@
+"""The compression recipe: [source], [scheme], [finetune], [export] (TOML -> frozen dataclasses).
+
+Paths are relative to the current directory, like a training recipe's out_dir. The [scheme] table is
+`name = "<scheme>"` plus that scheme's own keys (see edgeseg/compress/schemes.py); unknown keys are
+errors naming the key.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from edgeseg.config import from_dict, read_toml, to_dict
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    checkpoint: str = "runs/unet-s2-brain/model.pt"  # the trained FP32 model
+    train_recipe: str = ""  # trains the checkpoint first when it is missing (it must then be <folder>/model.pt)
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    epochs: int = 4                # 0 = post-training only
+    lr: float = 1e-3
+    batch_size: int = 8
+    weight_decay: float = 0.0
+    dice_weight: float = 1.0
+    flip: bool = True
+    seed: int = 0
+    threads: int = 2
+    calibration_batches: int = 4   # training batches for activation ranges before fine-tuning
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    onnx: bool = True              # write the compressed ONNX and check its Dice in ONNX Runtime
+    opset: int = 13
+    int4: bool = False             # also an opset-21 copy with INT4 weight initializers where they fit
+    dice_tolerance: float = 0.005  # |Dice(ORT) - Dice(PyTorch)| allowed on the test split
+
+
+@dataclass(frozen=True)
+class CompressRecipe:
+    scheme: dict = field(default_factory=lambda: {"name": "fixedpoint"})
+    source: SourceConfig = field(default_factory=SourceConfig)
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    out_dir: str = "runs/compress"
+
+    def __post_init__(self):
+        from edgeseg.compress.registry import make_scheme
+
+        make_scheme(self.scheme)  # validate name and keys now, with the recipe's error message
+
+    def make_scheme(self):
+        from edgeseg.compress.registry import make_scheme
+
+        return make_scheme(self.scheme)
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+
+def load_compress_recipe(path: str | Path) -> CompressRecipe:
+    return from_dict(CompressRecipe, read_toml(path), str(path))
+
+
+def compress_recipe_from_dict(data: dict, where: str = "compression recipe") -> CompressRecipe:
+    return from_dict(CompressRecipe, data, where)

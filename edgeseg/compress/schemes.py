@@ -1,0 +1,145 @@
+"""The four schemes of the papers, each a small class over the machinery in qat/ternary/tucker."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from edgeseg.compress import qat
+from edgeseg.compress.fake_quant import ActFakeQuant, WeightFakeQuant, check_bits
+
+
+class Scheme:
+    name = ""
+    export_kind = "qdq"  # qdq: fake-quant folded into QuantizeLinear/DequantizeLinear; float: plain ONNX
+
+    def __init__(self, params):
+        self.params = params
+
+    def label(self) -> str:
+        return self.name
+
+    def rebuild(self, model, input_shape, records) -> None:
+        self.apply(model, input_shape)
+
+    def calibrate(self, model, batches) -> None:
+        qat.calibrate(model, batches)
+
+    def on_epoch(self, model, epoch: int, epochs: int) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class FixedPointParams:
+    weight_bits: int = 4
+    act_bits: int = 8
+    pow2: bool = False            # power-of-two scales (strict fixed point) instead of float scales
+    keep_first_last: bool = True  # first conv and classifier stay float (both papers)
+    quantize_head: bool = False   # the SR head (< 200 params) stays float unless true
+    layers: dict[str, str] = field(default_factory=dict)  # glob -> "float" | "w4a8"
+
+    def __post_init__(self):
+        check_bits(self.weight_bits, "weight")
+        check_bits(self.act_bits, "activation")
+
+
+class FixedPoint(Scheme):
+    """Uniform fixed-point QAT (Perone et al.; Xu et al. use it as a regulariser)."""
+
+    name = "fixedpoint"
+    Params = FixedPointParams
+
+    def label(self) -> str:
+        return f"W{self.params.weight_bits}A{self.params.act_bits}"
+
+    def apply(self, model, input_shape) -> list[dict]:
+        p = self.params
+        plan = qat.plan_layers(model, input_shape, (p.weight_bits, p.act_bits), p.keep_first_last, p.quantize_head, p.layers)
+        qat.swap_convs(model, plan, lambda name, s: (WeightFakeQuant(s[0], p.pow2), ActFakeQuant(s[1], p.pow2)))
+        return [{"layer": n, "weight_bits": s[0], "act_bits": s[1]} for n, s in plan.items()]
+
+
+@dataclass(frozen=True)
+class TernaryParams:
+    beta_start: float = 3.0   # slope of the tanh continuation at the first fine-tune epoch
+    beta_end: float = 8.0     # ... and at the last; eval always uses the hard step
+    keep_first_last: bool = True
+    quantize_head: bool = False
+
+    def __post_init__(self):
+        if not 0 < self.beta_start <= self.beta_end:
+            raise ValueError("need 0 < beta_start <= beta_end")
+
+
+class Ternary(Scheme):
+    """TernaryNet: ternary weights and activations, tanh continuation towards the step."""
+
+    name = "ternary"
+    Params = TernaryParams
+
+    def _quantizers(self):
+        from edgeseg.compress.ternary import TernaryAct, TernaryWeight
+
+        return TernaryWeight(), TernaryAct(self.params.beta_start)
+
+    def apply(self, model, input_shape) -> list[dict]:
+        p = self.params
+        plan = qat.plan_layers(model, input_shape, True, p.keep_first_last, p.quantize_head)
+        qat.swap_convs(model, plan, lambda name, s: self._quantizers())
+        return [{"layer": n} for n in plan]
+
+    def on_epoch(self, model, epoch: int, epochs: int) -> None:
+        from edgeseg.compress.ternary import beta_schedule, set_beta
+
+        set_beta(model, beta_schedule(epoch, epochs, self.params.beta_start, self.params.beta_end))
+
+
+class Binary(Ternary):
+    """The binary baseline of TernaryNet: sign() weights and activations with per-layer scales."""
+
+    name = "binary"
+
+    def _quantizers(self):
+        from edgeseg.compress.ternary import BinaryAct, BinaryWeight
+
+        return BinaryWeight(), BinaryAct(self.params.beta_start)
+
+
+@dataclass(frozen=True)
+class TuckerParams:
+    df: float = 0.5           # rank factor: R = ceil(C * df), floored at min_rank, capped at C
+    energy: float = 0.0       # > 0: rank keeping this share of squared singular values instead of df
+    min_rank: int = 4
+    hooi_iters: int = 2
+    skip: tuple[str, ...] = ()  # conv name globs left alone
+
+    def __post_init__(self):
+        if not 0 < self.df <= 1 or not 0 <= self.energy <= 1:
+            raise ValueError("df must be in (0, 1] and energy in [0, 1]")
+
+
+class Tucker(Scheme):
+    """Post-training Tucker-2 of conv kernels (Weber et al.)."""
+
+    name = "tucker"
+    Params = TuckerParams
+    export_kind = "float"
+
+    def label(self) -> str:
+        return f"Tucker e{self.params.energy:g}" if self.params.energy > 0 else f"Tucker DF {self.params.df:g}"
+
+    def apply(self, model, input_shape) -> list[dict]:
+        from edgeseg.compress.tucker import decompose_model
+
+        p = self.params
+        return decompose_model(model, p.df, p.energy, p.min_rank, p.hooi_iters, p.skip)
+
+    def rebuild(self, model, input_shape, records) -> None:
+        from edgeseg.compress.tucker import decompose_conv
+
+        for r in records:
+            if r.get("decomposed"):
+                parent, _, child = r["layer"].rpartition(".")
+                owner = model.get_submodule(parent) if parent else model
+                setattr(owner, child, decompose_conv(getattr(owner, child), ranks=tuple(r["ranks"]), hooi_iters=0))
+
+    def calibrate(self, model, batches) -> None:
+        pass
