@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "edgeseg.cli.profile_cmd",
     "edgeseg.cli.devices_cmd",
     "edgeseg.cli.models_cmd",
+    "edgeseg.cli.compress_cmd",
     "edgeseg.cli.bench_cmd",
 ]
 
