@@ -4,7 +4,7 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
-RUNS   ?= runs
+RUNS   := runs
 
 .PHONY: setup demo test bench clean
 
@@ -16,9 +16,16 @@ $(VENV)/.installed: pyproject.toml constraints.txt
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
 
+# The whole chain on bundled real data: train -> evaluate -> export (FP32/INT8/FP16, verified)
+# -> simulate the Jetson Nano -> segment the bundled real DICOM series into a DICOM SEG.
+DEMO_MODEL := $(RUNS)/demo/export/unet-s2-brain-nano
 demo: setup
-	$(PY) -m edgeseg train recipes/unet-s2-brain.toml --out $(RUNS)/demo
-	$(PY) -m edgeseg evaluate $(RUNS)/demo/model.pt
+	$(PY) -m edgeseg train recipes/unet-s2-brain.toml --out $(RUNS)/unet-s2-brain
+	$(PY) -m edgeseg evaluate $(RUNS)/unet-s2-brain/model.pt
+	$(PY) -m edgeseg export export/unet-s2-brain-nano.toml --out $(RUNS)/demo/export
+	$(PY) -m edgeseg check $(DEMO_MODEL).fp16.onnx --target jetson-nano
+	$(PY) -m edgeseg simulate $(DEMO_MODEL).fp16.onnx $(DEMO_MODEL).int8.onnx --device jetson-nano --precision fp16 --out $(RUNS)/demo/latency
+	$(PY) -m edgeseg run $(DEMO_MODEL).int8.onnx data/sample-mr-brain --out $(RUNS)/demo/seg
 
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
