@@ -4,7 +4,7 @@ Quantized models (fixed point, ternary, binary): every QuantConv2d becomes Dequa
 initializer holding the low-bit integers, per-channel float scale, axis 0) -> Conv, its input
 Clip(qmin*s, qmax*s) -> QuantizeLinear -> DequantizeLinear with the exact scale and zero point 0
 (uint8 container when unsigned, int8 when signed; the Clip gives the low-bit saturation an 8-bit
-container lacks); a binary activation is Sign -> Mul(s). A BatchNorm2d right after a quantized conv
+container lacks); a binary activation is Sign -> Mul(s). The conv bias is a separate Add, kept in float. A BatchNorm2d right after a quantized conv
 is folded into that conv's per-channel scale and bias (integers unchanged), as a deployment would.
 Opset 13 by default (what the Jetson Nano's TensorRT parses); `int4_weights` rewrites the weight
 initializers to INT4 at opset 21 where they fit. Tucker models are ordinary float models: they go
@@ -86,7 +86,9 @@ class ExportQConv(nn.Module):
         elif self.act is not None:
             x = _ActSign.apply(x, self.act["scale"])
         w = _WeightDQ.apply(self.w_int, self.w_scale, self.w_zero)
-        return nn.functional.conv2d(x, w, self.bias, **self.conv)
+        # bias as a separate Add: ORT's WeightBiasQuantization would otherwise round a Conv's bias onto the
+        # int32 accumulator grid (s_x * s_w), which flips hard ternary thresholds; TensorRT keeps bias in float too
+        return nn.functional.conv2d(x, w, None, **self.conv) + self.bias.view(1, -1, 1, 1)
 
 
 def export_form(model: nn.Module) -> nn.Module:
