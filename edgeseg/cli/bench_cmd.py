@@ -10,6 +10,7 @@ BENCHMARKS = {
     "export": "edgeseg.bench.export_table",
     "latency-validation": "edgeseg.bench.latency_validation",
     "latency-host": "edgeseg.bench.latency_host",
+    "compression": "edgeseg.bench.compression",
 }
 
 
