@@ -136,3 +136,22 @@ def test_storage_counts_packed_bits_and_scales():
     s = storage(model)
     assert s["bits"] == 4 * 216 + 32 * (6 + 1) + 32 * (6 + 12)  # weights, scales (channels + activation), bias + BN
     assert fp32_storage(model)["bits"] == 32 * (216 + 6 + 12)
+
+
+def test_example_recipes_parse_and_bad_keys_are_named(tmp_path):
+    from pathlib import Path
+
+    from edgeseg.compress.recipe import load_compress_recipe
+
+    for path in sorted(Path(__file__).resolve().parents[1].glob("recipes/compress-*.toml")):
+        assert load_compress_recipe(path).make_scheme().name in ("fixedpoint", "ternary", "binary", "tucker")
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[scheme]\nname = "fixedpoint"\nweight_bits = 9\n')
+    with pytest.raises(EdgesegError, match="bits must be 2..8"):
+        load_compress_recipe(bad)
+    bad.write_text('[scheme]\nname = "fixedpoint"\nlayers = { "backbone.*" = "w4" }\n')
+    recipe = load_compress_recipe(bad)  # layer settings are checked against the model when applied
+    from edgeseg.models import create_model
+
+    with pytest.raises(EdgesegError, match="w<2-8>a<2-8>"):
+        recipe.make_scheme().apply(create_model("unet", 1, 3, 2, width=2), (1, 1, 16, 16))

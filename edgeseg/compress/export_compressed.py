@@ -91,6 +91,19 @@ class ExportQConv(nn.Module):
         return nn.functional.conv2d(x, w, None, **self.conv) + self.bias.view(1, -1, 1, 1)
 
 
+class ExportAct(nn.Module):
+    """Export form of a stand-alone activation quantizer (TernaryNet placement: in place of a ReLU)."""
+
+    def __init__(self, act):
+        super().__init__()
+        self.act = act.onnx_spec()
+
+    def forward(self, x):
+        if self.act["kind"] == "qdq":
+            return _ActQDQ.apply(x, self.act["scale"], self.act["qmin"], self.act["qmax"])
+        return _ActSign.apply(x, self.act["scale"])
+
+
 def export_form(model: nn.Module) -> nn.Module:
     """A copy of `model` with every QuantConv2d replaced by ExportQConv (BN folded where it follows)."""
     from edgeseg.compress.qat import QuantConv2d
@@ -100,6 +113,9 @@ def export_form(model: nn.Module) -> nn.Module:
         names = list(parent._modules)
         for i, name in enumerate(names):
             child = parent._modules[name]
+            if hasattr(child, "onnx_spec") and not isinstance(parent, QuantConv2d):
+                parent._modules[name] = ExportAct(child)
+                continue
             if not isinstance(child, QuantConv2d):
                 continue
             nxt = parent._modules[names[i + 1]] if isinstance(parent, nn.Sequential) and i + 1 < len(names) else None

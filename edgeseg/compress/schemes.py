@@ -63,10 +63,13 @@ class TernaryParams:
     beta_end: float = 8.0     # ... and at the last; eval always uses the hard step
     keep_first_last: bool = True
     quantize_head: bool = False
+    act_at: str = "input"     # "input": each quantized conv's input; "relu": replace the backbone's ReLUs (BN -> tt)
 
     def __post_init__(self):
         if not 0 < self.beta_start <= self.beta_end:
             raise ValueError("need 0 < beta_start <= beta_end")
+        if self.act_at not in ("input", "relu"):
+            raise ValueError(f"act_at must be 'input' or 'relu', not '{self.act_at}'")
 
 
 class Ternary(Scheme):
@@ -81,10 +84,20 @@ class Ternary(Scheme):
         return TernaryWeight(), TernaryAct(self.params.beta_start)
 
     def apply(self, model, input_shape) -> list[dict]:
+        from torch import nn
+
         p = self.params
         plan = qat.plan_layers(model, input_shape, True, p.keep_first_last, p.quantize_head)
-        qat.swap_convs(model, plan, lambda name, s: self._quantizers())
-        return [{"layer": n} for n in plan]
+        relu = p.act_at == "relu"
+        qat.swap_convs(model, plan, lambda name, s: (self._quantizers()[0], None if relu else self._quantizers()[1]))
+        records = [{"layer": n} for n in plan]
+        if relu:  # TernaryNet's placement: the activation function itself becomes the ternary step (signed)
+            for name, m in list(model.named_modules()):
+                if name.startswith("backbone.") and type(m) in (nn.ReLU, nn.ReLU6):
+                    parent, _, child = name.rpartition(".")
+                    setattr(model.get_submodule(parent), child, self._quantizers()[1])
+                    records.append({"activation": name})
+        return records
 
     def on_epoch(self, model, epoch: int, epochs: int) -> None:
         from edgeseg.compress.ternary import beta_schedule, set_beta
