@@ -1,0 +1,138 @@
+"""Every registered backbone with and without the SR head: shapes, gradients, head init, errors, ONNX parity."""
+import io
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from edgeseg.errors import EdgesegError
+from edgeseg.models import create_model, get_backbone_class, list_models
+from edgeseg.models.sr_head import SRHead
+
+TINY = 4  # width for speed; every backbone scales its channels from it
+FULL = (32, 32)  # full-resolution test size: 8x8 at scale 4
+
+
+@pytest.fixture(autouse=True)
+def _seed_and_one_thread():
+    # tiny tensors: a second thread only adds synchronisation, and the machine's cores are shared
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny(name, scale, sr_head=True, num_classes=3):
+    return create_model(name, 1, num_classes, scale, sr_head=sr_head, width=TINY)
+
+
+def test_the_new_backbones_are_registered():
+    assert {"unet", "enet", "mobilenetv2", "fastscnn", "espnet"} <= set(list_models())
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_input_multiple_fits_the_slice_sizes(name):
+    m = get_backbone_class(name).input_multiple
+    assert 56 % m == 0 and 48 % m == 0
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_default_width_is_lightweight(name):
+    n = sum(p.numel() for p in get_backbone_class(name)(1, 3).parameters())
+    assert 30_000 < n < 500_000
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_backbone_keeps_input_resolution(name):
+    with torch.no_grad():
+        y = get_backbone_class(name)(1, 3, width=TINY).eval()(torch.randn(1, 1, 56, 48))
+    assert y.shape == (1, 3, 56, 48)
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("scale", [1, 2, 4])
+@pytest.mark.parametrize("sr_head", [True, False])
+def test_full_resolution_output(name, scale, sr_head):
+    model = tiny(name, scale, sr_head).eval()
+    assert (model.sr_head is not None) == (sr_head and scale > 1)
+    with torch.no_grad():
+        y = model(torch.randn(2, 1, FULL[0] // scale, FULL[1] // scale))
+    assert y.shape == (2, 3, *FULL)
+    assert torch.isfinite(y).all()
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_parameter_gets_a_gradient(name):
+    model = tiny(name, 2).train()
+    with torch.no_grad():  # the head starts with its learned path switched off; switch it on
+        model.sr_head.fuse.weight.add_(0.1 * torch.randn_like(model.sr_head.fuse.weight))
+    x = torch.randn(2, 1, 16, 16)
+    target = torch.randint(0, 3, (2, *FULL))
+    F.cross_entropy(model(x), target).backward()
+    for pname, p in model.named_parameters():
+        assert p.grad is not None, pname
+        assert torch.isfinite(p.grad).all(), pname
+        assert p.grad.abs().sum() > 0, pname
+
+
+@pytest.mark.parametrize("num_classes", [2, 3, 4])
+@pytest.mark.parametrize("scale", [2, 4])
+def test_sr_head_is_tiny(num_classes, scale):
+    assert sum(p.numel() for p in SRHead(num_classes, scale).parameters()) < 200
+
+
+def test_sr_head_exact_parameter_count():
+    # sr_head.py: 4C*log2(scale) + 10C + (2C+1)*C + C; C=3, scale 2: 12 + 30 + 21 + 3
+    assert sum(p.numel() for p in SRHead(3, 2).parameters()) == 66
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("scale", [2, 4])
+def test_untrained_head_is_bilinear_upsampling(name, scale):
+    model = tiny(name, scale).eval()
+    x = torch.randn(2, 1, FULL[0] // scale, FULL[1] // scale)
+    with torch.no_grad():
+        expected = F.interpolate(model.backbone(x), scale_factor=scale, mode="bilinear", align_corners=False)
+        assert torch.allclose(model(x), expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_input_size_not_a_multiple_is_refused(name):
+    model = tiny(name, 2)
+    m = model.multiple
+    if m == 1:
+        pytest.skip("backbone accepts any size")
+    with pytest.raises(ValueError, match=f"multiple of {m}; pad to {2 * m}x{m}"):
+        model(torch.randn(1, 1, 2 * m - 1, m))
+
+
+def test_unknown_model_names_the_known_ones():
+    with pytest.raises(EdgesegError) as err:
+        create_model("unett")
+    message = str(err.value)
+    assert "unknown model 'unett'" in message
+    assert all(name in message for name in list_models())
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("name", list_models())
+def test_onnx_export_matches_torch(name):
+    ort = pytest.importorskip("onnxruntime")
+    model = get_backbone_class(name)(1, 3, width=TINY).eval()
+    with torch.no_grad():  # non-trivial BN statistics, so the folded BN path is exercised
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(1, 1, 56, 48)
+    f = io.BytesIO()
+    try:
+        torch.onnx.export(model, x, f, opset_version=13, dynamo=False, input_names=["x"])
+    except TypeError:  # torch without the dynamo switch: the default is the TorchScript exporter
+        torch.onnx.export(model, x, f, opset_version=13, input_names=["x"])
+    session = ort.InferenceSession(f.getvalue(), providers=["CPUExecutionProvider"])
+    with torch.no_grad():
+        expected = model(x).numpy()
+    assert np.abs(session.run(None, {"x": x.numpy()})[0] - expected).max() < 1e-4
