@@ -1,0 +1,73 @@
+"""NodeConfig: everything `edgeseg serve` was told, validated once (frozen)."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgeseg.errors import EdgesegError
+
+_AE = re.compile(r"[ -~]{1,16}")  # AE titles: 1-16 printable ASCII characters (no backslash checked below)
+
+
+@dataclass(frozen=True)
+class Destination:
+    ae_title: str
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        return f"{self.ae_title}@{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    model: Path
+    spool: Path
+    ae_title: str = "EDGESEG"
+    port: int = 11112
+    bind: str = "0.0.0.0"
+    out: Path | None = None
+    forward: Destination | None = None
+    allow_ae: tuple[str, ...] = ()
+    series_timeout: float = 10.0
+    threads: int | None = None
+    provider: str = "auto"
+    max_associations: int = 8
+    max_pdu: int = 65536            # bytes we accept per PDU (advertised to the peer)
+    network_timeout: float = 60.0   # idle socket
+    acse_timeout: float = 15.0      # association negotiation
+    dimse_timeout: float = 60.0     # waiting for a DIMSE message
+    retry_base: float = 1.0         # forward back-off: base * 2**(attempt-1), capped
+    retry_max: float = 60.0
+
+    def __post_init__(self):
+        for title in (self.ae_title, *self.allow_ae):
+            check_ae(title)
+        if not 0 <= self.port <= 65535:
+            raise EdgesegError(f"--port {self.port}: must be 0..65535")
+        if self.series_timeout <= 0:
+            raise EdgesegError("--series-timeout must be > 0 seconds")
+        if self.forward is None and self.out is None:
+            raise EdgesegError("nowhere to put results: give --forward AE@HOST:PORT and/or --out DIR")
+
+
+def check_ae(title: str) -> str:
+    if not _AE.fullmatch(title) or "\\" in title or not title.strip():
+        raise EdgesegError(f"AE title {title!r}: 1-16 printable ASCII characters, no backslash")
+    return title
+
+
+def parse_destination(text: str) -> Destination:
+    """'AE@HOST:PORT' -> Destination, or a one-line EdgesegError."""
+    m = re.fullmatch(r"([^@]{1,16})@([^:@]+|\[[0-9a-fA-F:]+\]):(\d{1,5})", text.strip())
+    if not m:
+        raise EdgesegError(f"--forward {text!r}: expected AE@HOST:PORT, e.g. PACS@10.0.0.5:104")
+    port = int(m.group(3))
+    if not 0 < port <= 65535:
+        raise EdgesegError(f"--forward {text!r}: port must be 1..65535")
+    return Destination(check_ae(m.group(1)), m.group(2).strip("[]"), port)
+
+
+def parse_allow(text: str | None) -> tuple[str, ...]:
+    return tuple(t.strip() for t in (text or "").split(",") if t.strip())

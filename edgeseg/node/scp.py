@@ -1,0 +1,123 @@
+"""The listening side: a pynetdicom AE answering C-ECHO and C-STORE for the image classes the model uses.
+
+A C-STORE is answered Success only after the instance is durably in the spool; anything that cannot be
+decoded or stored gets a failure status and a log line, never an exception through pynetdicom.
+"""
+from __future__ import annotations
+
+import time
+
+from edgeseg.node import log, require_pynetdicom
+from edgeseg.node.config import NodeConfig
+
+# C-STORE failure statuses (PS3.4 B.2.3)
+CANNOT_UNDERSTAND = 0xC210
+OUT_OF_RESOURCES = 0xA700
+DATASET_MISMATCH = 0xA900
+
+STORAGE = {
+    "MR": ("1.2.840.10008.5.1.4.1.1.4", "1.2.840.10008.5.1.4.1.1.4.1"),   # MR, Enhanced MR
+    "CT": ("1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.2.1"),   # CT, Enhanced CT
+}
+UNCOMPRESSED = ("1.2.840.10008.1.2.1", "1.2.840.10008.1.2", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2")
+
+
+def storage_classes(modality: str) -> tuple[str, ...]:
+    """The image storage SOP classes for the model's modality (all known ones when it names none)."""
+    if modality and modality.upper() in STORAGE:
+        return STORAGE[modality.upper()]
+    return tuple(uid for pair in STORAGE.values() for uid in pair)
+
+
+def transfer_syntaxes() -> list[str]:
+    """Uncompressed syntaxes, plus every compressed one this pydicom install can decode."""
+    out = list(UNCOMPRESSED)
+    try:
+        from pydicom.pixels import get_decoder
+        from pynetdicom import ALL_TRANSFER_SYNTAXES
+
+        for uid in ALL_TRANSFER_SYNTAXES:
+            if uid not in out:
+                try:
+                    if get_decoder(uid).is_available:
+                        out.append(uid)
+                except (NotImplementedError, ValueError, KeyError):
+                    pass
+    except ImportError:
+        pass
+    return out
+
+
+def _peer(event) -> dict:
+    a = event.assoc
+    return {"calling_ae": str(a.requestor.ae_title).strip(), "peer": f"{a.requestor.address}:{a.requestor.port}"}
+
+
+def make_store_handler(spool, on_stored):
+    """C-STORE handler: decode the header, write the encoded bytes durably, then call on_stored(key, t)."""
+    def handle_store(event):
+        sop = str(getattr(event.request, "AffectedSOPInstanceUID", "") or "")
+        try:
+            ds = event.dataset
+            for _ in ds:   # parse every top-level element now: a broken dataset fails here, not later
+                pass
+            series = str(ds.get("SeriesInstanceUID", "") or "")
+            if not series or "Rows" not in ds or "PixelData" not in ds and "FloatPixelData" not in ds:
+                log.event("rejected_instance", level="warning", sop=sop, reason="no SeriesInstanceUID or no pixels",
+                          **_peer(event))
+                return DATASET_MISMATCH
+            if str(ds.get("SOPInstanceUID", sop)) != sop:
+                log.event("rejected_instance", level="warning", sop=sop, reason="SOPInstanceUID differs from request",
+                          **_peer(event))
+                return DATASET_MISMATCH
+            data = event.encoded_dataset(include_meta=True)
+        except Exception as exc:
+            log.event("rejected_instance", level="warning", sop=sop, reason=f"cannot decode: {type(exc).__name__}: "
+                      f"{str(exc)[:160]}", **_peer(event))
+            return CANNOT_UNDERSTAND
+        try:
+            path = spool.store(series, sop, data)
+        except Exception as exc:  # disk full, permissions...: the sender keeps the image and retries
+            log.event("store_failed", level="error", sop=sop, reason=f"{type(exc).__name__}: {str(exc)[:160]}")
+            return OUT_OF_RESOURCES
+        on_stored(path.parent.name, time.time())
+        log.event("received", series=series, sop=sop, bytes=len(data), **_peer(event))
+        return 0x0000
+    return handle_store
+
+
+def start_server(cfg: NodeConfig, modality: str, spool, on_stored):
+    """Start the AE in background threads; returns (ae, server)."""
+    pnd = require_pynetdicom()
+    from pynetdicom import evt
+    from pynetdicom.sop_class import Verification
+
+    ae = pnd.AE(ae_title=cfg.ae_title)
+    ae.maximum_associations = cfg.max_associations
+    ae.maximum_pdu_size = cfg.max_pdu
+    ae.network_timeout = cfg.network_timeout
+    ae.acse_timeout = cfg.acse_timeout
+    ae.dimse_timeout = cfg.dimse_timeout
+    if cfg.allow_ae:
+        ae.require_calling_aet = list(cfg.allow_ae)
+    ae.add_supported_context(Verification)
+    syntaxes = transfer_syntaxes()
+    for uid in storage_classes(modality):
+        ae.add_supported_context(uid, syntaxes)
+
+    def on_echo(event):
+        log.event("echo", **_peer(event))
+        return 0x0000
+
+    def on_assoc(name, level="info"):
+        return lambda event: log.event(name, level=level, **_peer(event))
+
+    handlers = [
+        (evt.EVT_C_ECHO, on_echo), (evt.EVT_C_STORE, make_store_handler(spool, on_stored)),
+        (evt.EVT_ACCEPTED, on_assoc("association_accepted")),
+        (evt.EVT_REJECTED, on_assoc("association_rejected", "warning")),
+        (evt.EVT_ABORTED, on_assoc("association_aborted", "warning")),
+        (evt.EVT_RELEASED, on_assoc("association_released")),
+    ]
+    server = ae.start_server((cfg.bind, cfg.port), block=False, evt_handlers=handlers)
+    return ae, server

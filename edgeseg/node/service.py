@@ -1,0 +1,83 @@
+"""The node: model session, spool recovery, scheduler and forwarder threads, the listening AE."""
+from __future__ import annotations
+
+import signal
+import threading
+import time
+
+from edgeseg.node import log, require_pynetdicom
+from edgeseg.node.config import NodeConfig
+from edgeseg.node.spool import Spool
+
+
+class Node:
+    def __init__(self, cfg: NodeConfig):
+        self.cfg = cfg
+        self.stop_event = threading.Event()
+        self.server = None
+        self.threads: list[threading.Thread] = []
+
+    def start(self) -> "Node":
+        """Load the model, resume the spool, then listen. Raises EdgesegError on a bad model or spool."""
+        require_pynetdicom()
+        from edgeseg.node.forward import Forwarder
+        from edgeseg.node.scheduler import Scheduler
+        from edgeseg.node.scp import start_server
+        from edgeseg.runtime.pipeline import check_out_dir
+        from edgeseg.runtime.seg_writer import _highdicom, warm_up
+        from edgeseg.runtime.session import Segmenter
+
+        cfg = self.cfg
+        log.route_pynetdicom()
+        t0 = time.perf_counter()
+        segmenter = Segmenter(cfg.model, cfg.provider, cfg.threads)
+        _highdicom()
+        warm_up()
+        check_out_dir(cfg.spool)
+        if cfg.out is not None:
+            check_out_dir(cfg.out)
+        self.spool = Spool(cfg.spool)
+        log.event("recovered", **self.spool.recover())
+        self.scheduler = Scheduler(cfg, self.spool, segmenter, self.stop_event)
+        self.threads = [self.scheduler]
+        if cfg.forward is not None:
+            self.threads.append(Forwarder(cfg, self.spool, self.stop_event))
+        for t in self.threads:
+            t.start()
+        _, self.server = start_server(cfg, segmenter.contract.modality, self.spool, self.scheduler.note)
+        log.event("started", ae_title=cfg.ae_title, bind=cfg.bind, port=self.port, model=cfg.model.name,
+                  provider=segmenter.provider, modality=segmenter.contract.modality, forward=str(cfg.forward or ""),
+                  out=str(cfg.out or ""), allow_ae=list(cfg.allow_ae), series_timeout=cfg.series_timeout,
+                  startup_s=round(time.perf_counter() - t0, 3))
+        return self
+
+    @property
+    def port(self) -> int:
+        return self.server.server_address[1] if self.server else self.cfg.port
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop listening, let the current series finish, join the threads."""
+        if self.server is not None:
+            self.server.shutdown()
+            self.server = None
+        self.stop_event.set()
+        for t in self.threads:
+            t.join(timeout)
+        log.event("stopped")
+
+    def serve_forever(self) -> int:
+        """Block until SIGTERM/SIGINT, then stop cleanly."""
+        def on_signal(signum, _frame):
+            log.event("signal", signal=signal.Signals(signum).name)
+            self.stop_event.set()
+
+        signal.signal(signal.SIGTERM, on_signal)
+        signal.signal(signal.SIGINT, on_signal)
+        while not self.stop_event.wait(1.0):
+            dead = [t.name for t in self.threads if not t.is_alive()]
+            if dead:
+                log.event("thread_died", level="error", threads=dead)
+                self.stop()
+                return 1  # systemd Restart=on-failure brings the node back; the spool resumes
+        self.stop()
+        return 0

@@ -1,0 +1,197 @@
+"""The spool: every acknowledged instance and every unsent result lives here, on disk, until done.
+
+Layout (each step is one atomic rename, so a crash at any point leaves a state the restart resumes):
+
+    incoming/<series>/<sop>.dcm   received, acknowledged (written tmp + fsync + rename before the ack)
+    ready/<series>/               complete (no instance for --series-timeout); waits for segmentation
+    outbox/<seg-uid>/seg.dcm      the SEG (+ meta.json), waiting to be forwarded; `pending` while its
+                                  ready/ folder still exists, `sent` once the peer acknowledged it
+    failed/<series>-<time>/       a series that cannot be segmented (kept, never deleted)
+
+Names come from `safe_name`: a UID made of digits and dots is used as is, anything else becomes a
+hash, so no UID or tag value can name a path outside the spool.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+_UID = re.compile(r"[0-9]{1,64}(\.[0-9]{1,64}){0,63}")
+
+
+def safe_name(value) -> str:
+    """A file name that is always one plain path component: the UID itself or 'h-' + its SHA-256."""
+    text = str(value)
+    if len(text) <= 64 and _UID.fullmatch(text):
+        return text
+    return "h-" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+
+
+def fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> Path:
+    """tmp file in the same folder, fsync, rename, fsync the folder: all or nothing, durable."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".rx-", suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    fsync_dir(path.parent)
+    return path
+
+
+class Spool:
+    STATES = ("incoming", "ready", "outbox", "failed", "work")
+
+    def __init__(self, root: str | Path):
+        self.root = Path(root).resolve()
+        for name in self.STATES:
+            (self.root / name).mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._writing: Counter = Counter()  # series key -> instances being written now
+
+    def __getattr__(self, name):  # spool.incoming, spool.ready, ...
+        if name in Spool.STATES:
+            return self.root / name
+        raise AttributeError(name)
+
+    def _inside(self, path: Path) -> Path:
+        if self.root not in path.resolve().parents:
+            raise ValueError(f"{path}: outside the spool")  # unreachable with safe_name; belt and braces
+        return path
+
+    # receiving -----------------------------------------------------------------------------------
+    def store(self, series_uid: str, sop_uid: str, data: bytes) -> Path:
+        """Write one received instance durably; returns its path. Call before answering the C-STORE."""
+        key = safe_name(series_uid)
+        folder = self._inside(self.incoming / key)
+        with self._lock:
+            self._writing[key] += 1
+            if not folder.is_dir():
+                folder.mkdir()
+                fsync_dir(self.incoming)
+        try:
+            return write_atomic(self._inside(folder / f"{safe_name(sop_uid)}.dcm"), data)
+        finally:
+            with self._lock:
+                self._writing[key] -= 1
+                if not self._writing[key]:
+                    del self._writing[key]
+
+    def incoming_series(self) -> dict[str, float]:
+        """series key -> newest file time, for every series folder in incoming/."""
+        found = {}
+        for d in self.incoming.iterdir():
+            if d.is_dir():
+                times = [p.stat().st_mtime for p in d.glob("*.dcm")]
+                found[d.name] = max(times, default=d.stat().st_mtime)
+        return found
+
+    def promote(self, key: str) -> bool:
+        """incoming/<key> -> ready/<key> unless an instance is being written or a batch already waits."""
+        with self._lock:
+            src, dst = self.incoming / key, self.ready / key
+            if self._writing.get(key) or dst.exists() or not src.is_dir():
+                return False
+            if not any(src.glob("*.dcm")):
+                shutil.rmtree(src, ignore_errors=True)
+                return False
+            os.replace(src, dst)
+            fsync_dir(self.incoming)
+            fsync_dir(self.ready)
+            return True
+
+    def ready_series(self) -> list[Path]:
+        return sorted((d for d in self.ready.iterdir() if d.is_dir()), key=lambda d: d.stat().st_mtime)
+
+    def fail(self, folder: Path) -> Path:
+        dst = self.failed / f"{folder.name}-{int(time.time())}"
+        os.replace(folder, dst)
+        return dst
+
+    # results -----------------------------------------------------------------------------------
+    @staticmethod
+    def batch_id(folder: Path) -> str:
+        """Identity of a batch of instances: hash of its (UID-derived) file names."""
+        names = sorted(p.name for p in Path(folder).glob("*.dcm"))
+        return hashlib.sha256("\n".join(names).encode()).hexdigest()[:16]
+
+    def outbox_put(self, seg_file: Path, seg_uid: str, meta: dict) -> Path:
+        """Copy the SEG into outbox/<seg-uid>/ (marked pending) atomically; the same UID twice is a no-op."""
+        final = self._inside(self.outbox / safe_name(seg_uid))
+        if final.is_dir():
+            return final
+        tmp = Path(tempfile.mkdtemp(dir=self.outbox, prefix=".tmp-"))
+        try:
+            write_atomic(tmp / "seg.dcm", Path(seg_file).read_bytes())
+            write_atomic(tmp / "meta.json", json.dumps(meta, default=str).encode())
+            write_atomic(tmp / "pending", b"")
+            os.replace(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        fsync_dir(self.outbox)
+        return final
+
+    def outbox_entries(self, sendable: bool = False) -> list[Path]:
+        """Result folders; with sendable=True only those no longer pending (their ready/ folder is gone)."""
+        return sorted(d for d in self.outbox.iterdir() if d.is_dir() and not d.name.startswith(".")
+                      and not (sendable and (d / "pending").exists()))
+
+    def release(self, entry: Path) -> None:
+        (entry / "pending").unlink(missing_ok=True)
+        fsync_dir(entry)
+
+    def mark_sent(self, entry: Path) -> None:
+        write_atomic(entry / "sent", b"")
+
+    def discard(self, entry: Path) -> None:
+        shutil.rmtree(self._inside(entry), ignore_errors=True)
+
+    def recover(self) -> dict[str, int]:
+        """At start: drop half-written temporaries (never acknowledged) and results already sent."""
+        counts = Counter()
+        for part in self.incoming.glob("*/.rx-*.part"):
+            part.unlink(missing_ok=True)
+            counts["partial_instances"] += 1
+        for tmp in [*self.outbox.glob(".tmp-*"), *self.work.iterdir()]:
+            shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+        for entry in self.outbox_entries():
+            if (entry / "sent").exists():
+                self.discard(entry)
+                counts["sent_not_cleaned"] += 1
+            elif (entry / "pending").exists():
+                meta = json.loads((entry / "meta.json").read_text())
+                src = self.ready / meta["key"]
+                if not (src.is_dir() and self.batch_id(src) == meta["batch"]):
+                    self.release(entry)  # crashed after removing ready/, before releasing the result
+                    counts["released"] += 1
+        counts["incoming"] = len(self.incoming_series())
+        counts["ready"] = len(self.ready_series())
+        counts["outbox"] = len(self.outbox_entries())
+        return dict(counts)
