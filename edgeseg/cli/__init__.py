@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "edgeseg.cli.devices_cmd",
     "edgeseg.cli.models_cmd",
     "edgeseg.cli.compress_cmd",
+    "edgeseg.cli.serve_cmd",
     "edgeseg.cli.bench_cmd",
 ]
 
