@@ -155,3 +155,21 @@ def test_example_recipes_parse_and_bad_keys_are_named(tmp_path):
 
     with pytest.raises(EdgesegError, match="w<2-8>a<2-8>"):
         recipe.make_scheme().apply(create_model("unet", 1, 3, 2, width=2), (1, 1, 16, 16))
+
+
+def test_bn_reestimation_uses_the_hard_activations():
+    from edgeseg.compress.ternary import reestimate_bn
+
+    torch.manual_seed(0)
+    act, conv, bn = TernaryAct(beta=1.0), torch.nn.Conv2d(2, 3, 1, bias=False), torch.nn.BatchNorm2d(3)
+    model = torch.nn.Sequential(act, conv, bn)
+    x = torch.randn(4, 2, 5, 5)
+    act.observing = True
+    model.eval()(x)
+    act.observing = False
+    reestimate_bn(model, [x])
+    with torch.no_grad():
+        s = act.scale.abs()
+        expected = conv(s * hard_ternary(x / s)).mean(dim=(0, 2, 3))
+    assert torch.allclose(bn.running_mean, expected, atol=1e-5)
+    assert not act.hard_in_training and bn.momentum == 0.1

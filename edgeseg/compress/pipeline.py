@@ -64,7 +64,10 @@ def compress(recipe, show_progress: bool = True, data=None, source=None, out_dir
     scheme = recipe.make_scheme()
     model = copy.deepcopy(fp32).eval()
     records = scheme.apply(model, shape)
-    scheme.calibrate(model, calibration_batches(sets["train"], scale, recipe.finetune.calibration_batches, recipe.finetune.batch_size))
+    calib = calibration_batches(sets["train"], scale, recipe.finetune.calibration_batches, recipe.finetune.batch_size)
+    scheme.calibrate(model, calib)
+    if hasattr(scheme, "before_eval"):
+        scheme.before_eval(model, calib)
     metrics = {"scheme": recipe.scheme, "label": scheme.label(), "fp32": {**summary(fp32, shape), "storage": fp32_storage(fp32),
                "test_dice": evaluate_model(fp32, sets["test"], scale)["mean_foreground_dice"]},
                "post_training_test_dice": evaluate_model(model, sets["test"], scale)["mean_foreground_dice"],

@@ -104,6 +104,11 @@ class Ternary(Scheme):
 
         set_beta(model, beta_schedule(epoch, epochs, self.params.beta_start, self.params.beta_end))
 
+    def before_eval(self, model, batches) -> None:
+        from edgeseg.compress.ternary import reestimate_bn
+
+        reestimate_bn(model, batches)
+
 
 class Binary(Ternary):
     """The binary baseline of TernaryNet: sign() weights and activations with per-layer scales."""

@@ -64,6 +64,7 @@ class TernaryAct(nn.Module):
         super().__init__()
         self.beta = float(beta)
         self.observing = False
+        self.hard_in_training = False  # BN re-estimation runs train-mode BN on the eval-time (hard) activations
         self.scale = nn.Parameter(torch.ones(()))
         self.register_buffer("abs_sum", torch.zeros(()))
         self.register_buffer("count", torch.zeros(()))
@@ -89,7 +90,7 @@ class TernaryAct(nn.Module):
         self._init_scale()
         s = self.scale.abs().clamp_min(1e-6)
         u = x / s
-        return s * (self.soft(u) if self.training else self.hard(u))
+        return s * (self.soft(u) if self.training and not self.hard_in_training else self.hard(u))
 
     def onnx_spec(self) -> dict:
         s = float(self.scale.detach().abs().clamp_min(1e-6))
@@ -119,3 +120,31 @@ def set_beta(model: nn.Module, beta: float) -> None:
 def beta_schedule(epoch: int, epochs: int, start: float, end: float) -> float:
     """Linear continuation start -> end over the epochs (epoch counts from 0)."""
     return start if epochs <= 1 else start + (end - start) * epoch / (epochs - 1)
+
+
+@torch.no_grad()
+def reestimate_bn(model: nn.Module, batches) -> None:
+    """Recompute BN running statistics with the hard (eval-time) activations.
+
+    While training, BN sees the smooth tt_beta staircase; at eval the hard step. Without this the
+    running statistics describe inputs the eval network never produces (worst at small beta).
+    """
+    acts = [m for m in model.modules() if isinstance(m, TernaryAct)]
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+    momenta = [b.momentum for b in bns]
+    for a in acts:
+        a.hard_in_training = True
+    for b in bns:
+        b.reset_running_stats()
+        b.momentum = None  # cumulative average over the batches
+    was = model.training
+    model.train()
+    try:
+        for x in batches:
+            model(x)
+    finally:
+        for a in acts:
+            a.hard_in_training = False
+        for b, m in zip(bns, momenta):
+            b.momentum = m
+        model.train(was)
