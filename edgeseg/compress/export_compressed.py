@@ -62,11 +62,9 @@ class ExportQConv(nn.Module):
 
     def __init__(self, qconv, bn: nn.BatchNorm2d | None = None):
         super().__init__()
-        w = qconv.weight.detach()
-        if qconv.weight_q is not None:
-            q, s = qconv.weight_q.integers(w)
-        else:  # float weight: 8-bit symmetric would change it; keep exact with scale 1 only if integral -> refuse
+        if qconv.weight_q is None:
             raise ValueError("a QuantConv2d without weight quantizer cannot be exported as QDQ")
+        q, s = qconv.weight_q.integers(qconv.weight.detach())
         bias = qconv.bias.detach().clone() if qconv.bias is not None else torch.zeros(qconv.out_channels)
         if bn is not None:
             k = bn.weight.detach() / torch.sqrt(bn.running_var + bn.eps)
