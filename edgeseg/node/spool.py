@@ -7,6 +7,7 @@ Layout (each step is one atomic rename, so a crash at any point leaves a state t
     outbox/<seg-uid>/seg.dcm      the SEG (+ meta.json), waiting to be forwarded; `pending` while its
                                   ready/ folder still exists, `sent` once the peer acknowledged it
     failed/<series>-<time>/       a series that cannot be segmented (kept, never deleted)
+    trash/                        finished folders, renamed here in one step before being deleted
 
 Names come from `safe_name`: a UID made of digits and dots is used as is, anything else becomes a
 hash, so no UID or tag value can name a path outside the spool.
@@ -66,7 +67,7 @@ def write_atomic(path: Path, data: bytes) -> Path:
 
 
 class Spool:
-    STATES = ("incoming", "ready", "outbox", "failed", "work")
+    STATES = ("incoming", "ready", "outbox", "failed", "work", "trash")
 
     def __init__(self, root: str | Path):
         self.root = Path(root).resolve()
@@ -170,8 +171,14 @@ class Spool:
     def mark_sent(self, entry: Path) -> None:
         write_atomic(entry / "sent", b"")
 
-    def discard(self, entry: Path) -> None:
-        shutil.rmtree(self._inside(entry), ignore_errors=True)
+    def discard(self, folder: Path) -> None:
+        """Remove a finished folder: one atomic rename out of its state, then delete (a kill mid-delete
+        must never leave a half folder that looks like work to do)."""
+        folder = self._inside(Path(folder))
+        dst = Path(tempfile.mkdtemp(dir=self.trash)) / folder.name
+        os.replace(folder, dst)
+        fsync_dir(folder.parent)
+        shutil.rmtree(dst.parent, ignore_errors=True)
 
     def recover(self) -> dict[str, int]:
         """At start: drop half-written temporaries (never acknowledged) and results already sent."""
@@ -179,7 +186,7 @@ class Spool:
         for part in self.incoming.glob("*/.rx-*.part"):
             part.unlink(missing_ok=True)
             counts["partial_instances"] += 1
-        for tmp in [*self.outbox.glob(".tmp-*"), *self.work.iterdir()]:
+        for tmp in [*self.outbox.glob(".tmp-*"), *self.work.iterdir(), *self.trash.iterdir()]:
             shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
         for entry in self.outbox_entries():
             if (entry / "sent").exists():
