@@ -11,6 +11,7 @@ BENCHMARKS = {
     "latency-validation": "edgeseg.bench.latency_validation",
     "latency-host": "edgeseg.bench.latency_host",
     "compression": "edgeseg.bench.compression",
+    "node": "edgeseg.bench.node",
 }
 
 
