@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -12,8 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from edgeseg.bench.node import dcmtk
+
 HOST = "127.0.0.1"
-DCMTK = all(shutil.which(t) for t in ("echoscu", "storescu", "storescp"))
+TOOLS = {t: dcmtk(t) for t in ("echoscu", "storescu", "storescp")}  # DCMTK's, not pynetdicom's same-named apps
+DCMTK = all(TOOLS.values())
 needs_dcmtk = pytest.mark.skipif(not DCMTK, reason="DCMTK (echoscu/storescu/storescp) not installed: apt-get install dcmtk")
 REPO = Path(__file__).resolve().parents[1]
 
@@ -43,7 +45,7 @@ class StoreSCP:
         self.proc = None
 
     def start(self) -> "StoreSCP":
-        self.proc = subprocess.Popen(["storescp", "-v", "-aet", self.ae, "-od", str(self.folder), "-ta", "5",
+        self.proc = subprocess.Popen([TOOLS["storescp"], "-v", "-aet", self.ae, "-od", str(self.folder), "-ta", "5",
                                       "-ts", "10", str(self.port)], stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
         assert wait_for(lambda: echo(self.port, self.ae), 10), "storescp did not start"
         return self
@@ -64,13 +66,13 @@ class StoreSCP:
 
 
 def echo(port: int, called: str, calling: str = "ECHOSCU") -> bool:
-    r = subprocess.run(["echoscu", "-to", "2", "-ta", "2", "-aet", calling, "-aec", called, HOST, str(port)],
+    r = subprocess.run([TOOLS["echoscu"], "-to", "2", "-ta", "2", "-aet", calling, "-aec", called, HOST, str(port)],
                        capture_output=True, timeout=10)
     return r.returncode == 0
 
 
 def storescu(port: int, files, called: str = "EDGESEG", calling: str = "STORESCU", timeout: float = 60):
-    return subprocess.run(["storescu", "-to", "5", "-ta", "5", "-aet", calling, "-aec", called, HOST, str(port),
+    return subprocess.run([TOOLS["storescu"], "-to", "5", "-ta", "5", "-aet", calling, "-aec", called, HOST, str(port),
                            *map(str, files)], capture_output=True, text=True, timeout=timeout)
 
 

@@ -7,6 +7,7 @@ acknowledged instance the SEG does not reference); duplicated: Store requests be
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -36,6 +37,21 @@ def add_arguments(p) -> None:
     p.add_argument("--docs", default="docs/BENCHMARKS.md")
 
 
+@functools.lru_cache(maxsize=None)
+def dcmtk(tool: str) -> str | None:
+    """Full path of the DCMTK `tool` on PATH, skipping same-named scripts (pynetdicom installs a `storescu`)."""
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        path = os.path.join(folder, tool)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            try:
+                r = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                continue
+            if "dcmtk" in (r.stdout + r.stderr).lower():
+                return path
+    return None
+
+
 def _port() -> int:
     with socket.socket() as s:
         s.bind((HOST, 0))
@@ -52,7 +68,7 @@ def _wait(pred, limit: float) -> bool:
 
 
 def _echo(port: int, ae: str) -> bool:
-    return subprocess.run(["echoscu", "-to", "2", "-ta", "2", "-aec", ae, HOST, str(port)], capture_output=True,
+    return subprocess.run([dcmtk("echoscu"), "-to", "2", "-ta", "2", "-aec", ae, HOST, str(port)], capture_output=True,
                           timeout=10).returncode == 0
 
 
@@ -86,7 +102,7 @@ class Peer:
         self.log = folder.parent / f"{folder.name}.log"
 
     def start(self, limit: float = 20) -> "Peer":
-        self.proc = subprocess.Popen(["storescp", "-v", "-aet", "FWD", "-od", str(self.folder), str(self.port)],
+        self.proc = subprocess.Popen([dcmtk("storescp"), "-v", "-aet", "FWD", "-od", str(self.folder), str(self.port)],
                                      stdout=open(self.log, "ab"), stderr=subprocess.STDOUT)
         _wait(lambda: _echo(self.port, "FWD"), limit)
         return self
@@ -154,7 +170,7 @@ def load(args, work: Path, series) -> dict:
         t0 = time.time()
 
         def push(item):
-            r = subprocess.run(["storescu", "-aec", "EDGESEG", HOST, str(node.port), *map(str, sorted(item[0].glob("*.dcm")))],
+            r = subprocess.run([dcmtk("storescu"), "-aec", "EDGESEG", HOST, str(node.port), *map(str, sorted(item[0].glob("*.dcm")))],
                                capture_output=True, timeout=args.time_limit)
             return r.returncode
         with ThreadPoolExecutor(args.senders) as pool:
@@ -180,7 +196,7 @@ def down_up(args, work: Path, series) -> dict:
     peer = Peer(work / "rx", port)
     try:
         for folder, _, _ in series:
-            subprocess.run(["storescu", "-aec", "EDGESEG", HOST, str(node.port), *map(str, sorted(folder.glob("*.dcm")))],
+            subprocess.run([dcmtk("storescu"), "-aec", "EDGESEG", HOST, str(node.port), *map(str, sorted(folder.glob("*.dcm")))],
                            capture_output=True, timeout=args.time_limit)
         time.sleep(args.down_s)
         t_up = time.time()
@@ -233,9 +249,10 @@ def kill_mid_series(args, work: Path, item, after: int = 12) -> dict:
 
 
 def run(args) -> int:
-    if not all(shutil.which(t) for t in ("storescu", "storescp", "echoscu")):
+    if not all(dcmtk(t) for t in ("storescu", "storescp", "echoscu")):
         print("bench node: needs DCMTK (storescu, storescp, echoscu): apt-get install dcmtk", file=sys.stderr)
         return 2
+    load_avg = os.getloadavg()[0]
     root = Path(args.out)
     shutil.rmtree(root, ignore_errors=True)
     series = _make_series(root / "src", args.series)
@@ -258,7 +275,7 @@ the node in its own process (`--threads {args.threads}`), model `{Path(args.mode
 | forward peer down {b['down_s']:g} s, then up ({b['series']} series) | {b['failed_attempts']} failed attempts while down; all delivered {b['up_to_all_s']:.1f} s after the peer came up; lost {b['lost']}, duplicated {b['duplicated']} |
 | kill -9 after {c['acked']} acknowledged instances, restart | {c['spooled_after_kill']} instances in the spool after the kill; {c['segs']} SEG after restart; acknowledged instances missing from it: {c['lost']}; duplicated {c['duplicated']} |
 
-{machine_line()}
+{machine_line()} 1-minute load average when the bench started: {load_avg:.1f} (other work on the machine counts).
 """
     write_section("node", md, args.docs)
     print(md)
