@@ -2,8 +2,7 @@
 
 Same loss (CE + soft Dice at full resolution), flips and batch order as edgeseg.train; AdamW with a
 cosine schedule from `lr`; the scheme's `on_epoch` runs before every epoch (TernaryNet's beta);
-the scheme's `before_eval` (if any) runs before each validation; the weights with the best
-validation Dice are kept, as in training.
+the weights with the best validation Dice are kept, as in training.
 """
 from __future__ import annotations
 
@@ -52,8 +51,6 @@ def finetune(model, scheme, sets, scale: int, cfg, show_progress: bool = True, l
                 schedule.step()
                 losses.append(loss.item())
                 advance(loss=float(np.mean(losses)))
-            if hasattr(scheme, "before_eval"):  # e.g. TernaryNet: BN statistics for the hard activations
-                scheme.before_eval(model, [x_all[i: i + cfg.batch_size] for i in range(0, len(x_all), cfg.batch_size)])
             val = evaluate_model(model, val_set, scale)["mean_foreground_dice"]
             history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_mean_foreground_dice": val})
             if val > best:

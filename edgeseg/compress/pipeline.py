@@ -66,14 +66,16 @@ def compress(recipe, show_progress: bool = True, data=None, source=None, out_dir
     records = scheme.apply(model, shape)
     calib = calibration_batches(sets["train"], scale, recipe.finetune.calibration_batches, recipe.finetune.batch_size)
     scheme.calibrate(model, calib)
-    if hasattr(scheme, "before_eval"):
-        scheme.before_eval(model, calib)
     metrics = {"scheme": recipe.scheme, "label": scheme.label(), "fp32": {**summary(fp32, shape), "storage": fp32_storage(fp32),
                "test_dice": evaluate_model(fp32, sets["test"], scale)["mean_foreground_dice"]},
                "post_training_test_dice": evaluate_model(model, sets["test"], scale)["mean_foreground_dice"],
                "layers": records, "seed": recipe.finetune.seed}
     if recipe.finetune.epochs > 0:
         metrics["finetune"] = finetune(model, scheme, sets, scale, recipe.finetune, show_progress, scheme.label())
+    if hasattr(scheme, "after_finetune"):  # e.g. TernaryNet: BN statistics for the hard activations
+        metrics["test_dice_before_bn_reestimate"] = evaluate_model(model, sets["test"], scale)["mean_foreground_dice"]
+        train_x = sets["train"].lowres(scale)[:, None]
+        scheme.after_finetune(model, [torch.from_numpy(train_x[i: i + 8].copy()) for i in range(0, len(train_x), 8)])
     test = evaluate_model(model, sets["test"], scale)
     metrics.update(summary(model, shape))
     metrics["test"] = test

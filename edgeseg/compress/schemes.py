@@ -64,6 +64,7 @@ class TernaryParams:
     keep_first_last: bool = True
     quantize_head: bool = False
     act_at: str = "input"     # "input": each quantized conv's input; "relu": replace the backbone's ReLUs (BN -> tt)
+    bn_reestimate: bool = True  # after fine-tuning, recompute BN statistics with the hard activations
 
     def __post_init__(self):
         if not 0 < self.beta_start <= self.beta_end:
@@ -104,10 +105,11 @@ class Ternary(Scheme):
 
         set_beta(model, beta_schedule(epoch, epochs, self.params.beta_start, self.params.beta_end))
 
-    def before_eval(self, model, batches) -> None:
+    def after_finetune(self, model, batches) -> None:
         from edgeseg.compress.ternary import reestimate_bn
 
-        reestimate_bn(model, batches)
+        if self.params.bn_reestimate:
+            reestimate_bn(model, batches)
 
 
 class Binary(Ternary):
