@@ -35,12 +35,15 @@ def warm_up() -> None:
 
 def property_codes(class_name: str, codes):
     """(category, type) codes for a class name: SNOMED CT when the name matches one, else Tissue."""
+    from pydicom.sr.coding import Code
+
     words = class_name.replace("-", "_").replace(" ", "_").split("_")
     camel = "".join(w.capitalize() for w in words)
     for candidate in (camel, camel.replace("Grey", "Gray"), camel.replace("Tumour", "Tumor")):
         try:
             found = getattr(codes.SCT, candidate)
-            return codes.SCT.AnatomicalStructure, found
+            # spelled out: pydicom 2.4 finds two SCT codes named AnatomicalStructure (pydicom 3 picks this one)
+            return Code("123037004", "SCT", "Anatomical Structure"), found
         except AttributeError:
             continue
     return codes.SCT.Tissue, codes.SCT.Tissue
@@ -107,4 +110,8 @@ def atomic_write_bytes(path: Path, write) -> Path:
 
 def write_seg(series: Series, mask: np.ndarray, contract: ModelContract, path: Path, model_id: str) -> Path:
     seg = build_segmentation(series, mask, contract, model_id)
-    return atomic_write_bytes(path, lambda tmp: seg.save_as(tmp, enforce_file_format=True))
+    import pydicom
+
+    # pydicom 3 spells it enforce_file_format; pydicom 2.4 (the last for Python 3.8 boards) write_like_original
+    kw = {"enforce_file_format": True} if int(pydicom.__version__.split(".")[0]) >= 3 else {"write_like_original": False}
+    return atomic_write_bytes(path, lambda tmp: seg.save_as(tmp, **kw))
