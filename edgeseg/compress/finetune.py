@@ -2,7 +2,7 @@
 
 Same loss (CE + soft Dice at full resolution), flips and batch order as edgeseg.train; AdamW with a
 cosine schedule from `lr`; the scheme's `on_epoch` runs before every epoch (TernaryNet's beta);
-the weights with the best validation Dice are kept, as in training.
+the weights with the best validation Dice are kept, as in training, the starting point (epoch 0) included.
 """
 from __future__ import annotations
 
@@ -29,7 +29,10 @@ def finetune(model, scheme, sets, scale: int, cfg, show_progress: bool = True, l
     optimiser = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, T_max=max(1, cfg.epochs * steps))
     generator = torch.Generator().manual_seed(cfg.seed)
-    history, best, best_epoch, best_state = [], -1.0, 0, None
+    # epoch 0 (the calibrated model before any update) is a candidate too: a fine-tune never ends worse on val
+    best, best_epoch = evaluate_model(model, val_set, scale)["mean_foreground_dice"], 0
+    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    history = [{"epoch": 0, "loss": None, "val_mean_foreground_dice": best}]
     started = time.perf_counter()
     with progress(f"fine-tune {label or scheme.label()}", cfg.epochs * steps, show_progress) as advance:
         for epoch in range(cfg.epochs):
