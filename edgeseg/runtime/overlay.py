@@ -26,11 +26,17 @@ def encode_png(rgb: np.ndarray) -> bytes:
             + chunk(b"IDAT", zlib.compress(raw, 1)) + chunk(b"IEND", b""))
 
 
-def montage(volume: np.ndarray, mask: np.ndarray, tiles: int = 9, alpha: float = 0.45) -> np.ndarray:
-    """Evenly spaced slices, greyscale (1st-99th percentile window) with coloured labels, in a grid."""
+def montage(volume: np.ndarray, mask: np.ndarray, tiles: int = 9, alpha: float = 0.45, tile_px: int = 160) -> np.ndarray:
+    """Evenly spaced slices, greyscale (1st-99th percentile window) with coloured labels, in a grid.
+
+    A quick look, kept cheap: tiles are decimated (every k-th row and column, nearest neighbour) so that
+    their longer side is at most about `tile_px` pixels (a 256x256 series gives 128x128 tiles)."""
     n = len(volume)
     idx = np.unique(np.linspace(0, n - 1, min(tiles, n)).round().astype(int))
-    lo, hi = np.percentile(volume[idx], (1, 99)) if volume.size else (0.0, 1.0)
+    step = max(1, -(-max(volume.shape[1:], default=1) // tile_px))
+    volume, mask = volume[idx, ::step, ::step], mask[idx, ::step, ::step]
+    idx = range(len(idx))
+    lo, hi = np.percentile(volume, (1, 99)) if volume.size else (0.0, 1.0)
     cols = int(np.ceil(np.sqrt(len(idx))))
     rows = int(np.ceil(len(idx) / cols))
     h, w = volume.shape[1:]

@@ -108,6 +108,40 @@ def zscore(volume: np.ndarray, lo, hi) -> np.ndarray:
     return ((v - float(v.mean())) / (std if std > 0 else 1.0)).astype(np.float32)
 
 
+def area_downsample_sum(images: np.ndarray, factor: int) -> np.ndarray:
+    """edgeseg.preprocess.area_downsample without converting the whole array to float64: the factor**2
+    strided views are added into a float64 accumulator (exact for float32 inputs of similar magnitude,
+    so the same float64 mean and the same float32 rounding)."""
+    *lead, h, w = images.shape
+    if factor == 1 or h % factor or w % factor:
+        return area_downsample(images, factor)
+    blocks = images.reshape(*lead, h // factor, factor, w // factor, factor)
+    acc = np.zeros((*lead, h // factor, w // factor), dtype=np.float64)
+    for i in range(factor):
+        for j in range(factor):
+            np.add(acc, blocks[..., i, :, j], out=acc)
+    return (acc / (factor * factor)).astype(np.float32)
+
+
+def normalise_fit(image: np.ndarray, contract: ModelContract, decoded=None) -> np.ndarray:
+    """crop_or_pad(normalise(image), hr_size, fill=min), bit for bit, with the z-score applied after the
+    crop: statistics over the whole series, the elementwise map only on the pixels the model sees.
+    The map (v - mean) / std is monotonic, so the padding value min(z) is the map of min(clipped)."""
+    q = tuple(contract.clip_percentiles)
+    v = np.asarray(image, dtype=np.float32)
+    if decoded is not None and decoded.stored is not None:
+        lo, hi = histogram_percentiles(decoded, q)
+    else:
+        lo, hi = np.percentile(v, q)
+    v = np.clip(v, lo, hi)  # same ops as edgeseg.preprocess.percentile_zscore / zscore
+    std = float(v.std())
+    mean, std = float(v.mean()), (std if std > 0 else 1.0)
+    size = tuple(contract.hr_size)
+    needs_pad = any(n < t for n, t in zip(v.shape[-2:], size))
+    v = crop_or_pad(v, size, fill=float(v.min()) if needs_pad and v.size else 0.0)
+    return ((v - mean) / std).astype(np.float32)
+
+
 def normalise(volume: np.ndarray, contract: ModelContract, decoded=None) -> np.ndarray:
     """contract.normalization over the whole series; exact histogram percentiles when the values allow."""
     q = tuple(contract.clip_percentiles)
@@ -138,8 +172,7 @@ def prepare(volume: np.ndarray, orientation, spacing: tuple[float, float], contr
     else:
         zoom = (1.0, 1.0)
     resampled = image.shape[-2:]
-    image = normalise(image, contract, decoded)
-    image = crop_or_pad(image, tuple(contract.hr_size), fill=float(image.min()))
-    lowres = area_downsample(image, contract.scale)[:, None]
+    image = normalise_fit(image, contract, decoded)
+    lowres = area_downsample_sum(image, contract.scale)[:, None]
     geo = Geometry(axes, tuple(volume.shape[-2:]), tuple(reoriented), tuple(resampled), zoom)
     return np.ascontiguousarray(lowres, dtype=np.float32), geo

@@ -22,8 +22,39 @@ def _highdicom():
     return highdicom, codes
 
 
+def _memoise_iod_lookups() -> None:
+    """highdicom asks "is attribute X in the IOD of SOP class Y?" once per source image (a linear scan
+    of its tables of the standard, about 1 ms each: a third of building a 32-slice SEG). The answer
+    depends on the arguments only, so it is cached. Private helper: only a speed-up, never required."""
+    import sys
+
+    try:
+        from highdicom import _standard_utils as su
+    except Exception:
+        return
+    orig = getattr(su, "is_attribute_in_iod", None)
+    if orig is None or getattr(orig, "edgeseg_memo", False):
+        return
+    memo: dict = {}
+
+    def key_of(v):
+        return tuple(v) if isinstance(v, list) else str(v) if not isinstance(v, (tuple, type(None))) else v
+
+    def is_attribute_in_iod(*args, **kwargs):
+        key = (tuple(key_of(a) for a in args), tuple(sorted((k, key_of(v)) for k, v in kwargs.items())))
+        if key not in memo:
+            memo[key] = orig(*args, **kwargs)
+        return memo[key]
+
+    is_attribute_in_iod.edgeseg_memo = True
+    for name, module in list(sys.modules.items()):
+        if name.startswith("highdicom") and getattr(module, "is_attribute_in_iod", None) is orig:
+            module.is_attribute_in_iod = is_attribute_in_iod
+
+
 def warm_up() -> None:
     """Load highdicom's tables of the standard now (about 0.5 s, once) rather than inside the first series."""
+    _memoise_iod_lookups()
     try:
         from highdicom import _standard_utils as su
 
@@ -59,6 +90,7 @@ def uid_for(*parts) -> str:
 def build_segmentation(series: Series, mask: np.ndarray, contract: ModelContract, model_id: str):
     """mask: (N, rows, cols) class indices in the series' sorted order -> highdicom Segmentation."""
     hd, codes = _highdicom()
+    _memoise_iod_lookups()
     alg = hd.AlgorithmIdentificationSequence(name=contract.model_name or "edgeseg", version=__version__,
                                              family=codes.cid7162.ArtificialIntelligence)
     descriptions = []
