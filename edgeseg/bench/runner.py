@@ -8,6 +8,7 @@ the SR head, timed in the same bench run.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -130,7 +131,9 @@ def run(args) -> int:
     if not models:
         models, note = stand_in_models(Path(tmp.name), args.series, args.width), \
             f"random-weight stand-ins (unet width {args.width}, static INT8 QDQ): no released model under export/ yet"
+    load_before = os.getloadavg()
     results = {label: _child(_CHILD, path, args.series, args.threads, args.repeats) for label, path in models.items()}
+    load_after = os.getloadavg()
     first = next(iter(results.values()))["report"]
     n = first["series"]["slices"]
     ref = _child(_TORCH, next(iter(models.values())), args.threads, n, args.repeats, args.width)
@@ -153,6 +156,17 @@ def run(args) -> int:
               f"{ref_sps:.1f} slices/s. The runner's figures include reading, decoding and writing DICOM SEG, report "
               "and overlay; the SEG writer's one-time set-up (importing highdicom and its tables of the standard, "
               f"{next(iter(results.values()))['seg_setup_s']:.2f} s) is not in any series.",
+              "", "Issue 6 target: inference >= 70 % of the end-to-end time per series. "
+              + "; ".join(f"{label}: {100 * r['report']['inference_share']:.0f} % "
+                          + ("(met)" if r["report"]["inference_share"] >= 0.70 else
+                             f"(not met: {100 * (0.70 - r['report']['inference_share']):.0f} points short; the other stages "
+                             f"take {1000 * (r['report']['total_s'] - r['report']['timings_s']['infer']) / n:.2f} ms/slice, "
+                             f"<= {1000 * r['report']['timings_s']['infer'] * 0.3 / 0.7 / n:.2f} would meet it)")
+                          for label, r in results.items()) + ".",
+              "", f"Machine load (os.getloadavg, 1/5/15 min; shared machine, other benchmarks running): "
+              f"{'/'.join(f'{v:.2f}' for v in load_before)} before, {'/'.join(f'{v:.2f}' for v in load_after)} after "
+              f"the runner measurements, on {os.cpu_count()} logical cores. Stage times are per series, the repeat with "
+              "the smallest total; per-series end-to-end, writing included (no pipelining across series).",
               "", machine_line(), "",
               f"Command: `edgeseg bench runner{' ' + ' '.join('--model ' + m for m in args.model) if args.model else ''} "
               f"--threads {args.threads} --repeats {args.repeats}`"]
