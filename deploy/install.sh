@@ -84,6 +84,9 @@ if [ "$NO_DEPS" -eq 0 ]; then
   [ -z "$WHEELS" ] && "${PIP[@]}" -q pip
   if [ -n "$ORT_WHEEL" ]; then
     say "installing $ORT_WHEEL"
+    case "$(basename "$ORT_WHEEL")" in  # the CPU build would shadow the GPU build's onnxruntime module
+      onnxruntime_gpu*|onnxruntime-gpu*) "$VPY" -m pip uninstall -y -q onnxruntime >/dev/null 2>&1 || true ;;
+    esac
     "${PIP[@]}" -q "$ORT_WHEEL"
   elif "$VPY" -c 'import onnxruntime' 2>/dev/null; then
     say "keeping the installed onnxruntime"
@@ -155,8 +158,10 @@ WorkingDirectory=$STATE
 Environment=EDGESEG_CONFIG=$CONF
 ExecStart=
 ExecStart=$VENV/bin/edgeseg-launch --config $CONF
+# The first start may build the TensorRT engine (minutes on a Nano): wait up to 10 minutes for C-ECHO.
+TimeoutStartSec=900
 ExecStartPost=
-ExecStartPost=/bin/sh -c 'for i in \$(seq 1 150); do $VENV/bin/edgeseg-launch --config $CONF --health && exit 0; sleep 2; done; exit 1'
+ExecStartPost=/bin/sh -c 'for i in \$(seq 1 300); do $VENV/bin/edgeseg-launch --config $CONF --health && exit 0; sleep 2; done; exit 1'
 ReadWritePaths=$STATE
 EOF
 chmod 644 "$SYSTEMD_DIR/$UNIT.d/10-edgeseg-config.conf.tmp"
