@@ -161,7 +161,7 @@ ExecStart=$VENV/bin/edgeseg-launch --config $CONF
 # The first start may build the TensorRT engine (minutes on a Nano): wait up to 10 minutes for C-ECHO.
 TimeoutStartSec=900
 ExecStartPost=
-ExecStartPost=/bin/sh -c 'for i in \$(seq 1 300); do $VENV/bin/edgeseg-launch --config $CONF --health && exit 0; sleep 2; done; exit 1'
+ExecStartPost=/bin/sh -c 'for i in \$\$(seq 1 300); do $VENV/bin/edgeseg-launch --config $CONF --health && exit 0; sleep 2; done; exit 1'
 ReadWritePaths=$STATE
 EOF
 chmod 644 "$SYSTEMD_DIR/$UNIT.d/10-edgeseg-config.conf.tmp"
