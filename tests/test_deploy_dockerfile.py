@@ -217,7 +217,7 @@ def test_install_sh_is_idempotent_in_a_temp_prefix(tmp_path):
     assert not (ROOT / "deploy" / "install.sh").read_text().count("rm -rf \"$PREFIX")
 
 
-def test_install_sh_refuses_old_python_and_systemd_without_root(tmp_path):
+def test_install_sh_rejects_bad_arguments_and_systemd_without_root(tmp_path):
     r = subprocess.run(["bash", str(ROOT / "deploy" / "install.sh"), "--bogus"], capture_output=True, text=True)
     assert r.returncode == 2 and "unknown argument" in r.stderr
     if os.geteuid() != 0:
