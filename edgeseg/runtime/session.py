@@ -37,8 +37,10 @@ def provider_list(choice: str, cache_dir: str | Path | None = None) -> list:
         if name == "tensorrt":
             cache = Path(cache_dir or os.environ.get("EDGESEG_TRT_CACHE", Path.home() / ".cache" / "edgeseg" / "trt"))
             cache.mkdir(parents=True, exist_ok=True)
+            # a bounded builder workspace: engine builds on a 4 GB Nano are otherwise OOM-killed
+            workspace = int(os.environ.get("EDGESEG_TRT_WORKSPACE_MB", "512")) << 20
             out.append((ep, {"trt_fp16_enable": True, "trt_engine_cache_enable": True,
-                             "trt_engine_cache_path": str(cache)}))
+                             "trt_engine_cache_path": str(cache), "trt_max_workspace_size": workspace}))
         else:
             out.append(ep)
     if PROVIDERS["cpu"] not in [p if isinstance(p, str) else p[0] for p in out]:
