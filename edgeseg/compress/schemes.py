@@ -64,7 +64,7 @@ class TernaryParams:
     keep_first_last: bool = True
     quantize_head: bool = False
     act_at: str = "input"     # "input": each quantized conv's input; "relu": replace the backbone's ReLUs (BN -> tt)
-    bn_reestimate: bool = True  # after fine-tuning, recompute BN statistics with the hard activations
+    bn_reestimate: bool = False  # after fine-tuning, recompute BN statistics with the hard activations
 
     def __post_init__(self):
         if not 0 < self.beta_start <= self.beta_end:
