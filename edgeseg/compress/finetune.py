@@ -11,7 +11,7 @@ import time
 import numpy as np
 import torch
 
-from edgeseg.train.losses import segmentation_loss
+from edgeseg.train.epoch import train_one_epoch
 from edgeseg.train.predict import evaluate_model
 from edgeseg.progress import progress
 
@@ -37,25 +37,10 @@ def finetune(model, scheme, sets, scale: int, cfg, show_progress: bool = True, l
     with progress(f"fine-tune {label or scheme.label()}", cfg.epochs * steps, show_progress) as advance:
         for epoch in range(cfg.epochs):
             scheme.on_epoch(model, epoch, cfg.epochs)
-            model.train()
-            order = torch.randperm(len(x_all), generator=generator)
-            losses = []
-            for step in range(steps):
-                idx = order[step * cfg.batch_size: (step + 1) * cfg.batch_size]
-                x, y = x_all[idx], y_all[idx]
-                if cfg.flip:
-                    flip = torch.rand(len(idx), generator=generator) < 0.5
-                    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-                    y = torch.where(flip[:, None, None], y.flip(-1), y)
-                loss = segmentation_loss(model(x), y, cfg.dice_weight)
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                schedule.step()
-                losses.append(loss.item())
-                advance(loss=float(np.mean(losses)))
+            loss = train_one_epoch(model, x_all, y_all, batch_size=cfg.batch_size, flip=cfg.flip, dice_weight=cfg.dice_weight,
+                                   optimiser=optimiser, schedule=schedule, generator=generator, advance=advance)
             val = evaluate_model(model, val_set, scale)["mean_foreground_dice"]
-            history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_mean_foreground_dice": val})
+            history.append({"epoch": epoch + 1, "loss": loss, "val_mean_foreground_dice": val})
             if val > best:
                 best, best_epoch = val, epoch + 1
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}

@@ -12,7 +12,7 @@ import torch
 
 from edgeseg.data import build_slice_sets, load_source
 from edgeseg.train.checkpoint import build_model, save_checkpoint
-from edgeseg.train.losses import segmentation_loss
+from edgeseg.train.epoch import train_one_epoch
 from edgeseg.train.predict import evaluate_model
 from edgeseg.train.recipe import Recipe
 from edgeseg.progress import progress
@@ -59,25 +59,11 @@ def train(recipe: Recipe, out_dir: str | Path | None = None, show_progress: bool
     started = time.perf_counter()
     with progress(f"train {recipe.model.name} x{scale}{' +SR' if model.sr_head is not None else ''}", cfg.epochs * steps_per_epoch, show_progress) as advance:
         for epoch in range(cfg.epochs):
-            model.train()
-            order = torch.randperm(len(x_all), generator=generator)
-            losses = []
-            for step in range(steps_per_epoch):
-                idx = order[step * cfg.batch_size : (step + 1) * cfg.batch_size]
-                x, y = x_all[idx], y_all[idx]
-                if cfg.flip:
-                    flip = torch.rand(len(idx), generator=generator) < 0.5
-                    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-                    y = torch.where(flip[:, None, None], y.flip(-1), y)
-                loss = segmentation_loss(model(x), y, cfg.dice_weight)
-                optimiser.zero_grad(set_to_none=True)
-                loss.backward()
-                optimiser.step()
-                schedule.step()
-                losses.append(loss.item())
-                advance(loss=float(np.mean(losses)), val_dice=max(best, 0.0))
+            loss = train_one_epoch(model, x_all, y_all, batch_size=cfg.batch_size, flip=cfg.flip, dice_weight=cfg.dice_weight,
+                                   optimiser=optimiser, schedule=schedule, generator=generator,
+                                   advance=lambda **f: advance(**f, val_dice=max(best, 0.0)))
             val = evaluate_model(model, val_set, scale)["mean_foreground_dice"]
-            history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "val_mean_foreground_dice": val})
+            history.append({"epoch": epoch + 1, "loss": loss, "val_mean_foreground_dice": val})
             if val > best:
                 best, best_epoch = val, epoch + 1
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
