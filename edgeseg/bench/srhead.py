@@ -128,11 +128,12 @@ def _markdown(rows, args) -> str:
         gain = cost = ""
         if r["variant"] == "b":
             a = by_key[(r["model"], "a", r["scale"])]
-            gain = f"{100 * (r['dice'] / a['dice'] - 1):+.1f} %"
+            gain = f"{100 * (r['dice'] / a['dice'] - 1):+.1f} %" if a["dice"] > 0 else "n/a"
             cost = f"{100 * (r['latency_ms'] / a['latency_ms'] - 1):+.1f} %"
         lines.append(f"| {r['model']} | {r['scale']} | {r['variant']}: {VARIANTS[r['variant']]} | {r['params']:,} | {r['head_params']} | "
                      f"{r['macs'] / 1e6:.1f} | {r['latency_ms']:.2f} | {r['dice']:.4f} | {gain} | {cost} |")
-    gains = [(r["dice"] / by_key[(r["model"], "a", r["scale"])]["dice"] - 1) for r in rows if r["variant"] == "b"]
+    gains = [(r["dice"] / by_key[(r["model"], "a", r["scale"])]["dice"] - 1) for r in rows
+             if r["variant"] == "b" and by_key[(r["model"], "a", r["scale"])]["dice"] > 0] or [0.0]
     hits = sum(g >= 0.055 for g in gains)
     from edgeseg.bench.report import machine_line
 
