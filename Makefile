@@ -30,8 +30,16 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q -p no:cacheprovider tests; rc=$$?; if [ $$rc -eq 5 ]; then echo "no tests collected"; exit 0; fi; exit $$rc
 
+# Every table of docs/BENCHMARKS.md, in dependency order (long: about an hour on 2 quiet cores).
+# The arm64 check is separate: bash deploy/arm64-check.sh --record (needs root, installs qemu).
 bench: setup
-	$(PY) -m edgeseg bench srhead
+	$(PY) -m edgeseg bench srhead --scales 2 --epochs 20
+	$(PY) -m edgeseg bench export --epochs 20
+	$(PY) -m edgeseg bench compression
+	$(PY) -m edgeseg bench latency-validation --fit
+	$(PY) -m edgeseg bench latency-host
+	$(PY) -m edgeseg bench runner --threads 1 --repeats 5
+	$(PY) -m edgeseg bench node --model export/unet-s2-brain-nano/unet-s2-brain-nano.int8.onnx --series 20 --senders 4 --series-timeout 2 --threads 1 --down-s 8
 
 clean:
 	rm -rf $(RUNS) build *.egg-info
