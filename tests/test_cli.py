@@ -40,3 +40,17 @@ def test_train_bad_recipe_is_one_line(tmp_path, capsys):
 def test_models_lists_registry(capsys):
     assert main(["models"]) == 0
     assert "unet" in capsys.readouterr().out
+
+
+def test_cli_parser_needs_no_heavy_packages():
+    """The base install (no torch/onnx/nibabel/rich) must still give `edgeseg run`."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "for m in ['torch', 'onnx', 'onnxsim', 'nibabel', 'matplotlib', 'rich', 'scipy']: sys.modules[m] = None\n"
+            "from edgeseg.cli import main\n"
+            "try:\n    main(['run', '--help'])\nexcept SystemExit as e:\n    sys.exit(e.code)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "MODEL" in result.stdout or "model" in result.stdout
