@@ -41,11 +41,12 @@ def print_one(pred, top: int) -> None:
 
 
 def print_table(preds) -> None:
-    print(f"{'model':<22}{'device':<18}{'backend':<9}{'prec':<6}{'ms':>9}{'band ms':>18}{'FPS':>8}{'memory':>22}")
+    width = max([len("model")] + [len(p.model) for p in preds]) + 2  # full names: variants differ only at the end
+    print(f"{'model':<{width}}{'device':<18}{'backend':<9}{'prec':<6}{'ms':>9}{'band ms':>18}{'FPS':>8}{'memory':>22}")
     for p in preds:
         band = f"{p.band_ms[0]:.1f}..{p.band_ms[1]:.1f}"
         mem = f"{_mb(p.peak_memory_bytes)}/{p.device_memory_bytes / 2**30:.0f} GB"
-        print(f"{p.model[:21]:<22}{p.device:<18}{p.backend:<9}{p.precision:<6}{p.total_ms:>9.2f}{band:>18}"
+        print(f"{p.model:<{width}}{p.device:<18}{p.backend:<9}{p.precision:<6}{p.total_ms:>9.2f}{band:>18}"
               f"{p.fps:>8.1f}{mem:>22}")
 
 
