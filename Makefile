@@ -33,7 +33,7 @@ test: setup
 # Every table of docs/BENCHMARKS.md, in dependency order (long: about an hour on 2 quiet cores).
 # The arm64 check is separate: bash deploy/arm64-check.sh --record (needs root, installs qemu).
 bench: setup
-	$(PY) -m edgeseg bench srhead --scales 2 --epochs 20
+	$(PY) -m edgeseg bench srhead --scales 2 4 --epochs 20
 	$(PY) -m edgeseg bench export --epochs 20
 	$(PY) -m edgeseg bench compression
 	$(PY) -m edgeseg bench latency-validation --fit
