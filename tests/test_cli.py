@@ -54,3 +54,18 @@ def test_cli_parser_needs_no_heavy_packages():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "MODEL" in result.stdout or "model" in result.stdout
+
+
+@pytest.mark.parametrize("content, expected", [
+    (None, "recipe file not found"),
+    ('[scheme]\nname = "quantum"\n', "unknown compression scheme 'quantum'"),
+    ('[shceme]\nname = "tucker"\n', "did you mean 'scheme'"),
+])
+def test_compress_bad_recipe_is_one_line(tmp_path, capsys, content, expected):
+    recipe = tmp_path / "c.toml"
+    if content is not None:
+        recipe.write_text(f'out_dir = "{tmp_path / "out"}"\n' + content)
+    assert main(["compress", str(recipe)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and expected in err
+    assert not (tmp_path / "out").exists()  # nothing written for a rejected recipe
