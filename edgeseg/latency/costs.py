@@ -132,6 +132,7 @@ COSTS = {
     "Split": data_movement, "Expand": data_movement, "Tile": data_movement, "Gather": data_movement,
     "Cast": data_movement, "DepthToSpace": _elementwise(1), "SpaceToDepth": _elementwise(1),
     "QuantizeLinear": _elementwise(2), "DequantizeLinear": _elementwise(2),
+    "ReorderInput": _elementwise(1), "ReorderOutput": _elementwise(1),  # ONNX Runtime's NCHWc layout shuffles
 }
 COSTS.update({op: _elementwise(1) for op in (
     "Add", "Sub", "Mul", "Div", "Relu", "LeakyRelu", "PRelu", "Clip", "Max", "Min", "Abs", "Neg", "Sqrt",

@@ -8,7 +8,7 @@ efficiencies (fitted or assumed, the file says which). A calibrated host profile
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from edgeseg.errors import EdgesegError, nearest_key
@@ -55,6 +55,8 @@ class Backend:
     efficiency_source: str
     fused_activations: frozenset = frozenset()  # activation ops fused into conv epilogues (empty: all)
     layout_reorders: bool = False  # runtime reorders tensors between blocked and plain layouts (ORT CPU)
+    op_efficiency: dict = field(default_factory=dict)  # op type -> efficiency replacing its class's (probed)
+    nchwc_block: int = 8  # channels per NCHWc block (ORT: 8 with AVX2, 16 with AVX-512)
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,12 @@ def _get(data: dict, key: str, path: Path, kind=float):
     return value
 
 
+def _op_efficiency(data: dict, pre: str, path: Path) -> dict:
+    """The optional `op_efficiency` table: op type -> efficiency (> 0) replacing the op class's."""
+    table = data["backends"][pre.split(".", 1)[1]].get("op_efficiency") or {}
+    return {op: _get(data, f"{pre}.op_efficiency.{op}", path) for op in table}
+
+
 def parse_profile(data: dict, path: Path) -> DeviceProfile:
     """Validate a profile dict; every error names the file and the key."""
     backends = {}
@@ -150,7 +158,10 @@ def parse_profile(data: dict, path: Path) -> DeviceProfile:
                                   _get(data, f"{pre}.bandwidth_gbs", path), precs, eff,
                                   str(data["backends"][bname]["efficiency"].get("source", "")),
                                   frozenset(data["backends"][bname].get("fused_activations", ())),
-                                  bool(data["backends"][bname].get("layout_reorders", False)))
+                                  bool(data["backends"][bname].get("layout_reorders", False)),
+                                  _op_efficiency(data, pre, path),
+                                  int(_get(data, f"{pre}.nchwc_block", path)) if "nchwc_block" in data["backends"][bname]
+                                  else 8)
     if not backends:
         raise EdgesegError(f"{path}: missing key 'backends'")
     default = _get(data, "default_backend", path, str)

@@ -17,7 +17,7 @@ from edgeseg.errors import EdgesegError
 from edgeseg.latency.device import Backend, DeviceProfile
 from edgeseg.latency.fusion import FusedGraph, fuse
 from edgeseg.latency.graph import load_graph
-from edgeseg.latency.roofline import kernel_time
+from edgeseg.latency.roofline import kernel_times
 
 PUBLISHED = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "jetson_nano_published.csv"
 # fitted parameter -> physical bounds (Winograd F(2x2,3x3) saves at most 2.25x the multiplies; no backend
@@ -55,7 +55,7 @@ def prepare(rows: list[Row]) -> list[tuple[Row, FusedGraph]]:
 
 
 def predict_ms(fg: FusedGraph, backend: Backend, precision) -> float:
-    return 1e3 * sum(kernel_time(k, fg.graph, backend, precision).seconds for k in fg.kernels)
+    return 1e3 * sum(t.seconds for t in kernel_times(fg, backend, precision))
 
 
 def targets(prepared) -> list[tuple[FusedGraph, str, float]]:
@@ -72,8 +72,19 @@ def log_residuals(items, profile: DeviceProfile, backend: Backend) -> list[float
     return out
 
 
+def param(b: Backend, name: str) -> float:
+    """A fitted parameter: an Efficiency field, or `op:TYPE` for an entry of the op_efficiency table."""
+    return b.op_efficiency[name[3:]] if name.startswith("op:") else getattr(b.efficiency, name)
+
+
+def with_param(b: Backend, name: str, value: float) -> Backend:
+    if name.startswith("op:"):
+        return replace(b, op_efficiency={**b.op_efficiency, name[3:]: value})
+    return replace(b, efficiency=replace(b.efficiency, **{name: value}))
+
+
 def fit_backend(profile: DeviceProfile, backend_name: str, items, rounds: int = 200, bounds=None) -> Backend:
-    """Coordinate search: multiply/divide each parameter by a shrinking step while the loss drops."""
+    """Coordinate search: multiply/divide each parameter (see `param`) by a shrinking step while the loss drops."""
     backend = profile.backend(backend_name)
     loss = lambda b: sum(r * r for r in log_residuals(items, profile, b))  # noqa: E731
     best, best_loss, step = backend, loss(backend), 2.0
@@ -81,9 +92,7 @@ def fit_backend(profile: DeviceProfile, backend_name: str, items, rounds: int = 
         improved = False
         for name, (lo, hi) in (bounds or BOUNDS).items():
             for factor in (step, 1 / step):
-                value = min(hi, max(lo, getattr(best.efficiency, name) * factor))
-                eff = replace(best.efficiency, **{name: value})
-                cand = replace(best, efficiency=eff)
+                cand = with_param(best, name, min(hi, max(lo, param(best, name) * factor)))
                 cand_loss = loss(cand)
                 if cand_loss < best_loss - 1e-12:
                     best, best_loss, improved = cand, cand_loss, True

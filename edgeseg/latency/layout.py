@@ -1,57 +1,106 @@
 """Layout conversions a runtime inserts: ONNX Runtime CPU runs convs in a blocked NCHWc layout and
 reorders tensors at the boundary with ops that only take plain NCHW (PRelu, Elu, DepthToSpace...).
 
-Backends with `layout_reorders = true` pay, per boundary tensor, one read and one write of the tensor
-plus a kernel launch. The rule follows ONNX Runtime's NCHWc transformer in outline only.
+Rules (after ONNX Runtime's NCHWc transformer, in outline; `block` = the backend's `nchwc_block`):
+- a Conv runs blocked when it is dense (group 1) or depthwise with Cout a multiple of the block; its
+  output channels are padded up to the block, and so are its input channels when Cin >= block (a conv
+  with Cin < block reads the plain tensor directly);
+- pooling, Add, Concat, Resize, BatchNormalization... stay blocked when all their inputs are blocked
+  tensors whose channels are a multiple of the block (Resize: any blocked tensor); a blocked kernel is
+  priced at the backend's `Nchwc<op>` op efficiency when it has one (ORT's NCHWc Upsample is not its Resize);
+- a blocked tensor read by a plain op (or a graph output) pays a ReorderOutput, a plain tensor (or graph
+  input) read by a blocked op a ReorderInput: one read and one write of the tensor plus a launch, and
+  one index op per element at the backend's op efficiency for that op when it has one (calibration
+  times both ops on their own).
 """
 from __future__ import annotations
 
 from edgeseg.latency.device import BYTES, Backend, Precision
-from edgeseg.latency.fusion import FusedGraph
+from edgeseg.latency.fusion import FusedGraph, Kernel
+from edgeseg.latency.graph import Graph
 from edgeseg.latency.roofline import KernelTime
 
-NCHWC_OPS = frozenset({"Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Add", "Sum",
+NCHWC_OPS = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Add", "Sum",
                        "Relu", "Clip", "Concat", "Resize", "Upsample", "BatchNormalization"})
-BLOCK = 8  # channels per NCHWc block; tensors with other channel counts stay NCHW
+PADDED_OK = frozenset({"Resize", "Upsample"})  # run blocked on a conv's channel-padded output too
 
 
-def boundary_tensors(fg: FusedGraph) -> list[str]:
-    """Tensors crossing between an NCHWc kernel (rooted at a Conv region) and a plain-layout one."""
+def _pad(c: int, block: int) -> int:
+    return -(-c // block) * block
+
+
+def _conv_channels(k: Kernel, g: Graph) -> tuple[int, int] | None:
+    """(Cin, Cout) of a 2-D Conv kernel, None for anything else."""
+    if k.anchor.op != "Conv":
+        return None
+    x, y = g.shape(k.anchor.inputs[0]) or (), g.shape(k.anchor.outputs[0]) or ()
+    return (x[1], y[1]) if len(x) == 4 and len(y) == 4 else None
+
+
+def blocked_conv(k: Kernel, g: Graph, block: int) -> bool:
+    ch = _conv_channels(k, g)
+    if ch is None:
+        return False
+    group = k.anchor.attrs.get("group", 1)
+    return group == 1 or (group == ch[0] == ch[1] and ch[1] % block == 0)
+
+
+def channel_fill(k: Kernel, g: Graph, block: int) -> float:
+    """Fraction of a blocked kernel's work spent on real channels (the rest is block padding)."""
+    if _conv_channels(k, g) is None:  # e.g. a Resize on a conv's padded output
+        c = (g.shape(k.anchor.inputs[0]) or (0, block))[1]
+        return c / _pad(c, block)
+    cin, cout = _conv_channels(k, g)
+    fill = cout / _pad(cout, block)
+    return fill * cin / _pad(cin, block) if cin >= block and k.anchor.attrs.get("group", 1) == 1 else fill
+
+
+def layouts(fg: FusedGraph, block: int) -> tuple[set, set]:
+    """(kernels writing blocked tensors, kernels reading blocked tensors), by kernel name."""
     g = fg.graph
     producer = {t: k for k in fg.kernels for t in k.outputs}
-    consumers: dict[str, list] = {}
+    writes, reads = set(), set()
+    for k in fg.kernels:  # kernels are in topological order
+        if blocked_conv(k, g, block):
+            writes.add(k.name)
+            if _conv_channels(k, g)[0] >= block:
+                reads.add(k.name)
+        elif k.anchor.op in NCHWC_OPS and k.inputs and all(
+                t in producer and producer[t].name in writes and len(g.shape(t) or ()) == 4
+                and (g.shape(t)[1] % block == 0 or k.anchor.op in PADDED_OK) for t in k.inputs):
+            writes.add(k.name)
+            reads.add(k.name)
+    return writes, reads
+
+
+def boundary_tensors(fg: FusedGraph, block: int = 8) -> list[tuple[str, str]]:
+    """(tensor, "ReorderOutput" | "ReorderInput") for each tensor crossing between the two layouts."""
+    g = fg.graph
+    writes, reads = layouts(fg, block)
+    producer = {t: k.name for k in fg.kernels for t in k.outputs}
+    users: dict[str, list[str]] = {}
     for k in fg.kernels:
         for t in k.inputs:
-            consumers.setdefault(t, []).append(k)
-    blocked = {k.name for k in fg.kernels if k.anchor.op == "Conv"}
-    changed = True
-    while changed:  # NCHWc spreads from convs through ops that accept it
-        changed = False
-        for k in fg.kernels:
-            if k.name not in blocked and k.anchor.op in NCHWC_OPS and any(
-                    t in producer and producer[t].name in blocked for t in k.inputs):
-                blocked.add(k.name)
-                changed = True
+            users.setdefault(t, []).append(k.name)
     out = []
-    for t, k in producer.items():
-        shape = g.shape(t) or ()
-        if len(shape) != 4 or shape[1] % BLOCK:
+    for t in list(g.inputs) + list(producer):
+        if len(g.shape(t) or ()) != 4:
             continue
-        users = consumers.get(t, [])
-        plain_users = [u for u in users if u.name not in blocked] + ([None] if t in g.outputs else [])
-        if k.name in blocked and plain_users:
-            out.append(t)
-        elif k.name not in blocked and any(u.name in blocked for u in users):
-            out.append(t)
+        if producer.get(t) in writes:
+            if t in g.outputs or any(u not in reads for u in users.get(t, [])):
+                out.append((t, "ReorderOutput"))
+        elif any(u in reads for u in users.get(t, [])):
+            out.append((t, "ReorderInput"))
     return out
 
 
 def reorder_times(fg: FusedGraph, backend: Backend, precision: Precision) -> tuple[KernelTime, ...]:
     eff, size = backend.efficiency, BYTES[precision.name]
     times = []
-    for t in boundary_tensors(fg):
-        nbytes = 2 * fg.graph.numel(t) * size
-        mem = nbytes / (backend.bandwidth_gbs * 1e9 * eff.memory)
-        times.append(KernelTime(f"reorder {t}", ("Reorder",), "other", mem + eff.launch_us * 1e-6, 0.0, mem,
-                                0, nbytes, False))
+    for t, op in boundary_tensors(fg, backend.nchwc_block):  # priced as the op itself (costs.py, roofline.py)
+        n, rate = fg.graph.numel(t), backend.op_efficiency.get(op)
+        mem = 2 * n * size / (backend.bandwidth_gbs * 1e9 * eff.memory)
+        compute = n / (precision.peak_gflops * 1e9 * rate * n / (n + eff.saturation)) if rate else 0.0
+        times.append(KernelTime(f"{op} {t}", (op,), "other", max(mem, compute) + eff.launch_us * 1e-6, compute,
+                                mem, n, 2 * n * size, False))
     return tuple(times)

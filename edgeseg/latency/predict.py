@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from edgeseg.latency.device import BYTES, load_device
 from edgeseg.latency.fusion import ACTIVATIONS, FusedGraph, fuse
 from edgeseg.latency.graph import load_graph
-from edgeseg.latency.roofline import KernelTime, kernel_time
+from edgeseg.latency.roofline import KernelTime, kernel_times
 
 
 @dataclass(frozen=True)
@@ -77,11 +77,7 @@ def simulate(model, device, precision: str | None = None, backend: str | None = 
     prec, warnings = profile.precision(b.name, precision)
     g = load_graph(model, input_shape)
     fg = fuse(g, b.fused_activations or ACTIVATIONS)
-    times = tuple(kernel_time(k, fg.graph, b, prec) for k in fg.kernels)
-    if b.layout_reorders:
-        from edgeseg.latency.layout import reorder_times
-
-        times += reorder_times(fg, b, prec)
+    times = kernel_times(fg, b, prec)
     total = sum(t.seconds for t in times)
     if fg.unknown_ops:
         warnings += (f"estimate: the cost model does not know {', '.join(fg.unknown_ops)}; "

@@ -9,8 +9,11 @@ length per output (MACs per output element: small-channel convs and depthwise co
 Cout the output channels of a conv/gemm (depthwise convs excepted: their own efficiency covers this) (a GPU GEMM tile is ~64 channels wide, a CPU
 micro-kernel ~8; fewer channels leave part of it idle; `tile_channels` is a fixed, documented profile value).
 eff_class comes from the op class (dense 3x3 conv, other conv, depthwise, gemm, standalone
-activation, resize, other); the values are
-fitted per device (fit.py) and stored in the device profile.
+activation, resize, other), or from the backend's `op_efficiency` table when it names the kernel's op
+(plain-layout ops whose speed no class shares, e.g. PRelu or DepthToSpace on ONNX Runtime CPU, each
+measured by its own calibration probe); the values are fitted per device (fit.py) and stored in the
+device profile. On backends with layout reorders, a blocked conv's channel fill (layout.py: padding
+to the NCHWc block) replaces the Cout / tile_channels factor; other blocked kernels' times are divided by it.
 """
 from __future__ import annotations
 
@@ -72,7 +75,10 @@ class KernelTime:
         return "compute" if self.compute_s >= self.memory_s else "memory"
 
 
-def kernel_time(k: Kernel, g: Graph, backend: Backend, precision: Precision) -> KernelTime:
+def kernel_time(k: Kernel, g: Graph, backend: Backend, precision: Precision, fill: float | None = None,
+                op: str | None = None) -> KernelTime:
+    """`fill`: fraction of the GEMM tile doing real work, when the layout knows it (else Cout / tile_channels);
+    `op`: the op_efficiency key when not the anchor's op type (layout.py: `Nchwc<op>` for blocked kernels)."""
     eff, c = backend.efficiency, k.cost
     size = BYTES[precision.name]
     nbytes = (c.read + c.written + c.weights) * size * (eff.concat if k.anchor.op in COPIES else 1.0)
@@ -84,9 +90,25 @@ def kernel_time(k: Kernel, g: Graph, backend: Backend, precision: Precision) -> 
     cout = out_shape[CHANNEL_AXIS.get(cls, 1)] if cls != "other" and len(out_shape) > 1 else eff.tile_channels
     util = work / (work + eff.saturation)
     if cls in GEMM_SHAPED:  # short reductions and narrow outputs waste the GEMM tile
-        util *= min(1.0, kdim / K_FULL) * min(1.0, cout / eff.tile_channels)
-    rate = precision.peak_gflops * 1e9 * getattr(eff, cls) * max(util, 1e-6)
+        util *= min(1.0, kdim / K_FULL) * (min(1.0, cout / eff.tile_channels) if fill is None else fill)
+    rate = precision.peak_gflops * 1e9 * backend.op_efficiency.get(op or k.anchor.op, getattr(eff, cls)) * max(util, 1e-6)
     compute = c.flops / rate
     memory = nbytes / (backend.bandwidth_gbs * 1e9 * eff.memory)
+    if fill is not None and cls not in GEMM_SHAPED:  # other blocked kernels move the padding channels too
+        compute, memory = compute / fill, memory / fill
     total = max(compute, memory) + eff.launch_us * 1e-6
     return KernelTime(k.name, k.ops, cls, total, compute, memory, c.flops, nbytes, not c.known)
+
+
+def kernel_times(fg, backend: Backend, precision: Precision) -> tuple[KernelTime, ...]:
+    """Every kernel's time on the backend, plus its layout reorders when it has them (layout.py)."""
+    if not backend.layout_reorders:
+        return tuple(kernel_time(k, fg.graph, backend, precision) for k in fg.kernels)
+    from edgeseg.latency.layout import blocked_conv, channel_fill, layouts, reorder_times
+
+    block, g = backend.nchwc_block, fg.graph
+    blocked = layouts(fg, block)[0]
+    own = lambda k: "Nchwc" + k.anchor.op if k.name in blocked and "Nchwc" + k.anchor.op in backend.op_efficiency \
+        else None  # noqa: E731
+    return tuple(kernel_time(k, g, backend, precision, channel_fill(k, g, block) if k.name in blocked else None,
+                             own(k)) for k in fg.kernels) + reorder_times(fg, backend, precision)
