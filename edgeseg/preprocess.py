@@ -32,20 +32,24 @@ def area_downsample(images: np.ndarray, factor: int) -> np.ndarray:
     return blocks.mean(axis=(-3, -1), dtype=np.float64).astype(np.float32)
 
 
-def crop_or_pad(images: np.ndarray, size: tuple[int, int], fill: float = 0.0) -> np.ndarray:
-    """Centre-crop or pad the last two axes to `size` (H, W)."""
-    out = images
-    for axis, target in zip((-2, -1), size):
-        n = out.shape[axis]
+def crop_or_pad(images: np.ndarray, size: tuple[int, int], fill: float = 0.0, copy: bool = True) -> np.ndarray:
+    """Centre-crop or pad the last two axes to `size` (H, W). A crop without padding is a view when
+    copy=False (one array pass less for callers that make a new array next anyway)."""
+    crop = [slice(None)] * images.ndim
+    pad = [(0, 0)] * images.ndim
+    for axis, target in zip((images.ndim - 2, images.ndim - 1), size):
+        n = images.shape[axis]
         if n > target:
             start = (n - target) // 2
-            out = np.take(out, np.arange(start, start + target), axis=axis)
+            crop[axis] = slice(start, start + target)
         elif n < target:
             before = (target - n) // 2
-            pad = [(0, 0)] * out.ndim
             pad[axis] = (before, target - n - before)
-            out = np.pad(out, pad, constant_values=fill)
-    return out
+    cropped = any(c != slice(None) for c in crop)
+    out = images[tuple(crop)] if cropped else images
+    if any(p != (0, 0) for p in pad):
+        return np.pad(out, pad, constant_values=fill)
+    return out.copy() if copy and cropped else out
 
 
 def uncrop_or_unpad(images: np.ndarray, size: tuple[int, int], fill=0) -> np.ndarray:

@@ -138,7 +138,7 @@ def normalise_fit(image: np.ndarray, contract: ModelContract, decoded=None) -> n
     mean, std = float(v.mean()), (std if std > 0 else 1.0)
     size = tuple(contract.hr_size)
     needs_pad = any(n < t for n, t in zip(v.shape[-2:], size))
-    v = crop_or_pad(v, size, fill=float(v.min()) if needs_pad and v.size else 0.0)
+    v = crop_or_pad(v, size, fill=float(v.min()) if needs_pad and v.size else 0.0, copy=False)
     return ((v - mean) / std).astype(np.float32)
 
 

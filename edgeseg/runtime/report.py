@@ -14,8 +14,8 @@ STAGES = ("read", "preprocess", "infer", "postprocess", "write")
 def volumes_ml(mask: np.ndarray, spacing: tuple[float, float], slice_spacing: float, class_names) -> dict[str, float]:
     """Volume of every non-background class: voxel count x row spacing x column spacing x slice spacing."""
     voxel_ml = float(spacing[0]) * float(spacing[1]) * float(slice_spacing) / 1000.0
-    counts = np.bincount(mask.ravel(), minlength=len(class_names))
-    return {name: round(float(counts[k]) * voxel_ml, 3) for k, name in enumerate(class_names) if k > 0}
+    # one comparison per class: np.bincount would first copy the uint8 mask into 8-byte integers
+    return {name: round(float(np.count_nonzero(mask == k)) * voxel_ml, 3) for k, name in enumerate(class_names) if k > 0}
 
 
 def write_json(path: Path, data: dict) -> Path:

@@ -87,6 +87,19 @@ def uid_for(*parts) -> str:
     return generate_uid(entropy_srcs=["edgeseg-seg", *map(str, parts)])
 
 
+def source_plane_array(series: Series, mask: np.ndarray) -> np.ndarray:
+    """The mask in the source's own plane order: the sorted slices, or every frame of a multi-frame image."""
+    if not series.multiframe:
+        return mask
+    if len(series.headers) != 1:
+        raise EdgesegError("a series of several multi-frame instances is not supported for SEG output")
+    order = np.argsort([f.frame for f in series.frames])
+    frames = {f.frame for f in series.frames}
+    full = np.zeros((int(series.headers[0].get("NumberOfFrames", 1)), *mask.shape[1:]), dtype=np.uint8)
+    full[sorted(frames)] = mask[order]
+    return full
+
+
 def build_segmentation(series: Series, mask: np.ndarray, contract: ModelContract, model_id: str):
     """mask: (N, rows, cols) class indices in the series' sorted order -> highdicom Segmentation."""
     hd, codes = _highdicom()
@@ -102,16 +115,7 @@ def build_segmentation(series: Series, mask: np.ndarray, contract: ModelContract
             segment_number=k, segment_label=name[:64], segmented_property_category=category,
             segmented_property_type=prop, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
             algorithm_identification=alg))
-    if series.multiframe:
-        if len(series.headers) != 1:
-            raise EdgesegError("a series of several multi-frame instances is not supported for SEG output")
-        order = np.argsort([f.frame for f in series.frames])
-        frames = {f.frame for f in series.frames}
-        full = np.zeros((int(series.headers[0].get("NumberOfFrames", 1)), *mask.shape[1:]), dtype=np.uint8)
-        full[sorted(frames)] = mask[order]
-        pixel_array, sources = full, series.headers
-    else:
-        pixel_array, sources = mask, series.headers
+    pixel_array, sources = source_plane_array(series, mask), series.headers
     try:
         return hd.seg.Segmentation(
             source_images=sources, pixel_array=pixel_array,
@@ -142,8 +146,12 @@ def atomic_write_bytes(path: Path, write) -> Path:
 
 def write_seg(series: Series, mask: np.ndarray, contract: ModelContract, path: Path, model_id: str) -> Path:
     seg = build_segmentation(series, mask, contract, model_id)
+    return atomic_write_bytes(path, lambda tmp: seg.save_as(tmp, **save_kwargs()))
+
+
+def save_kwargs() -> dict:
+    """save_as keywords for a file with preamble and meta: pydicom 3 spells it enforce_file_format,
+    pydicom 2.4 (the last for Python 3.8 boards) write_like_original."""
     import pydicom
 
-    # pydicom 3 spells it enforce_file_format; pydicom 2.4 (the last for Python 3.8 boards) write_like_original
-    kw = {"enforce_file_format": True} if int(pydicom.__version__.split(".")[0]) >= 3 else {"write_like_original": False}
-    return atomic_write_bytes(path, lambda tmp: seg.save_as(tmp, **kw))
+    return {"enforce_file_format": True} if int(pydicom.__version__.split(".")[0]) >= 3 else {"write_like_original": False}
