@@ -21,6 +21,9 @@ def register(sub) -> None:
                    help="also write the mask as NIfTI (mask.nii.gz) or NumPy (mask.npy); repeatable")
     p.add_argument("--no-overlay", action="store_true", help="skip the PNG overlay montage")
     p.add_argument("--trt-cache", default=None, help="TensorRT engine cache folder (default ~/.cache/edgeseg/trt)")
+    p.add_argument("--sequential", action="store_true",
+                   help="build the DICOM SEG on the main thread after inference (default: its header is prepared "
+                        "on a second thread while the model infers)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=run)
 
@@ -58,7 +61,8 @@ def run(args) -> int:
     from edgeseg.runtime.pipeline import run as run_pipeline
 
     opts = Options(provider=args.provider, threads=args.threads, batch=args.batch, also=tuple(dict.fromkeys(args.also)),
-                   overlay=not args.no_overlay, cache_dir=args.trt_cache)
+                   overlay=not args.no_overlay, cache_dir=args.trt_cache,
+                   overlap=not args.sequential)
     rows, info = run_pipeline(args.model, args.inputs, args.out, opts, show_progress=not args.quiet)
     print(f"provider: {info['provider']} (session {info['session_s']:.2f} s)", file=sys.stderr)
     print_summary(rows, info)

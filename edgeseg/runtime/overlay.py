@@ -36,7 +36,8 @@ def montage(volume: np.ndarray, mask: np.ndarray, tiles: int = 9, alpha: float =
     step = max(1, -(-max(volume.shape[1:], default=1) // tile_px))
     volume, mask = volume[idx, ::step, ::step], mask[idx, ::step, ::step]
     idx = range(len(idx))
-    lo, hi = np.percentile(volume, (1, 99)) if volume.size else (0.0, 1.0)
+    # the display window from every other pixel of the tiles: a quarter of the sorting, the same picture
+    lo, hi = np.percentile(volume[:, ::2, ::2], (1, 99)) if volume.size else (0.0, 1.0)
     cols = int(np.ceil(np.sqrt(len(idx))))
     rows = int(np.ceil(len(idx) / cols))
     h, w = volume.shape[1:]
