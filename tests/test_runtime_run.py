@@ -197,3 +197,27 @@ def test_histogram_percentiles_and_argmax_match_numpy():
     logits = rng.standard_normal((4, 5, 16, 16)).astype(np.float32)
     logits[:, 3] = logits[:, 1]  # ties: the first maximum wins, as in np.argmax
     np.testing.assert_array_equal(labels_from_logits(logits, None), logits.argmax(1))
+
+
+def test_base_install_without_highdicom_writes_nifti_and_says_why(models, tmp_path):
+    """`pip install edgeseg` alone (no highdicom, no torch) still segments: mask.nii.gz instead of the SEG."""
+    import sys
+
+    write_series(tmp_path / "in", new_series(sample_datasets(4, step=8), "base-install"))
+    code = ("import sys\n"
+            "for m in ['torch', 'onnx', 'onnxsim', 'nibabel', 'matplotlib', 'rich', 'scipy', 'highdicom', 'pynetdicom']:\n"
+            "    sys.modules[m] = None\n"
+            "from edgeseg.cli import main\n"
+            f"sys.exit(main(['run', {str(models['threshold'])!r}, {str(tmp_path / 'in')!r}, '--out', "
+            f"{str(tmp_path / 'out')!r}, '--quiet']))\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "DICOM SEG not written" in result.stderr and "edgeseg[dicom]" in result.stderr
+    (folder,) = [p for p in (tmp_path / "out").glob("*/*") if p.is_dir()]
+    assert sorted(p.name for p in folder.iterdir()) == ["mask.nii.gz", "overlay.png", "report.json"]
+    report = json.loads((folder / "report.json").read_text())
+    assert any("DICOM SEG not written" in w for w in report["warnings"])
+    import gzip
+
+    nii = gzip.decompress((folder / "mask.nii.gz").read_bytes())
+    assert nii[344:348] == b"n+1\0" and len(nii) == 352 + 4 * 256 * 256

@@ -65,6 +65,8 @@ def run(args) -> int:
                    overlap=not args.sequential)
     rows, info = run_pipeline(args.model, args.inputs, args.out, opts, show_progress=not args.quiet)
     print(f"provider: {info['provider']} (session {info['session_s']:.2f} s)", file=sys.stderr)
+    for warning in info.get("warnings", []):
+        print(f"edgeseg run: warning: {warning}", file=sys.stderr)
     print_summary(rows, info)
     if not any(r.status == "ok" for r in rows) and not any(r.status == "failed" for r in rows):
         print("edgeseg run: no DICOM image series found in the inputs", file=sys.stderr)

@@ -10,7 +10,7 @@ import shutil
 import tempfile
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -88,7 +88,8 @@ def _prepare_seg_async(series, contract, model_id) -> Future:
     return _SEG_THREAD.submit(prepare_seg, series, contract, model_id)
 
 
-def process_series(seg: Segmenter, group: disc.SeriesGroup, out: Path, opts: Options, read_s: float = 0.0) -> Row:
+def process_series(seg: Segmenter, group: disc.SeriesGroup, out: Path, opts: Options, read_s: float = 0.0,
+                   notes=()) -> Row:
     from edgeseg.runtime.overlay import write_mask, write_overlay
     from edgeseg.runtime.seg_prepared import prepare_seg
 
@@ -96,7 +97,7 @@ def process_series(seg: Segmenter, group: disc.SeriesGroup, out: Path, opts: Opt
     t = {"read": read_s}
     t0 = time.perf_counter()
     series = build_series(group)
-    warnings = list(series.warnings)
+    warnings = [*notes, *series.warnings]
     if c.modality and series.modality and series.modality != c.modality:
         raise EdgesegError(f"modality {series.modality}: the model was trained for {c.modality} only")
     if not series.modality:
@@ -167,13 +168,21 @@ def run(model: str | Path, inputs, out: str | Path, opts: Options = Options(), s
     seg = Segmenter(model, opts.provider, opts.threads, opts.cache_dir)
     info = {"model": str(model), "provider": seg.provider, "session_s": round(time.perf_counter() - t0, 3)}
     check_out_dir(out)
+    notes: list[str] = []
     if opts.seg:
         t0 = time.perf_counter()
         from edgeseg.runtime.seg_writer import _highdicom, warm_up
 
-        _highdicom()  # load the SEG writer once, up front: a missing extra fails before any work
-        warm_up()
+        try:
+            _highdicom()  # load the SEG writer once, up front
+        except EdgesegError as exc:
+            # the bare base install still segments: the mask as NIfTI (numpy + gzip only) instead of the SEG
+            opts = replace(opts, seg=False, also=tuple(dict.fromkeys((*opts.also, "nifti"))))
+            notes.append(f"DICOM SEG not written ({exc}); mask.nii.gz instead")
+        else:
+            warm_up()
         info["seg_writer_import_s"] = round(time.perf_counter() - t0, 3)
+    info["warnings"] = notes
     t0 = time.perf_counter()
     groups, skipped = disc.discover(inputs)
     discover_s = time.perf_counter() - t0
@@ -184,7 +193,7 @@ def run(model: str | Path, inputs, out: str | Path, opts: Options = Options(), s
             start = time.perf_counter()
             share = discover_s * len(g.instances) / n_instances
             try:
-                rows.append(process_series(seg, g, out, opts, read_s=share))
+                rows.append(process_series(seg, g, out, opts, read_s=share, notes=notes))
             except EdgesegError as exc:
                 rows.append(Row(g.label, len(g.instances), "failed", str(exc), time.perf_counter() - start))
             except MemoryError:
