@@ -104,3 +104,41 @@ def test_every_own_op_has_its_probe_and_probes_build():
     m = probe_model(*PROBES["resize_nchwc"])
     assert [n.op_type for n in m.graph.node] == ["Conv", "Resize"]  # behind a conv: runs blocked
     assert probe_model(*PROBES["reorder_input"]).graph.node[0].domain == "com.microsoft.nchwc"
+
+
+@pytest.mark.parametrize("cin,group,blocked", [(17, 1, False), (129, 1, False), (18, 1, False), (20, 1, True),
+                                               (132, 1, True), (8, 1, True), (3, 3, False), (6, 6, False),
+                                               (8, 8, True), (24, 24, True)])
+def test_conv_stays_plain_when_its_input_channels_are_not_aligned(cin, group, blocked):
+    """ORT's NCHWc transformer (checked with ORT's optimized-model dump): Cin < block or Cin % 4 == 0."""
+    from edgeseg.latency.layout import blocked_conv
+
+    w = {"w": np.zeros((cin if group > 1 else 32, cin // group, 3, 3), np.float32)}
+    fg = fuse(load_graph(model([helper.make_node("Conv", ["x", "w"], ["y"], pads=[1] * 4, group=group)],
+                               {"x": [1, cin, 8, 8]}, w)))
+    assert blocked_conv(fg.kernels[0], fg.graph, 16) is blocked
+    assert (("x", "ReorderInput") in boundary_tensors(fg, 16)) is (blocked and cin >= 16)
+
+
+def test_plain_convs_use_the_conv_and_grouped_conv_keys_blocked_ones_do_not():
+    from edgeseg.latency.roofline import kernel_times
+
+    profile = load_device("raspberry-pi-4")
+    b, (prec, _) = profile.backend("ort-cpu"), profile.precision("ort-cpu", "fp32")
+    w = {"a": np.zeros((32, 17, 3, 3), np.float32), "b": np.zeros((32, 32, 3, 3), np.float32),
+         "c": np.zeros((32, 1, 3, 3), np.float32), "d": np.zeros((6, 1, 3, 3), np.float32)}
+    nodes = [helper.make_node("Conv", ["x", "a"], ["p"], pads=[1] * 4),  # Cin 17: plain
+             helper.make_node("Conv", ["p", "b"], ["q"], pads=[1] * 4),  # Cin 32: blocked
+             helper.make_node("Conv", ["q", "c"], ["r"], pads=[1] * 4, group=32),  # depthwise 32: blocked
+             helper.make_node("Slice", ["r", "st", "en", "ax"], ["s"]),
+             helper.make_node("Conv", ["s", "d"], ["y"], pads=[1] * 4, group=6)]  # depthwise 6: plain
+    w.update(st=np.array([0], np.int64), en=np.array([6], np.int64), ax=np.array([1], np.int64))
+    fg = fuse(load_graph(model(nodes, {"x": [1, 17, 32, 32]}, w)))
+    conv_times = lambda be: [t.compute_s for t in kernel_times(fg, be, prec) if t.ops[0] == "Conv"]  # noqa: E731
+    base = conv_times(b)
+    slow = replace(b, op_efficiency={"Conv": 1e-3, "GroupedConv": 1e-4})
+    new = conv_times(slow)
+    assert new[0] > 50 * base[0] and new[3] > 50 * base[3]  # plain: priced by their keys
+    assert new[1:3] == base[1:3]  # blocked: class efficiencies, the plain keys do not leak
+    same = conv_times(replace(b, op_efficiency={"Conv": 1e-3, "GroupedConv": 1e-3}))
+    assert (same[0], same[3]) == pytest.approx((new[0], new[3] / 10))  # GroupedConv prices the grouped one

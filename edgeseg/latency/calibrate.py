@@ -3,7 +3,8 @@
 Small single-op probe graphs are timed with `profile_model`: a big 1x1 conv gives the peak GFLOP/s, a big
 Add the bandwidth, a tiny Add the per-kernel cost; then the efficiencies are fitted on all probes with
 the same coordinate search as the device fit (fit.py). Ops that ONNX Runtime runs as plain-layout loops
-at a speed no op class shares (OWN_OPS: PRelu, Elu, DepthToSpace, the NCHWc reorders, Resize in NCHWc) get their own
+at a speed no op class shares (OWN_OPS: PRelu, Elu, DepthToSpace, the NCHWc reorders, Resize in NCHWc, convs
+left in the plain layout) get their own
 efficiency, each fitted on its own probe. The NCHWc block is read from ONNX Runtime (a ReorderInput pads
 channels to it). The registry models are not among the probes, so the host self-check (bench
 latency-host) is a real test of the model.
@@ -22,7 +23,8 @@ from edgeseg.latency.graph import load_graph
 NCHWC = "com.microsoft.nchwc"  # ONNX Runtime's contrib domain of the NCHWc layout ops
 # ops priced by their own efficiency (fitted on the probe named here), not by their op class's
 OWN_OPS = {"PRelu": "prelu", "Elu": "elu", "DepthToSpace": "depth_to_space", "ReorderInput": "reorder_input",
-           "ReorderOutput": "reorder_output", "NchwcResize": "resize_nchwc"}  # Nchwc+op: the op in the blocked layout
+           "ReorderOutput": "reorder_output", "NchwcResize": "resize_nchwc",
+           "Conv": "conv_plain", "GroupedConv": "grouped_conv"}  # convs ORT leaves plain (layout.py)  # Nchwc+op: the op in the blocked layout
 # name -> (op, input NCHW, attrs, weight shape or None)
 PROBES = {
     "conv1x1": ("Conv", (1, 128, 28, 28), {"kernel_shape": [1, 1]}, (256, 128, 1, 1)),
@@ -36,8 +38,13 @@ PROBES = {
     "conv1x1_small": ("Conv", (1, 32, 28, 24), {"kernel_shape": [1, 1]}, (32, 32, 1, 1)),
     "depthwise_small": ("Conv", (1, 64, 28, 24), {"kernel_shape": [3, 3], "pads": [1] * 4, "group": 64},
                         (64, 1, 3, 3)),
+    "conv_plain": ("Conv", (1, 18, 40, 40), {"kernel_shape": [3, 3], "pads": [1] * 4}, (32, 18, 3, 3)),  # Cin % 4
+    "conv1x1_plain": ("Conv", (1, 66, 28, 24), {"kernel_shape": [1, 1]}, (32, 66, 1, 1)),
+    "grouped_conv": ("Conv", (1, 6, 96, 96), {"kernel_shape": [3, 3], "pads": [1] * 4, "group": 6}, (6, 1, 3, 3)),
+    "grouped_conv_1x1": ("Conv", (1, 6, 64, 64), {"kernel_shape": [1, 1], "group": 6}, (24, 1, 1, 1)),
     "prelu": ("PRelu", (1, 32, 56, 48), {}, (32, 1, 1)),
-    "prelu_small": ("PRelu", (1, 64, 28, 24), {}, (64, 1, 1)),  # ORT's PRelu is ~4x faster per element here
+    "prelu_large": ("PRelu", (1, 32, 112, 48), {}, (32, 1, 1)),  # sign branches: a large input is
+    "prelu_small": ("PRelu", (1, 64, 28, 24), {}, (64, 1, 1)),  # mispredicted, a small one learnt (1-5 ns/el)
     "depth_to_space": ("DepthToSpace", (1, 16, 64, 64), {"blocksize": 2}, None),
     "sigmoid": ("Sigmoid", (1, 32, 56, 48), {}, None),
     "reorder_input": ("ReorderInput", (1, 32, 56, 48), {"domain": NCHWC}, None),

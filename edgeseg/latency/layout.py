@@ -2,9 +2,12 @@
 reorders tensors at the boundary with ops that only take plain NCHW (PRelu, Elu, DepthToSpace...).
 
 Rules (after ONNX Runtime's NCHWc transformer, in outline; `block` = the backend's `nchwc_block`):
-- a Conv runs blocked when it is dense (group 1) or depthwise with Cout a multiple of the block; its
-  output channels are padded up to the block, and so are its input channels when Cin >= block (a conv
-  with Cin < block reads the plain tensor directly);
+- a Conv runs blocked when it is dense (group 1) with Cin < block or Cin a multiple of 4, or depthwise
+  with C a multiple of 4 (ORT's channel alignment; checked against its transformer: Cin 17 or 129 and a
+  3-channel depthwise conv stay plain); its output channels are padded up to the block, and so are its
+  input channels when Cin >= block (a conv with Cin < block reads the plain tensor directly); a conv
+  left plain is priced at the backend's `Conv` op efficiency (im2col + GEMM), a plain grouped conv at
+  `GroupedConv` (one small GEMM per group), when the backend has them;
 - pooling, Add, Concat, Resize, BatchNormalization... stay blocked when all their inputs are blocked
   tensors whose channels are a multiple of the block (Resize: any blocked tensor); a blocked kernel is
   priced at the backend's `Nchwc<op>` op efficiency when it has one (ORT's NCHWc Upsample is not its Resize);
@@ -23,6 +26,7 @@ from edgeseg.latency.roofline import KernelTime
 NCHWC_OPS = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Add", "Sum",
                        "Relu", "Clip", "Concat", "Resize", "Upsample", "BatchNormalization"})
 PADDED_OK = frozenset({"Resize", "Upsample"})  # run blocked on a conv's channel-padded output too
+ALIGN = 4  # ORT's NCHWc transformer leaves a conv plain when its input channels are not a multiple of this
 
 
 def _pad(c: int, block: int) -> int:
@@ -41,8 +45,10 @@ def blocked_conv(k: Kernel, g: Graph, block: int) -> bool:
     ch = _conv_channels(k, g)
     if ch is None:
         return False
-    group = k.anchor.attrs.get("group", 1)
-    return group == 1 or (group == ch[0] == ch[1] and ch[1] % block == 0)
+    group, (cin, cout) = k.anchor.attrs.get("group", 1), ch
+    if group == 1:
+        return cin < block or cin % ALIGN == 0
+    return group == cin == cout and cin % ALIGN == 0
 
 
 def channel_fill(k: Kernel, g: Graph, block: int) -> float:

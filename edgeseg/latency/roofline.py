@@ -104,11 +104,18 @@ def kernel_times(fg, backend: Backend, precision: Precision) -> tuple[KernelTime
     """Every kernel's time on the backend, plus its layout reorders when it has them (layout.py)."""
     if not backend.layout_reorders:
         return tuple(kernel_time(k, fg.graph, backend, precision) for k in fg.kernels)
-    from edgeseg.latency.layout import blocked_conv, channel_fill, layouts, reorder_times
+    from edgeseg.latency.layout import channel_fill, layouts, reorder_times
 
     block, g = backend.nchwc_block, fg.graph
     blocked = layouts(fg, block)[0]
-    own = lambda k: "Nchwc" + k.anchor.op if k.name in blocked and "Nchwc" + k.anchor.op in backend.op_efficiency \
-        else None  # noqa: E731
     return tuple(kernel_time(k, g, backend, precision, channel_fill(k, g, block) if k.name in blocked else None,
-                             own(k)) for k in fg.kernels) + reorder_times(fg, backend, precision)
+                             layout_key(k, g, k.name in blocked)) for k in fg.kernels) \
+        + reorder_times(fg, backend, precision)
+
+
+def layout_key(k: Kernel, g: Graph, blocked: bool) -> str:
+    """op_efficiency key of a kernel on a layout backend: `Nchwc<op>` when it runs blocked, `GroupedConv` for a
+    plain grouped conv (ORT: one small GEMM per group), else its op type (a plain Conv: im2col + GEMM)."""
+    if blocked:
+        return "Nchwc" + k.anchor.op
+    return "GroupedConv" if k.anchor.op == "Conv" and k.anchor.attrs.get("group", 1) > 1 else k.anchor.op
