@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import tempfile
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -101,24 +100,6 @@ def source_plane_array(series: Series, mask: np.ndarray) -> np.ndarray:
     return full
 
 
-@contextmanager
-def _value_checks_that_only_warn_skipped():
-    """pydicom checks every value highdicom sets against its VR (about 40 % of building a SEG). In its
-    default WARN mode a check can only ever warn, never change a byte, so it is skipped while the SEG is
-    built; a RAISE mode chosen by the user is left as it is."""
-    from pydicom import config
-
-    settings = getattr(config, "settings", None)
-    if settings is None or getattr(settings, "writing_validation_mode", None) != config.WARN:
-        yield
-        return
-    settings.writing_validation_mode = config.IGNORE
-    try:
-        yield
-    finally:
-        settings.writing_validation_mode = config.WARN
-
-
 def build_segmentation(series: Series, mask: np.ndarray, contract: ModelContract, model_id: str):
     """mask: (N, rows, cols) class indices in the series' sorted order -> highdicom Segmentation."""
     hd, codes = _highdicom()
@@ -136,15 +117,14 @@ def build_segmentation(series: Series, mask: np.ndarray, contract: ModelContract
             algorithm_identification=alg))
     pixel_array, sources = source_plane_array(series, mask), series.headers
     try:
-        with _value_checks_that_only_warn_skipped():
-            return hd.seg.Segmentation(
-                source_images=sources, pixel_array=pixel_array,
-                segmentation_type=hd.seg.SegmentationTypeValues.BINARY, segment_descriptions=descriptions,
-                series_instance_uid=uid_for(model_id, series.series_uid, "series"), series_number=900,
-                sop_instance_uid=uid_for(model_id, series.series_uid, "instance"), instance_number=1,
-                manufacturer="edgeseg", manufacturer_model_name=(contract.model_name or "edgeseg")[:64],
-                software_versions=__version__, device_serial_number="0",
-                series_description=f"edgeseg {contract.model_name}"[:64], omit_empty_frames=False)
+        return hd.seg.Segmentation(
+            source_images=sources, pixel_array=pixel_array,
+            segmentation_type=hd.seg.SegmentationTypeValues.BINARY, segment_descriptions=descriptions,
+            series_instance_uid=uid_for(model_id, series.series_uid, "series"), series_number=900,
+            sop_instance_uid=uid_for(model_id, series.series_uid, "instance"), instance_number=1,
+            manufacturer="edgeseg", manufacturer_model_name=(contract.model_name or "edgeseg")[:64],
+            software_versions=__version__, device_serial_number="0",
+            series_description=f"edgeseg {contract.model_name}"[:64], omit_empty_frames=False)
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
         raise EdgesegError(f"cannot build DICOM SEG: {str(exc).splitlines()[0][:200]}") from exc
 
