@@ -16,6 +16,7 @@ BINARY = {"US": "H", "SS": "h", "UL": "I", "SL": "i", "FL": "f", "FD": "d", "SV"
 NUMBER_STRINGS = {"DS", "IS"}
 BYTES = {"OB", "OW", "UN", "OD", "OF", "OL", "OV"}
 ITEM = struct.pack("<HH", 0xFFFE, 0xE000)
+EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 
 
 class Unsupported(Exception):
@@ -123,7 +124,7 @@ def encode_file(ds) -> bytes:
     from pydicom.filebase import DicomBytesIO
     from pydicom.filewriter import write_file_meta_info
 
-    if str(ds.file_meta.get("TransferSyntaxUID", "")) != "1.2.840.10008.1.2.1":
+    if str(ds.file_meta.get("TransferSyntaxUID", "")) != EXPLICIT_VR_LITTLE_ENDIAN:
         raise Unsupported("transfer syntax is not explicit VR little endian")
     charset = ds.get("SpecificCharacterSet", None)
     if charset not in (None, "", "ISO_IR 100", "ISO_IR 6", "ISO_IR 192"):

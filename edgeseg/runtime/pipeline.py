@@ -79,7 +79,8 @@ _SEG_THREAD: ThreadPoolExecutor | None = None
 
 def _prepare_seg_async(series, contract, model_id) -> Future:
     """Start the SEG's header (headers only, no mask needed) on the one SEG thread. It is pure Python
-    while inference runs in onnxruntime without the GIL, so on a second core it costs no wall time."""
+    while inference runs in onnxruntime without the GIL, so a second core takes it off the critical path
+    (at some cost to inference where the two share a physical core: `edgeseg bench runner` shows both)."""
     global _SEG_THREAD
     from edgeseg.runtime.seg_prepared import prepare_seg
 

@@ -20,12 +20,11 @@ import numpy as np
 
 from edgeseg.contract import ModelContract
 from edgeseg.errors import EdgesegError
-from edgeseg.runtime.dicom_encode import Unsupported, encode_file
+from edgeseg.runtime.dicom_encode import EXPLICIT_VR_LITTLE_ENDIAN, Unsupported, encode_file
 from edgeseg.runtime.seg_writer import atomic_write_bytes, build_segmentation, save_kwargs, source_plane_array
 from edgeseg.runtime.series import Series
 
 PIXEL_DATA = 0x7FE00010
-EXPLICIT_VR_LITTLE_ENDIAN = "1.2.840.10008.1.2.1"
 
 
 @dataclass
