@@ -2,10 +2,9 @@
 
 Small single-op probe graphs are timed with `profile_model`: a big 1x1 conv gives the peak GFLOP/s, a big
 Add the bandwidth, a tiny Add the per-kernel cost; then the efficiencies are fitted on all probes with
-the same coordinate search as the device fit (fit.py). Ops that ONNX Runtime runs as plain-layout loops
-at a speed no op class shares (OWN_OPS: PRelu, Elu, DepthToSpace, the NCHWc reorders, Resize in NCHWc, convs
-left in the plain layout) get their own
-efficiency, each fitted on its own probe. The NCHWc block is read from ONNX Runtime (a ReorderInput pads
+the same coordinate search as the device fit (fit.py). Ops that ONNX Runtime runs at a speed no op class
+shares (OWN_OPS: PRelu, Elu, DepthToSpace, the NCHWc reorders, Resize in NCHWc, convs left in the plain
+layout) get their own efficiency, each fitted on its own probe. The NCHWc block is read from ONNX Runtime (a ReorderInput pads
 channels to it). The registry models are not among the probes, so the host self-check (bench
 latency-host) is a real test of the model.
 """
@@ -24,7 +23,7 @@ NCHWC = "com.microsoft.nchwc"  # ONNX Runtime's contrib domain of the NCHWc layo
 # ops priced by their own efficiency (fitted on the probe named here), not by their op class's
 OWN_OPS = {"PRelu": "prelu", "Elu": "elu", "DepthToSpace": "depth_to_space", "ReorderInput": "reorder_input",
            "ReorderOutput": "reorder_output", "NchwcResize": "resize_nchwc",
-           "Conv": "conv_plain", "GroupedConv": "grouped_conv"}  # convs ORT leaves plain (layout.py)  # Nchwc+op: the op in the blocked layout
+           "Conv": "conv_plain", "GroupedConv": "grouped_conv"}  # Conv/GroupedConv: convs ORT leaves plain (layout.py)
 # name -> (op, input NCHW, attrs, weight shape or None)
 PROBES = {
     "conv1x1": ("Conv", (1, 128, 28, 28), {"kernel_shape": [1, 1]}, (256, 128, 1, 1)),

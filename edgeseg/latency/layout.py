@@ -79,10 +79,11 @@ def layouts(fg: FusedGraph, block: int) -> tuple[set, set]:
     return writes, reads
 
 
-def boundary_tensors(fg: FusedGraph, block: int = 8) -> list[tuple[str, str]]:
-    """(tensor, "ReorderOutput" | "ReorderInput") for each tensor crossing between the two layouts."""
+def boundary_tensors(fg: FusedGraph, block: int = 8, sides: tuple[set, set] | None = None) -> list[tuple[str, str]]:
+    """(tensor, "ReorderOutput" | "ReorderInput") for each tensor crossing between the two layouts;
+    `sides`: `layouts(fg, block)` when the caller has it already."""
     g = fg.graph
-    writes, reads = layouts(fg, block)
+    writes, reads = sides or layouts(fg, block)
     producer = {t: k.name for k in fg.kernels for t in k.outputs}
     users: dict[str, list[str]] = {}
     for k in fg.kernels:
@@ -100,10 +101,11 @@ def boundary_tensors(fg: FusedGraph, block: int = 8) -> list[tuple[str, str]]:
     return out
 
 
-def reorder_times(fg: FusedGraph, backend: Backend, precision: Precision) -> tuple[KernelTime, ...]:
+def reorder_times(fg: FusedGraph, backend: Backend, precision: Precision,
+                  sides: tuple[set, set] | None = None) -> tuple[KernelTime, ...]:
     eff, size = backend.efficiency, BYTES[precision.name]
     times = []
-    for t, op in boundary_tensors(fg, backend.nchwc_block):  # priced as the op itself (costs.py, roofline.py)
+    for t, op in boundary_tensors(fg, backend.nchwc_block, sides):  # priced as the op itself (costs.py, roofline.py)
         n, rate = fg.graph.numel(t), backend.op_efficiency.get(op)
         mem = 2 * n * size / (backend.bandwidth_gbs * 1e9 * eff.memory)
         compute = n / (precision.peak_gflops * 1e9 * rate * n / (n + eff.saturation)) if rate else 0.0

@@ -107,10 +107,11 @@ def kernel_times(fg, backend: Backend, precision: Precision) -> tuple[KernelTime
     from edgeseg.latency.layout import channel_fill, layouts, reorder_times
 
     block, g = backend.nchwc_block, fg.graph
-    blocked = layouts(fg, block)[0]
+    sides = layouts(fg, block)
+    blocked = sides[0]
     return tuple(kernel_time(k, g, backend, precision, channel_fill(k, g, block) if k.name in blocked else None,
                              layout_key(k, g, k.name in blocked)) for k in fg.kernels) \
-        + reorder_times(fg, backend, precision)
+        + reorder_times(fg, backend, precision, sides)
 
 
 def layout_key(k: Kernel, g: Graph, blocked: bool) -> str:
