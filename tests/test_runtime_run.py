@@ -126,9 +126,10 @@ def test_bad_inputs_each_get_a_reason_and_the_rest_runs(models, tmp_path, capsys
     flat = "\n".join(f"{k}: {s} {r}" for k, (s, r) in reasons.items())
     assert "notes.txt: failed not a DICOM file" in flat
     assert "rtplan.dcm: failed not an image (RT Plan Storage)" in flat
-    for needle in ("cannot decode pixel data", "modality CT: the model was trained for MR only",
-                   "colour image (RGB", "no Pixel Data element", "mixed image sizes"):
+    assert "MR_truncated.dcm: failed truncated: 9630 bytes" in flat  # named as a file, not a decode error
+    for needle in ("modality CT: the model was trained for MR only", "colour image (RGB", "mixed image sizes"):
         assert sum(needle in r for _, r in reasons.values()) == 1, (needle, flat)
+    assert sum("no Pixel Data element" in r for _, r in reasons.values()) == 2, flat  # each file of 'nopix' 
     assert sum(s == "ok" for s, _ in reasons.values()) == 1
     assert all("\n" not in r for _, r in reasons.values())
     assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["report.json", "run_report.json", "seg.dcm"]

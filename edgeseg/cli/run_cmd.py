@@ -68,6 +68,9 @@ def run(args) -> int:
     for warning in info.get("warnings", []):
         print(f"edgeseg run: warning: {warning}", file=sys.stderr)
     print_summary(rows, info)
+    if info.get("run_report_error"):
+        print(f"edgeseg run: {info['run_report_error']}", file=sys.stderr)
+        return 1
     if not any(r.status == "ok" for r in rows) and not any(r.status == "failed" for r in rows):
         print("edgeseg run: no DICOM image series found in the inputs", file=sys.stderr)
         return 1

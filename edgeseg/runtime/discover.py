@@ -39,6 +39,7 @@ class Skipped:
     path: Path
     reason: str
     failed: bool  # True: counts as a failure (named explicitly or a broken DICOM file)
+    series_uid: str = ""  # the series a broken file belonged to, when its header still says so
 
 
 def iter_files(inputs):
@@ -77,6 +78,45 @@ def read_header(path: Path) -> pydicom.Dataset:
         return ds
 
 
+_SEQ_DELIMITER = {True: b"\xfe\xff\xdd\xe0\x00\x00\x00\x00", False: b"\xff\xfe\xe0\xdd\x00\x00\x00\x00"}
+
+
+def _last_element(ds):
+    tag = max(ds.keys(), default=None)
+    if tag is None:
+        return None
+    try:
+        return ds.get_item(tag, keep_deferred=True)
+    except TypeError:  # pydicom < 3: get_item never converts
+        return ds.get_item(tag)
+
+
+def truncation(path: Path, ds) -> str:
+    """'' when the file holds every byte its header promises; else what is missing. pydicom reads a short
+    file without complaint (values cut short, deferred values pointing past the end), so this compares the
+    last element's declared end with the file size, and an image SOP class with its image attributes."""
+    size = path.stat().st_size
+    elem = _last_element(ds)
+    if elem is not None and hasattr(elem, "value_tell"):
+        if elem.length == 0xFFFFFFFF:  # encapsulated pixel data ends with a sequence delimiter
+            little = getattr(ds, "original_encoding", (False, True))[1] is not False
+            with open(path, "rb") as f:
+                f.seek(max(0, size - 8))
+                if f.read(8) != _SEQ_DELIMITER[little] and elem.tag == 0x7FE00010:
+                    return "truncated: encapsulated Pixel Data has no end"
+        elif elem.value is None and elem.value_tell + elem.length > size or \
+                elem.value is not None and len(elem.value) < elem.length:
+            return f"truncated: {size} bytes, its last element needs {elem.value_tell + elem.length}"
+    sop_class = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "") or ds.get("SOPClassUID", ""))
+    name = getattr(pydicom.uid.UID(sop_class), "name", "") if sop_class else ""
+    if name.endswith("Image Storage") and not {"Rows", "Columns"} <= set(ds.dir()):
+        return f"truncated or incomplete {name} header (no Rows/Columns)"
+    if "Rows" in ds and not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")) \
+            and name.endswith("Image Storage"):
+        return "no Pixel Data element (truncated or incomplete image)"
+    return ""
+
+
 def _first_line(exc: Exception) -> str:
     text = str(exc).strip().splitlines()
     return (text[0] if text else type(exc).__name__)[:160]
@@ -105,6 +145,13 @@ def discover(inputs) -> tuple[list[SeriesGroup], list[Skipped]]:
             continue
         sop_class = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", ds.get("SOPClassUID", "")))
         if sop_class == MEDIA_DIRECTORY:
+            continue
+        try:
+            broken = truncation(path, ds)
+        except Exception as exc:  # a header too damaged to even look at
+            broken = f"unreadable DICOM header ({_first_line(exc)})"
+        if broken:
+            skipped.append(Skipped(path, broken, True, str(ds.get("SeriesInstanceUID", "") or "")))
             continue
         if "Rows" not in ds or "Columns" not in ds:
             name = getattr(pydicom.uid.UID(sop_class), "name", sop_class) if sop_class else "unknown SOP class"

@@ -21,6 +21,7 @@ from edgeseg.runtime.pixels import decode_series
 from edgeseg.runtime.postprocess import labels_from_logits, to_source_grid
 from edgeseg.runtime.preprocess import obliquity_deg, prepare
 from edgeseg.runtime.report import series_report, volumes_ml, write_json
+from edgeseg.runtime.safe_paths import inside, safe_name
 from edgeseg.runtime.series import build_series
 from edgeseg.runtime.session import Segmenter
 
@@ -59,14 +60,33 @@ def check_out_dir(out: Path) -> None:
         raise EdgesegError(f"output folder {out} is not writable ({exc.strerror or exc})") from exc
 
 
-def _safe(uid: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in ".-_" else "_" for ch in uid) or "unknown"
+# what a published series folder may hold: anything else in it was not written by edgeseg
+OUTPUT_NAMES = frozenset({"seg.dcm", "report.json", "overlay.png", "mask.nii.gz", "mask.npy"})
+
+
+def series_folder(out: Path, study_uid: str, series_uid: str) -> Path:
+    """OUT/<study>/<series> from header UIDs that may be hostile: safe names, and the resolved path is
+    checked to stay inside OUT (a symlinked study folder pointing elsewhere is refused)."""
+    final = out / safe_name(study_uid) / safe_name(series_uid)
+    inside(out, final)
+    return final
+
+
+def _is_earlier_result(folder: Path) -> bool:
+    """True for a real folder holding only files edgeseg publishes (an earlier run's result)."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    return all(p.name in OUTPUT_NAMES and p.is_file() and not p.is_symlink() for p in folder.iterdir())
 
 
 def _publish(tmp: Path, final: Path) -> None:
-    """Rename a finished temporary folder onto its final name, replacing an earlier result."""
+    """Rename a finished temporary folder onto its final name. An earlier result of edgeseg is replaced;
+    anything else at that name (a user's folder, a file, a link) is left untouched and the series fails."""
     old = None
-    if final.exists():
+    if final.exists() or final.is_symlink():
+        if not _is_earlier_result(final):
+            raise EdgesegError(f"{final}: exists and is not an edgeseg result; left untouched (move it or use "
+                               "another --out)")
         old = final.with_name(f".{final.name}.old-{os.getpid()}")
         os.replace(final, old)
     os.replace(tmp, final)
@@ -89,8 +109,16 @@ def _prepare_seg_async(series, contract, model_id) -> Future:
     return _SEG_THREAD.submit(prepare_seg, series, contract, model_id)
 
 
+def _dropped_note(dropped) -> str:
+    names = [f"{Path(f).name} ({why})" for f, why in dropped[:5]]
+    more = f" and {len(dropped) - 5} more" if len(dropped) > 5 else ""
+    return f"{len(dropped)} file(s) of this series left out: {'; '.join(names)}{more}"
+
+
 def process_series(seg: Segmenter, group: disc.SeriesGroup, out: Path, opts: Options, read_s: float = 0.0,
-                   notes=()) -> Row:
+                   notes=(), lost=()) -> Row:
+    """Segment one series into OUT/<study>/<series>/. `lost`: (file, why) of its instances that discovery
+    could not read (truncated, unreadable); they are named in the warnings and the report."""
     from edgeseg.runtime.overlay import write_mask, write_overlay
     from edgeseg.runtime.seg_prepared import prepare_seg
 
@@ -98,7 +126,8 @@ def process_series(seg: Segmenter, group: disc.SeriesGroup, out: Path, opts: Opt
     t = {"read": read_s}
     t0 = time.perf_counter()
     series = build_series(group)
-    warnings = [*notes, *series.warnings]
+    dropped = [*((str(f), why) for f, why in lost), *series.dropped]
+    warnings = [*notes, *series.warnings, *([_dropped_note(dropped)] if dropped else [])]
     if c.modality and series.modality and series.modality != c.modality:
         raise EdgesegError(f"modality {series.modality}: the model was trained for {c.modality} only")
     if not series.modality:
@@ -128,9 +157,13 @@ def process_series(seg: Segmenter, group: disc.SeriesGroup, out: Path, opts: Opt
     t["postprocess"] += time.perf_counter() - t0
     t0 = time.perf_counter()
     overlapped: dict[str, float] = {}
-    final = out / _safe(series.study_uid) / _safe(series.series_uid)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
+    final = series_folder(out, series.study_uid, series.series_uid)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        inside(out, final)  # again after mkdir: a link created meanwhile is caught before anything is written
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
+    except OSError as exc:
+        raise EdgesegError(f"{final.parent}: cannot create the output folder ({exc.strerror or exc})") from exc
     try:
         outputs = []
         if opts.seg:
@@ -150,10 +183,14 @@ def process_series(seg: Segmenter, group: disc.SeriesGroup, out: Path, opts: Opt
         volumes = volumes_ml(mask, series.spacing, series.slice_spacing, c.class_names)
         report = series_report(series, c, seg.path, seg.provider, opts.threads, t, volumes, outputs + ["report.json"], warnings)
         report["overlapped_s"] = overlapped  # ran on the SEG thread during inference: not in total_s
+        report["dropped_files"] = [{"file": str(f), "reason": why} for f, why in dropped]
         write_json(tmp / "report.json", report)
         t["write"] = time.perf_counter() - t0
         report["timings_s"]["write"] = round(t["write"], 4)
         _publish(tmp, final)
+    except OSError as exc:  # disk full, no inodes...: nothing half-written stays, the reason names the folder
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise EdgesegError(f"{final}: cannot write the outputs ({exc.strerror or exc})") from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -189,23 +226,39 @@ def run(model: str | Path, inputs, out: str | Path, opts: Options = Options(), s
     discover_s = time.perf_counter() - t0
     n_instances = sum(len(g.instances) for g in groups) or 1
     rows = [Row(str(s.path), 0, "failed" if s.failed else "ignored", s.reason) for s in skipped]
+    lost: dict[str, list] = {}
+    for s in skipped:
+        if s.failed and s.series_uid:
+            lost.setdefault(s.series_uid, []).append((s.path, s.reason))
     with progress("segmenting", total=len(groups), enabled=show_progress) as advance:
         for g in groups:
             start = time.perf_counter()
             share = discover_s * len(g.instances) / n_instances
             try:
-                rows.append(process_series(seg, g, out, opts, read_s=share, notes=notes))
+                rows.append(process_series(seg, g, out, opts, read_s=share, notes=notes,
+                                           lost=lost.get(g.series_uid, ())))
             except EdgesegError as exc:
                 rows.append(Row(g.label, len(g.instances), "failed", str(exc), time.perf_counter() - start))
             except MemoryError:
                 rows.append(Row(g.label, len(g.instances), "failed", "out of memory", time.perf_counter() - start))
+            except OSError as exc:  # disk full, permissions, a file that vanished: name the file and the error
+                rows.append(Row(g.label, len(g.instances), "failed", os_reason(exc), time.perf_counter() - start))
             except Exception as exc:  # a bug or an input no check foresaw: report it, keep going
                 text = (str(exc).strip().splitlines() or [""])[0][:160]
                 rows.append(Row(g.label, len(g.instances), "failed", f"unexpected {type(exc).__name__}: {text}",
                                 time.perf_counter() - start))
             advance(1)
     info["discover_s"] = round(discover_s, 3)
-    write_json(out / "run_report.json", {**info, "items": [
-        {"name": r.name, "slices": r.slices, "status": r.status, "reason": r.reason,
-         "seconds": round(r.seconds, 3), "out": r.out} for r in rows]})
+    try:
+        write_json(out / "run_report.json", {**info, "items": [
+            {"name": r.name, "slices": r.slices, "status": r.status, "reason": r.reason,
+             "seconds": round(r.seconds, 3), "out": r.out} for r in rows]})
+    except OSError as exc:
+        info["run_report_error"] = f"{out / 'run_report.json'}: not written ({exc.strerror or exc})"
     return rows, info
+
+
+def os_reason(exc: OSError) -> str:
+    """'PATH: No space left on device' — the file and the system's words, one line."""
+    where = exc.filename or "output"
+    return f"{where}: {exc.strerror or type(exc).__name__}" + (f" (-> {exc.filename2})" if exc.filename2 else "")

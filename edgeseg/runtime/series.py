@@ -45,6 +45,7 @@ class Series:
     slice_spacing: float
     description: str = ""
     warnings: list[str] = field(default_factory=list)
+    dropped: list[tuple[str, str]] = field(default_factory=list)  # (file, why) left out of the series
 
     @property
     def multiframe(self) -> bool:
@@ -97,17 +98,24 @@ def _describe_counts(values) -> str:
 def build_series(group: SeriesGroup) -> Series:
     """Check and sort one series; raises EdgesegError with a one-line reason when it cannot be processed."""
     headers = {}
+    paths: dict[str, Path] = {}
+    dropped: list[tuple[str, str]] = []
     frames: list[Frame] = []
     for inst in group.instances:
         ds = inst.header
+        for key in ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID"):
+            if key in ds and ds[key].VM > 1:  # a backslash makes several values: no valid UID, no SEG reference
+                raise EdgesegError(f"{inst.path.name}: {key} has {ds[key].VM} values (one UID expected)")
         samples = int(ds.get("SamplesPerPixel", 1) or 1)
         if samples != 1:
             raise EdgesegError(f"{inst.path.name}: colour image ({ds.get('PhotometricInterpretation', '?')}, "
                                f"{samples} samples per pixel); the model expects greyscale MONOCHROME1/2")
         sop = str(ds.get("SOPInstanceUID", inst.path))
-        if sop in headers:
-            continue  # the same instance twice (e.g. copies in two folders)
+        if sop in headers:  # the same instance twice (e.g. copies in two folders)
+            dropped.append((str(inst.path), f"duplicate of {paths[sop].name} (same SOPInstanceUID)"))
+            continue
         headers[sop] = ds
+        paths[sop] = inst.path
         for f in frames_of(inst.path, ds):
             f.header = ds
             frames.append(f)
@@ -145,6 +153,11 @@ def build_series(group: SeriesGroup) -> Series:
             warnings.append(f"{dup.size} duplicate slice position(s) (e.g. {pos[dup[0]]:.2f} mm): kept the first by InstanceNumber")
             keep = np.ones(len(frames), bool)
             keep[dup + 1] = False
+            for i in dup:
+                f = frames[i + 1]
+                where = f" frame {f.frame + 1}" if f.frame is not None else ""
+                dropped.append((f"{f.path}{where}", f"duplicate slice position {pos[i]:.2f} mm (kept "
+                                                    f"{frames[i].path.name})"))
             frames = [f for f, k in zip(frames, keep) if k]
             pos = pos[keep]
             diffs = np.diff(pos)
@@ -167,4 +180,5 @@ def build_series(group: SeriesGroup) -> Series:
         study_uid=group.study_uid, series_uid=group.series_uid, modality=str(ds0.get("Modality", "")),
         frames=frames, headers=[headers[s] for s in kept_sops], rows=first.shape[0], cols=first.shape[1],
         spacing=tuple(float(v) for v in first.spacing), orientation=first.orientation if geometry else None,
-        slice_spacing=slice_spacing, description=str(ds0.get("SeriesDescription", "")), warnings=warnings)
+        slice_spacing=slice_spacing, description=str(ds0.get("SeriesDescription", "")), warnings=warnings,
+        dropped=dropped)
