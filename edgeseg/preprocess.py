@@ -1,23 +1,172 @@
 """Numpy-only preprocessing shared by training and the light runtime (no torch here).
 
+The one implementation of every step a model contract names: the intensity normalisation
+(`contract.normalization`, registry NORMALIZATIONS) and the placement of the model's canvas on the
+slice (`contract.fit`, registry FITS). Training data preparation and `edgeseg.runtime.preprocess`
+both call these functions, so a model sees at run time exactly what it saw in training.
+
 Axis convention: 2D slices are (H, W); stacks are (N, H, W).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import numpy as np
+
+# foreground_percentile: the tissue's upper reference is this percentile of the foreground values
+FOREGROUND_TOP_PERCENTILE = 99.0
+# ... and statistics are taken on every STATS_STRIDE-th pixel along rows and columns (exactly the same in
+# training and at run time; a 256x256 series has 16k samples per slice, more than enough for percentiles)
+STATS_STRIDE = 2
+OTSU_BINS = 256
+
+
+@dataclass(frozen=True)
+class Intensity:
+    """How values map to the model's input: (clip(v, lo, hi) - offset) / scale; padding takes `fill`."""
+    lo: float
+    hi: float
+    offset: float
+    scale: float
+    fill: float       # raw value the canvas is padded with (maps to the normalised background)
+    threshold: float  # raw value above which a pixel counts as foreground (for the field of view)
+
+    def apply(self, values: np.ndarray) -> np.ndarray:
+        v = np.clip(np.asarray(values, dtype=np.float32), self.lo, self.hi)
+        return ((v - self.offset) / self.scale).astype(np.float32)
+
+
+Percentile = Callable[[np.ndarray, tuple], np.ndarray]
+
+
+def otsu_threshold(values: np.ndarray, lo: float, hi: float, bins: int = OTSU_BINS) -> float:
+    """Otsu's threshold of `values` on a `bins`-bin histogram of [lo, hi] (the between-class variance maximum)."""
+    if hi <= lo:
+        return float(lo)
+    counts, edges = np.histogram(values, bins=bins, range=(lo, hi))
+    centres = (edges[:-1] + edges[1:]) / 2
+    w0 = np.cumsum(counts, dtype=np.float64)
+    m0 = np.cumsum(counts * centres, dtype=np.float64)
+    total, mean_all = w0[-1], m0[-1]
+    w1 = total - w0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        between = (mean_all * w0 / total - m0) ** 2 / (w0 * w1)
+    between[~np.isfinite(between)] = -1.0
+    return float(edges[int(np.argmax(between)) + 1])
+
+
+def percentile_zscore_stats(volume: np.ndarray, clip_percentiles=(0.5, 99.5), percentile: Percentile | None = None) -> Intensity:
+    """Clip to the volume's percentiles, z-score with the clipped volume's mean and std (over the whole series).
+    Depends on how much background and which slices the series holds (the v1 contract)."""
+    v = np.asarray(volume, dtype=np.float32)
+    lo, hi = (percentile or np.percentile)(v, tuple(clip_percentiles))
+    c = np.clip(v, lo, hi)
+    std = float(c.std())
+    return Intensity(float(lo), float(hi), float(c.mean()), std if std > 0 else 1.0, float(lo), float(lo))
+
+
+def foreground_percentile_stats(volume: np.ndarray, clip_percentiles=(0.5, 99.5), percentile: Percentile | None = None) -> Intensity:
+    """Background level -> 0, the foreground's 99th percentile -> 1, independent of coverage and background level.
+
+    Foreground = values above Otsu's threshold of the series' histogram (between its clip percentiles);
+    offset = median of the background values, scale = 99th percentile of the foreground minus the offset.
+    Values are clipped to [offset - 0.5 scale, offset + 1.5 scale]. Statistics on every STATS_STRIDE-th pixel."""
+    v = np.asarray(volume, dtype=np.float32)
+    sample = v[..., ::STATS_STRIDE, ::STATS_STRIDE].ravel()
+    lo, hi = np.percentile(sample, tuple(clip_percentiles))
+    t = otsu_threshold(sample, float(lo), float(hi))
+    fg, bg = sample[sample > t], sample[sample <= t]
+    if fg.size == 0 or bg.size == 0:
+        return Intensity(float(lo), float(hi), float(lo), float(hi - lo) or 1.0, float(lo), t)
+    offset = float(np.median(bg))
+    scale = float(np.percentile(fg, FOREGROUND_TOP_PERCENTILE)) - offset
+    scale = scale if scale > 0 else 1.0
+    return Intensity(offset - 0.5 * scale, offset + 1.5 * scale, offset, scale, offset, t)
+
+
+# contract.normalization -> statistics; adding a normalisation is adding a function and a line
+NORMALIZATIONS: dict[str, Callable[..., Intensity]] = {
+    "percentile_zscore": percentile_zscore_stats,
+    "foreground_percentile": foreground_percentile_stats,
+}
+
+
+def intensity_stats(volume: np.ndarray, normalization: str, clip_percentiles=(0.5, 99.5), percentile=None) -> Intensity:
+    """Statistics of `normalization` over a whole series (N, H, W); `percentile` may replace np.percentile
+    by an exact faster equivalent (the runtime's histogram of stored integers)."""
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"unknown normalization '{normalization}' (known: {', '.join(NORMALIZATIONS)})")
+    return NORMALIZATIONS[normalization](volume, clip_percentiles, percentile)
+
+
+def normalise(volume: np.ndarray, normalization: str = "percentile_zscore", clip_percentiles=(0.5, 99.5)) -> np.ndarray:
+    return intensity_stats(volume, normalization, clip_percentiles).apply(volume)
 
 
 def percentile_zscore(volume: np.ndarray, clip_percentiles=(0.5, 99.5)) -> np.ndarray:
-    """Clip to the volume's percentiles, then z-score with the clipped volume's mean and std.
+    """Clip to the volume's percentiles, then z-score with the clipped volume's mean and std."""
+    return normalise(volume, "percentile_zscore", clip_percentiles)
 
-    Computed over the whole volume (series), not per slice, so background-only slices keep
-    the same intensity scale as the rest.
-    """
-    v = np.asarray(volume, dtype=np.float32)
-    lo, hi = np.percentile(v, clip_percentiles)
-    v = np.clip(v, lo, hi)
-    std = float(v.std())
-    return ((v - float(v.mean())) / (std if std > 0 else 1.0)).astype(np.float32)
+
+def centre_origin(shape, size) -> tuple[int, int]:
+    """Top-left corner of a `size` canvas centred on a `shape` image (negative = padding), as crop_or_pad."""
+    return tuple(int((n - t) // 2) if n > t else -int((t - n) // 2) for n, t in zip(shape[-2:], size))
+
+
+def foreground_box(mask: np.ndarray, tail: float = 0.005) -> tuple[tuple[float, float], ...] | None:
+    """(first, last) row and column of the foreground over all slices of an (N, H, W) mask; the ends are the
+    `tail` and 1 - `tail` quantiles of the foreground pixels' rows and columns (stray noise pixels do not
+    move them). None without foreground."""
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return None
+    ends = []
+    for axis in (mask.ndim - 2, mask.ndim - 1):
+        counts = mask.sum(axis=tuple(a for a in range(mask.ndim) if a != axis)).astype(np.float64)
+        cum = np.cumsum(counts) / counts.sum()
+        ends.append((float(np.searchsorted(cum, tail)), float(np.searchsorted(cum, 1 - tail))))
+    return tuple(ends)
+
+
+def fit_origin(fit: str, volume: np.ndarray, size, intensity: Intensity) -> tuple[int, int]:
+    """contract.fit: top-left corner of the model's `size` canvas on the (resampled) series (negative = padding).
+
+    center_crop_or_pad: the image centre. foreground_box: the centre of the foreground's bounding box
+    (pixels above the normalisation's foreground threshold, every STATS_STRIDE-th pixel)."""
+    if fit == "center_crop_or_pad":
+        return centre_origin(volume.shape, size)
+    if fit == "foreground_box":
+        s = STATS_STRIDE
+        box = foreground_box(np.asarray(volume)[..., ::s, ::s] > intensity.threshold)
+        if box is None:
+            return centre_origin(volume.shape, size)
+        # sampled pixel i covers full-resolution pixels i*s .. i*s + s - 1
+        return tuple(int(np.floor((a * s + b * s + s - 1) / 2 - (t - 1) / 2)) for (a, b), t in zip(box, size))
+    raise ValueError(f"unknown fit '{fit}' (known: {', '.join(FITS)})")
+
+
+FITS = ("center_crop_or_pad", "foreground_box")
+
+
+def window(images: np.ndarray, size, origin, fill: float = 0.0) -> np.ndarray:
+    """The `size` (H, W) window of the last two axes whose top-left pixel is `origin` (may be negative or
+    run past the end: those pixels take `fill`). A view when the window lies inside the image."""
+    h, w = images.shape[-2:]
+    (r0, c0), (th, tw) = origin, size
+    if r0 >= 0 and c0 >= 0 and r0 + th <= h and c0 + tw <= w:
+        return images[..., r0:r0 + th, c0:c0 + tw]
+    out = np.full((*images.shape[:-2], th, tw), fill, dtype=images.dtype)
+    sr, sc = slice(max(r0, 0), min(r0 + th, h)), slice(max(c0, 0), min(c0 + tw, w))
+    if sr.start < sr.stop and sc.start < sc.stop:
+        out[..., sr.start - r0:sr.stop - r0, sc.start - c0:sc.stop - c0] = images[..., sr, sc]
+    return out
+
+
+def unwindow(images: np.ndarray, shape, origin, fill=0) -> np.ndarray:
+    """Inverse of `window`: the canvas back onto an image of `shape` (H, W); pixels it did not cover take `fill`."""
+    out = window(images, tuple(shape), (-origin[0], -origin[1]), fill)
+    return out.copy() if out.base is not None else out
 
 
 def area_downsample(images: np.ndarray, factor: int) -> np.ndarray:
@@ -35,21 +184,10 @@ def area_downsample(images: np.ndarray, factor: int) -> np.ndarray:
 def crop_or_pad(images: np.ndarray, size: tuple[int, int], fill: float = 0.0, copy: bool = True) -> np.ndarray:
     """Centre-crop or pad the last two axes to `size` (H, W). A crop without padding is a view when
     copy=False (one array pass less for callers that make a new array next anyway)."""
-    crop = [slice(None)] * images.ndim
-    pad = [(0, 0)] * images.ndim
-    for axis, target in zip((images.ndim - 2, images.ndim - 1), size):
-        n = images.shape[axis]
-        if n > target:
-            start = (n - target) // 2
-            crop[axis] = slice(start, start + target)
-        elif n < target:
-            before = (target - n) // 2
-            pad[axis] = (before, target - n - before)
-    cropped = any(c != slice(None) for c in crop)
-    out = images[tuple(crop)] if cropped else images
-    if any(p != (0, 0) for p in pad):
-        return np.pad(out, pad, constant_values=fill)
-    return out.copy() if copy and cropped else out
+    if tuple(images.shape[-2:]) == tuple(size):
+        return images
+    out = window(images, size, centre_origin(images.shape, size), fill)
+    return out.copy() if copy and out.base is not None else out
 
 
 def uncrop_or_unpad(images: np.ndarray, size: tuple[int, int], fill=0) -> np.ndarray:

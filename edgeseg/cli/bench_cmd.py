@@ -12,6 +12,7 @@ BENCHMARKS = {
     "latency-host": "edgeseg.bench.latency_host",
     "compression": "edgeseg.bench.compression",
     "node": "edgeseg.bench.node",
+    "robustness": "edgeseg.bench.robustness",
 }
 
 

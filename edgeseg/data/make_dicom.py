@@ -19,12 +19,6 @@ STORED_PER_UNIT = 16                      # stored = value * 16 (BitsStored 12);
 ENTROPY = "edgeseg-sample-mr-brain-v1"
 
 
-def _uid(*parts) -> str:
-    from pydicom.uid import generate_uid
-
-    return generate_uid(entropy_srcs=[ENTROPY, *map(str, parts)])
-
-
 def sample_slices():
     """(images, labels, geometry): display-orientation (N, 256, 256) template values and GM/WM labels,
     and per-slice ImagePositionPatient (LPS) with the shared orientation and spacing."""
@@ -68,17 +62,27 @@ def sample_slices():
 
 def build_datasets():
     """The series as a list of pydicom FileDatasets (not yet written)."""
+    images, _, geo = sample_slices()
+    return series_datasets(images, geo, ENTROPY, f"T1w axial {STEP} mm (every {STEP}th template slice)")
+
+
+def series_datasets(images, geo: dict, entropy: str, description: str, slope: float = 1.0 / STORED_PER_UNIT,
+                    slice_thickness: float = 1.0):
+    """(N, rows, cols) values -> pydicom FileDatasets of one MR series; `geo` as from `sample_slices`
+    (positions, orientation, spacing, slice_spacing); stored = round(value / slope), 12 bits, unsigned."""
     import pydicom
     from pydicom.dataset import FileMetaDataset
-    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, PYDICOM_IMPLEMENTATION_UID
+    from pydicom.uid import ExplicitVRLittleEndian, MRImageStorage, PYDICOM_IMPLEMENTATION_UID, generate_uid
 
     from edgeseg import __version__
 
-    images, _, geo = sample_slices()
-    study, series, frame_of_ref = _uid("study"), _uid("series"), _uid("frame-of-reference")
+    def uid(*parts) -> str:
+        return generate_uid(entropy_srcs=[entropy, *map(str, parts)])
+
+    study, series, frame_of_ref = uid("study"), uid("series"), uid("frame-of-reference")
     out = []
     for i, (img, pos) in enumerate(zip(images, geo["positions"])):
-        sop = _uid("instance", i)
+        sop = uid("instance", i)
         meta = FileMetaDataset()
         meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID = MRImageStorage, sop
         meta.TransferSyntaxUID, meta.ImplementationClassUID = ExplicitVRLittleEndian, PYDICOM_IMPLEMENTATION_UID
@@ -91,14 +95,14 @@ def build_datasets():
         ds.AccessionNumber, ds.Modality, ds.Manufacturer = "", "MR", "edgeseg"
         ds.ReferringPhysicianName, ds.InstitutionName = "", "MNI ICBM152 2009a template (via nilearn)"
         ds.StudyDescription = "edgeseg sample: MNI ICBM152 2009a T1 template"
-        ds.SeriesDescription = f"T1w axial {STEP} mm (every {STEP}th template slice)"
+        ds.SeriesDescription = description
         ds.ManufacturerModelName, ds.SoftwareVersions = "edgeseg make_dicom", __version__
         ds.PatientName, ds.PatientID = "MNI152^Template", "MNI152-2009a"
         ds.PatientBirthDate, ds.PatientSex, ds.PatientAge = "", "O", ""
         ds.BodyPartExamined, ds.PatientPosition = "HEAD", "HFS"
         ds.ScanningSequence, ds.SequenceVariant, ds.ScanOptions = "GR", "NONE", ""
         ds.MRAcquisitionType = "3D"
-        ds.SliceThickness, ds.SpacingBetweenSlices = 1.0, geo["slice_spacing"]
+        ds.SliceThickness, ds.SpacingBetweenSlices = slice_thickness, geo["slice_spacing"]
         ds.RepetitionTime, ds.EchoTime, ds.EchoTrainLength = None, None, None
         ds.StudyInstanceUID, ds.SeriesInstanceUID = study, series
         ds.StudyID, ds.SeriesNumber, ds.InstanceNumber, ds.AcquisitionNumber = "1", 1, i + 1, 1
@@ -111,8 +115,8 @@ def build_datasets():
         ds.PixelSpacing = list(geo["spacing"])
         ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
         ds.WindowCenter, ds.WindowWidth = 60, 120
-        ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = 0, 1.0 / STORED_PER_UNIT, "US"
-        ds.PixelData = np.round(img * STORED_PER_UNIT).astype("<u2").tobytes()
+        ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType = 0, slope, "US"
+        ds.PixelData = np.clip(np.round(img / slope), 0, 4095).astype("<u2").tobytes()
         out.append(ds)
     return out
 

@@ -5,7 +5,7 @@ import numpy as np
 
 from edgeseg.contract import ModelContract
 from edgeseg.orientation import reorient_2d
-from edgeseg.preprocess import uncrop_or_unpad
+from edgeseg.preprocess import unwindow
 from edgeseg.runtime.preprocess import Geometry
 
 
@@ -33,7 +33,7 @@ def resample_nearest(labels: np.ndarray, shape: tuple[int, int], zoom: tuple[flo
 
 def to_source_grid(labels: np.ndarray, geo: Geometry, contract: ModelContract) -> np.ndarray:
     """(N, H, W) labels on the model grid -> (N, rows, cols) on the source pixels, one to one."""
-    out = uncrop_or_unpad(labels, geo.resampled_shape, fill=0)
+    out = unwindow(labels, geo.resampled_shape, geo.origin, fill=0)
     if tuple(out.shape[-2:]) != tuple(geo.reoriented_shape):
         out = resample_nearest(out, geo.reoriented_shape, geo.zoom)
     out = reorient_2d(out, tuple(contract.in_plane_axes), geo.source_axes)

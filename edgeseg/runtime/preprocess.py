@@ -2,8 +2,10 @@
 
 Steps: reorient the in-plane axes to contract.in_plane_axes (from ImageOrientationPatient),
 resample to contract.pixel_spacing_mm when the spacing differs (separable linear interpolation),
-normalise over the series (contract.normalization), centre crop/pad to hr_size with the normalised
-minimum, area-downsample by contract.scale.
+take the normalisation's statistics over the series (contract.normalization), place the hr_size canvas
+(contract.fit: image centre, or the anatomy's bounding box) padding with the normalised background,
+area-downsample by contract.scale. Normalisation and fit are edgeseg.preprocess's, the same functions
+training uses; this module only adds the exact histogram percentiles of stored integers.
 """
 from __future__ import annotations
 
@@ -14,10 +16,10 @@ import numpy as np
 from edgeseg.contract import ModelContract
 from edgeseg.errors import EdgesegError
 from edgeseg.orientation import OPPOSITE, direction_letter, reorient_2d
-from edgeseg.preprocess import area_downsample, crop_or_pad, percentile_zscore
+from edgeseg.preprocess import FITS, NORMALIZATIONS, Intensity, area_downsample, fit_origin, intensity_stats, window
 
-SUPPORTED = {"normalization": ("percentile_zscore",), "lowres_method": ("area_average",),
-             "fit": ("center_crop_or_pad",), "output": ("logits",)}
+SUPPORTED = {"normalization": tuple(NORMALIZATIONS), "lowres_method": ("area_average",),
+             "fit": FITS, "output": ("logits",)}
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class Geometry:
     reoriented_shape: tuple[int, int]  # after reorientation, before resampling
     resampled_shape: tuple[int, int]   # on the contract's pixel spacing, before crop/pad
     zoom: tuple[float, float]          # source spacing / model spacing, per reoriented axis
+    origin: tuple[int, int] = (0, 0)   # top-left of the model canvas on the resampled grid (negative = padding)
 
 
 def check_contract(contract: ModelContract, where: str = "model") -> None:
@@ -102,10 +105,8 @@ def histogram_percentiles(decoded, q) -> np.ndarray:
 
 
 def zscore(volume: np.ndarray, lo, hi) -> np.ndarray:
-    """The second half of edgeseg.preprocess.percentile_zscore, with the percentiles given (same ops)."""
-    v = np.clip(np.asarray(volume, dtype=np.float32), lo, hi)
-    std = float(v.std())
-    return ((v - float(v.mean())) / (std if std > 0 else 1.0)).astype(np.float32)
+    """percentile_zscore with the percentiles given (edgeseg.preprocess's statistics, not a copy)."""
+    return intensity_stats(volume, "percentile_zscore", (0.0, 100.0), lambda v, q: (lo, hi)).apply(volume)
 
 
 def area_downsample_sum(images: np.ndarray, factor: int) -> np.ndarray:
@@ -123,32 +124,21 @@ def area_downsample_sum(images: np.ndarray, factor: int) -> np.ndarray:
     return (acc / (factor * factor)).astype(np.float32)
 
 
-def normalise_fit(image: np.ndarray, contract: ModelContract, decoded=None) -> np.ndarray:
-    """crop_or_pad(normalise(image), hr_size, fill=min), bit for bit, with the z-score applied after the
-    crop: statistics over the whole series, the elementwise map only on the pixels the model sees.
-    The map (v - mean) / std is monotonic, so the padding value min(z) is the map of min(clipped)."""
-    q = tuple(contract.clip_percentiles)
-    v = np.asarray(image, dtype=np.float32)
-    if decoded is not None and decoded.stored is not None:
-        lo, hi = histogram_percentiles(decoded, q)
-    else:
-        lo, hi = np.percentile(v, q)
-    v = np.clip(v, lo, hi)  # same ops as edgeseg.preprocess.percentile_zscore / zscore
-    std = float(v.std())
-    mean, std = float(v.mean()), (std if std > 0 else 1.0)
+def series_intensity(image: np.ndarray, contract: ModelContract, decoded=None) -> Intensity:
+    """contract.normalization's statistics over the whole series; percentiles from the stored integers'
+    histogram (exact, no sort) when the values are still on their stored grid."""
+    exact = decoded is not None and decoded.stored is not None
+    percentile = (lambda v, q: histogram_percentiles(decoded, q)) if exact else None
+    return intensity_stats(image, contract.normalization, tuple(contract.clip_percentiles), percentile)
+
+
+def normalise_fit(image: np.ndarray, contract: ModelContract, decoded=None):
+    """-> (canvas (N, H, W) normalised, origin): the statistics over the whole series, the elementwise map
+    only on the pixels of the canvas (padding takes the normalised background)."""
+    stats = series_intensity(image, contract, decoded)
     size = tuple(contract.hr_size)
-    needs_pad = any(n < t for n, t in zip(v.shape[-2:], size))
-    v = crop_or_pad(v, size, fill=float(v.min()) if needs_pad and v.size else 0.0, copy=False)
-    return ((v - mean) / std).astype(np.float32)
-
-
-def normalise(volume: np.ndarray, contract: ModelContract, decoded=None) -> np.ndarray:
-    """contract.normalization over the whole series; exact histogram percentiles when the values allow."""
-    q = tuple(contract.clip_percentiles)
-    if decoded is not None and decoded.stored is not None:
-        lo, hi = histogram_percentiles(decoded, q)
-        return zscore(volume, lo, hi)
-    return percentile_zscore(volume, q)
+    origin = fit_origin(contract.fit, image, size, stats)
+    return stats.apply(window(np.asarray(image, dtype=np.float32), size, origin, fill=stats.fill)), origin
 
 
 def prepare(volume: np.ndarray, orientation, spacing: tuple[float, float], contract: ModelContract, decoded=None):
@@ -172,7 +162,7 @@ def prepare(volume: np.ndarray, orientation, spacing: tuple[float, float], contr
     else:
         zoom = (1.0, 1.0)
     resampled = image.shape[-2:]
-    image = normalise_fit(image, contract, decoded)
+    image, origin = normalise_fit(image, contract, decoded)
     lowres = area_downsample_sum(image, contract.scale)[:, None]
-    geo = Geometry(axes, tuple(volume.shape[-2:]), tuple(reoriented), tuple(resampled), zoom)
+    geo = Geometry(axes, tuple(volume.shape[-2:]), tuple(reoriented), tuple(resampled), zoom, tuple(origin))
     return np.ascontiguousarray(lowres, dtype=np.float32), geo

@@ -1,0 +1,167 @@
+"""Acquisition variants of the real test-split slices, for `edgeseg bench robustness` (numpy only).
+
+Each variant is what a scanner or a protocol could plausibly send: a subset of the slices, another
+background level, a bias field, noise, a contrast change, thick slices, another pixel spacing, an
+in-plane rotation, the head away from the centre of the matrix. A variant holds the image values, the
+ground-truth labels on the same pixels and the geometry the DICOM writer needs. Built from the raw
+template values of the test-split positions only, so no slice the model trained on is measured.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+MATRIX = (256, 256)
+
+
+@dataclass(frozen=True)
+class Stack:
+    """Display-oriented raw slices: images (N, rows, cols) float32, labels uint8, z (mm) per slice."""
+    images: np.ndarray
+    labels: np.ndarray
+    z: np.ndarray
+    spacing: tuple[float, float] = (1.0, 1.0)
+    thickness: float = 1.0
+
+
+@dataclass(frozen=True)
+class Variant:
+    name: str
+    kind: str
+    stack: Stack
+
+
+def geometry(stack: Stack) -> dict:
+    """LPS geometry for edgeseg.data.make_dicom.series_datasets: rows toward P, columns toward L, matrix centred on 0."""
+    rows, cols = stack.images.shape[1:]
+    sr, sc = stack.spacing
+    origin = np.array([-(cols - 1) * sc / 2, -(rows - 1) * sr / 2, 0.0])
+    step = float(np.median(np.diff(stack.z))) if len(stack.z) > 1 else 1.0
+    return {"positions": [origin + np.array([0.0, 0.0, float(z)]) for z in stack.z],
+            "orientation": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0], "spacing": (float(sr), float(sc)), "slice_spacing": step}
+
+
+def _place(img: np.ndarray, matrix, offset=None) -> np.ndarray:
+    """Pad the last two axes into `matrix`, centred or at `offset` (row, col of the first pixel)."""
+    pads = []
+    for i, (m, n) in enumerate(zip(matrix, img.shape[-2:])):
+        before = (m - n) // 2 if offset is None else offset[i]
+        pads.append((before, m - n - before))
+    return np.pad(img, [(0, 0)] * (img.ndim - 2) + pads)
+
+
+def base_stack(t1_display: np.ndarray, labels_display: np.ndarray, positions, thickness: int = 1) -> Stack:
+    """The slices at `positions` of display-oriented (Z, rows, cols) volumes, padded to the 256x256 matrix;
+    `thickness` > 1 averages that many neighbouring 1 mm slices (partial volume), labels of the centre slice."""
+    positions = np.sort(np.asarray(positions))
+    half = thickness // 2
+    imgs = [t1_display[max(0, p - half):p - half + thickness].mean(axis=0) for p in positions]
+    return Stack(_place(np.stack(imgs).astype(np.float32), MATRIX), _place(labels_display[positions], MATRIX),
+                 positions.astype(np.float64), (1.0, 1.0), float(thickness))
+
+
+def _blocks(z: np.ndarray) -> list[np.ndarray]:
+    """Indices of contiguous runs of slice positions."""
+    cuts = np.where(np.diff(z) > 1)[0] + 1
+    return np.split(np.arange(len(z)), cuts)
+
+
+def _subset(s: Stack, idx) -> Stack:
+    return Stack(s.images[idx], s.labels[idx], s.z[idx], s.spacing, s.thickness)
+
+
+def _values(s: Stack, images: np.ndarray) -> Stack:
+    return Stack(images.astype(np.float32), s.labels, s.z, s.spacing, s.thickness)
+
+
+def _bias(s: Stack, strength: float = 0.3) -> Stack:
+    n, r, c = s.images.shape
+    zz, yy, xx = np.meshgrid(np.linspace(-1, 1, n), np.linspace(-1, 1, r), np.linspace(-1, 1, c), indexing="ij")
+    return _values(s, s.images * np.exp(strength * (0.7 * xx + 0.5 * yy + 0.3 * zz + 0.4 * xx * yy)))
+
+
+def _rician(s: Stack, fraction: float, seed: int = 0) -> Stack:
+    rng = np.random.default_rng(seed)
+    sigma = fraction * float(np.percentile(s.images, 99))
+    a = s.images + rng.normal(0, sigma, s.images.shape)
+    return _values(s, np.sqrt(a * a + rng.normal(0, sigma, s.images.shape) ** 2))
+
+
+def _gamma(s: Stack, g: float) -> Stack:
+    top = float(s.images.max())
+    return _values(s, top * (s.images / top) ** g)
+
+
+def _respace(s: Stack, spacing: float) -> Stack:
+    """Resample onto `spacing` mm pixels: area average for coarser pixels, linear interpolation for finer
+    ones; labels by majority of the covered 1 mm pixels (coarser) or nearest neighbour (finer)."""
+    if spacing >= 1 and float(spacing).is_integer():
+        f = int(spacing)
+        n, r, c = s.images.shape
+        img = s.images.reshape(n, r // f, f, c // f, f).mean(axis=(2, 4))
+        counts = np.stack([(s.labels == k).reshape(n, r // f, f, c // f, f).sum(axis=(2, 4)) for k in range(3)])
+        return Stack(img.astype(np.float32), counts.argmax(0).astype(np.uint8), s.z, (spacing, spacing), s.thickness)
+    shape = tuple(int(round(m / spacing)) for m in s.images.shape[1:])
+    src = [np.clip((np.arange(m) + 0.5) * spacing - 0.5, 0, n - 1) for m, n in zip(shape, s.images.shape[1:])]
+    img = s.images
+    for ax, coords in zip((1, 2), src):
+        i0 = np.floor(coords).astype(int)
+        i1 = np.minimum(i0 + 1, img.shape[ax] - 1)
+        t = (coords - i0).reshape([-1 if a == ax else 1 for a in range(3)])
+        img = np.take(img, i0, axis=ax) * (1 - t) + np.take(img, i1, axis=ax) * t
+    lab = s.labels[:, np.round(src[0]).astype(int)][:, :, np.round(src[1]).astype(int)]
+    return Stack(img.astype(np.float32), lab, s.z, (spacing, spacing), s.thickness)
+
+
+def _rotate(s: Stack, degrees: float) -> Stack:
+    """In-plane rotation about the matrix centre: bilinear for the image, nearest for the labels."""
+    n, r, c = s.images.shape
+    a = np.radians(degrees)
+    yy, xx = np.meshgrid(np.arange(r) - (r - 1) / 2, np.arange(c) - (c - 1) / 2, indexing="ij")
+    sy = np.cos(a) * yy - np.sin(a) * xx + (r - 1) / 2
+    sx = np.sin(a) * yy + np.cos(a) * xx + (c - 1) / 2
+    inside = (sy >= 0) & (sy <= r - 1) & (sx >= 0) & (sx <= c - 1)
+    y0, x0 = np.clip(np.floor(sy).astype(int), 0, r - 2), np.clip(np.floor(sx).astype(int), 0, c - 2)
+    ty, tx = sy - y0, sx - x0
+    im = s.images
+    img = (im[:, y0, x0] * (1 - ty) * (1 - tx) + im[:, y0 + 1, x0] * ty * (1 - tx)
+           + im[:, y0, x0 + 1] * (1 - ty) * tx + im[:, y0 + 1, x0 + 1] * ty * tx) * inside
+    lab = s.labels[:, np.clip(np.round(sy).astype(int), 0, r - 1), np.clip(np.round(sx).astype(int), 0, c - 1)] * inside
+    return Stack(img.astype(np.float32), lab.astype(np.uint8), s.z, s.spacing, s.thickness)
+
+
+def _off_centre(s: Stack, matrix=(320, 320), offset=(6, 10)) -> Stack:
+    """The head near a corner of a larger matrix (first non-padding pixel at `offset`)."""
+    rows = np.where(s.labels.any(axis=(0, 2)) | (s.images > 0).any(axis=(0, 2)))[0]
+    cols = np.where(s.labels.any(axis=(0, 1)) | (s.images > 0).any(axis=(0, 1)))[0]
+    img = s.images[:, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    lab = s.labels[:, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    return Stack(_place(img, matrix, offset), _place(lab, matrix, offset), s.z, s.spacing, s.thickness)
+
+
+def build_variants(t1_display: np.ndarray, labels_display: np.ndarray, test_positions) -> list[Variant]:
+    """Every variant, in table order, from display-oriented (Z, rows, cols) template volumes."""
+    base = base_stack(t1_display, labels_display, test_positions)
+    level = float(np.percentile(base.images[base.labels > 0], 50))  # a typical tissue value
+    out = [Variant("test split, as acquired", "in-distribution", base)]
+    names = ("inferior", "middle", "superior")
+    for i, idx in enumerate(_blocks(base.z)):
+        out.append(Variant(f"{names[i] if i < 3 else i} test block only ({len(idx)} slices)", "coverage", _subset(base, idx)))
+    sparse = np.arange(0, len(base.z), 4)
+    out.append(Variant(f"every 4th test slice ({len(sparse)} slices)", "coverage", _subset(base, sparse)))
+    builders: list[tuple[str, str, Callable[[], Stack]]] = [
+        ("background level +20 % of tissue", "background", lambda: _values(base, base.images + 0.2 * level)),
+        ("smooth bias field x0.6-1.8", "bias", lambda: _bias(base)),
+        ("Rician noise 4 %", "noise", lambda: _rician(base, 0.04)),
+        ("gamma 0.6", "gamma", lambda: _gamma(base, 0.6)),
+        ("gamma 1.7", "gamma", lambda: _gamma(base, 1.7)),
+        ("thick slices 3 mm", "thick slices", lambda: base_stack(t1_display, labels_display, test_positions, 3)),
+        ("thick slices 5 mm", "thick slices", lambda: base_stack(t1_display, labels_display, test_positions, 5)),
+        ("pixel spacing 0.7 mm", "pixel spacing", lambda: _respace(base, 0.7)),
+        ("pixel spacing 2 mm", "pixel spacing", lambda: _respace(base, 2.0)),
+        ("rotation 12 deg", "rotation", lambda: _rotate(base, 12.0)),
+        ("off-centre field of view", "field of view", lambda: _off_centre(base)),
+    ]
+    return out + [Variant(name, kind, make()) for name, kind, make in builders]
