@@ -20,6 +20,8 @@ from edgeseg.cli import main  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 RELEASED = REPO / "export" / "unet-s2-brain-nano"
 CLASSES = ("background", "gm", "wm")
+# INT8 vs FP32 tolerance per model output (issue #13): Dice difference on the test split
+INT8_DICE_TOLERANCE = {"logits": 0.005}
 
 
 def _tiny_checkpoint(path: Path, name: str = "unet", width: int = 2, seed: int = 0) -> Path:
@@ -113,10 +115,12 @@ def test_released_int8_within_dice_tolerance(data):
         path = RELEASED / f"unet-s2-brain-nano.{prec}.onnx"
         assert path.stat().st_size < 2 * 2**20  # released models stay under 2 MB
         contract = read_contract(str(path))
+        assert [o.name for o in onnx.load(str(path)).graph.output] == list(INT8_DICE_TOLERANCE)  # every output has one
         x = np.ascontiguousarray(test.lowres(contract.scale)[:, None])
         dice[prec] = mean_foreground_dice(run_onnx(ort_session(path), x).argmax(1), test.label, len(contract.class_names))
     assert dice["fp32-sim"] > 0.80
-    assert dice["fp32-sim"] - dice["int8"] <= 0.01  # stated tolerance: INT8 loses at most 1 Dice point
+    # stated per model output: the full-resolution logits, argmax -> labels, mean foreground Dice on the test split
+    assert dice["fp32-sim"] - dice["int8"] <= INT8_DICE_TOLERANCE["logits"]
 
 
 def _bad_graph(path: Path) -> Path:
@@ -152,8 +156,11 @@ def test_export_cli_end_to_end_and_check(tiny, tmp_path, capsys):
             "model_card.md", "verification.json", "verification.md"} == names
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
     capsys.readouterr()
-    for name in ("model.fp32-sim.onnx", "model.int8.onnx", "model.fp16.onnx"):
-        assert main(["check", str(out / name)]) == 0
+    for name in ("model.fp32-sim.onnx", "model.fp16.onnx"):
+        assert main(["check", str(out / name)]) == 0  # the Nano's GPU path (TensorRT 8.2)
+    assert main(["check", str(out / "model.int8.onnx"), "--backend", "ort-cpu"]) == 0  # the Nano's CPU path
+    assert main(["check", str(out / "model.int8.onnx")]) == 1  # Q/DQ on the Nano's Maxwell GPU: no INT8 there
+    assert "Maxwell" in capsys.readouterr().out
 
 
 def _one_error_line(capsys) -> str:

@@ -128,8 +128,8 @@ def export_qdq(model: nn.Module, contract, path: str | Path, opset: int = 13, pr
     """QAT/ternary/binary torch model -> QDQ ONNX with the contract in its metadata; checked by onnx.checker."""
     import onnx
 
-    from edgeseg.export.simplify import validate
     from edgeseg.export.to_onnx import set_metadata
+    from edgeseg.export.validate import save_checked
 
     path = Path(path)
     _, c, h, w = contract.input_shape
@@ -141,9 +141,7 @@ def export_qdq(model: nn.Module, contract, path: str | Path, opset: int = 13, pr
                           input_names=[contract.input_name], output_names=[contract.output_name])
     proto = onnx.load(str(path))
     set_metadata(proto, dataclasses.replace(contract, precision=precision))
-    onnx.save(proto, str(path))
-    validate(path)
-    return path
+    return save_checked(proto, path)
 
 
 def pack_int4(values: np.ndarray) -> bytes:
@@ -158,6 +156,8 @@ def int4_weights(src: str | Path, dst: str | Path) -> dict:
     """Opset 21: each DequantizeLinear whose INT8 weight initializer fits [-8, 7] gets INT4 weight and zero point."""
     import onnx
     from onnx import helper, numpy_helper, version_converter
+
+    from edgeseg.export.validate import save_checked
 
     model = version_converter.convert_version(onnx.load(str(src)), 21)
     inits = {i.name: i for i in model.graph.initializer}
@@ -175,7 +175,7 @@ def int4_weights(src: str | Path, dst: str | Path) -> dict:
         model.graph.initializer.append(helper.make_tensor(zname, onnx.TensorProto.INT4, zero.shape, pack_int4(zero), raw=True))
         node.input[2] = zname
         changed += 1
-    onnx.save(model, str(dst))
+    save_checked(model, dst)
     return {"opset": 21, "int4_weights": changed}
 
 

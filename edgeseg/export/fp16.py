@@ -1,4 +1,8 @@
-"""FP16 weights and activations for the Jetson GPU path; inputs and outputs stay float32 so the runner need not care."""
+"""FP16 weights and activations for the Jetson GPU path; inputs and outputs stay float32 so the runner need not care.
+
+The converter appends its input Cast at the end of the node list; `save_checked` sorts the graph
+topologically before writing, so the file passes `onnx.checker` (full check).
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -15,10 +19,10 @@ def to_fp16(src: str | Path, dst: str | Path) -> Path:
 
     from edgeseg.contract import ModelContract
     from edgeseg.export.to_onnx import set_metadata
+    from edgeseg.export.validate import save_checked
 
     model = onnx.load(str(src))
     contract = ModelContract.from_metadata({p.key: p.value for p in model.metadata_props}, str(src))
     half = convert_float_to_float16(model, keep_io_types=True, disable_shape_infer=False)
     set_metadata(half, dataclasses.replace(contract, precision="fp16"))
-    onnx.save(half, str(dst))
-    return Path(dst)
+    return save_checked(half, dst)

@@ -69,6 +69,7 @@ def quantize_int8(src: str | Path, dst: str | Path, calib: np.ndarray, config, w
 
     from edgeseg.contract import ModelContract
     from edgeseg.export.to_onnx import set_metadata
+    from edgeseg.export.validate import save_checked
 
     work_dir = Path(work_dir)
     prepared = work_dir / "int8-prepared.onnx"
@@ -91,7 +92,7 @@ def quantize_int8(src: str | Path, dst: str | Path, calib: np.ndarray, config, w
     if config.compact_names:
         compact_names(model)
     set_metadata(model, dataclasses.replace(contract, precision="int8"))
-    onnx.save(model, str(dst))
+    save_checked(model, dst)  # also drops the ai.onnx.ml / com.microsoft.* imports the quantizer leaves behind
     return {"method": config.method, "calibration_slices": int(len(calib)), "per_channel": config.per_channel,
             "activation_type": config.activation_type, "weight_type": "int8", "kept_float": excluded,
             "format": "QDQ", "compact_names": config.compact_names}

@@ -38,7 +38,7 @@ class QuantizeConfig:
 class VerifyConfig:
     parity_slices: int = 8              # real test slices for the FP32 ONNX vs PyTorch comparison
     parity_atol: float = 1e-4           # target for max |ONNX - PyTorch| on logits
-    int8_dice_tolerance: float = 0.01   # INT8 may lose at most 1 Dice point (mean foreground) vs PyTorch
+    int8_dice_tolerance: float = 0.005  # INT8 may lose at most 0.5 Dice points (mean foreground, test split) vs PyTorch
     size_ratio_target: float = 0.30     # INT8 file size / FP32 file size
     latency_runs: int = 20              # timed single-thread runs per variant (median reported)
     per_layer_on_failure: bool = True   # ORT QDQ debugging when INT8 misses its Dice tolerance

@@ -1,4 +1,5 @@
-"""onnxsim, then `onnx.checker` (full check) and strict shape inference, then a parity check vs the original."""
+"""onnxsim, then `onnx.checker` (full check) and strict shape inference (`validate.save_checked`), then a parity
+check vs the original."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -24,21 +25,12 @@ def run_onnx(session, x: np.ndarray, batch: int = 1) -> np.ndarray:
     return np.concatenate([session.run(None, {name: x[i : i + batch]})[0] for i in range(0, len(x), batch)])
 
 
-def validate(path: str | Path) -> None:
-    """onnx.checker with full_check plus strict shape inference; raises EdgesegError naming the file."""
-    import onnx
-
-    try:
-        onnx.checker.check_model(str(path), full_check=True)
-        onnx.shape_inference.infer_shapes(onnx.load(str(path)), check_type=True, strict_mode=True)
-    except Exception as exc:
-        raise EdgesegError(f"{path}: ONNX check failed ({str(exc).splitlines()[0][:200]})") from exc
-
-
 def simplify(src: str | Path, dst: str | Path, inputs: np.ndarray, rtol: float = 1e-4, atol: float = 1e-5) -> dict:
     """Simplify `src` into `dst`, keep its metadata, check it and compare outputs on `inputs` (N,1,h,w)."""
     import onnx
     import onnxsim
+
+    from edgeseg.export.validate import save_checked
 
     model = onnx.load(str(src))
     simplified, ok = onnxsim.simplify(model)
@@ -47,8 +39,7 @@ def simplify(src: str | Path, dst: str | Path, inputs: np.ndarray, rtol: float =
     del simplified.metadata_props[:]
     simplified.metadata_props.extend(model.metadata_props)
     simplified.producer_name, simplified.producer_version = model.producer_name, model.producer_version
-    onnx.save(simplified, str(dst))
-    validate(dst)
+    save_checked(simplified, dst)
     a = run_onnx(ort_session(src), inputs)
     b = run_onnx(ort_session(dst), inputs)
     if not np.allclose(b, a, rtol=rtol, atol=atol):

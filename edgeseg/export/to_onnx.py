@@ -44,6 +44,8 @@ def build_contract(recipe, class_names, data_identity: str, spacing, export_reci
         plane=s.axis,
         in_plane_axes=DISPLAY_AXES[s.axis],
         clip_percentiles=tuple(s.clip_percentiles),
+        normalization=s.normalization,
+        fit=s.fit,
         edgeseg_version=__version__,
         recipe_hash=recipe_hash(recipe.to_dict()),
         data_identity=data_identity,
@@ -70,6 +72,8 @@ def export_onnx(model, contract: ModelContract, path: str | Path, opset: int, dy
     import onnx
     import torch
 
+    from edgeseg.export.validate import save_checked
+
     path = Path(path)
     _, c, h, w = contract.input_shape
     x = torch.zeros(1, int(c), int(h), int(w))
@@ -82,5 +86,4 @@ def export_onnx(model, contract: ModelContract, path: str | Path, opset: int, dy
                           dynamic_axes=axes)
     proto = onnx.load(str(path))
     set_metadata(proto, dataclasses.replace(contract, precision="fp32"))
-    onnx.save(proto, str(path))
-    return path
+    return save_checked(proto, path)

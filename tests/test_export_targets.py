@@ -1,0 +1,82 @@
+"""Targets of `edgeseg check`: one per device profile of `edgeseg simulate`, rules per backend, exit codes."""
+from __future__ import annotations
+
+import pytest
+
+onnx = pytest.importorskip("onnx")
+
+from onnx import TensorProto, helper  # noqa: E402
+
+from edgeseg.cli import main  # noqa: E402
+from edgeseg.errors import EdgesegError  # noqa: E402
+
+
+def _qdq_model(path, extra_imports=(), zero_point=0):
+    """x -> QuantizeLinear -> DequantizeLinear -> Relu, int8, opset 13."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    inits = [helper.make_tensor("s", TensorProto.FLOAT, [], [0.1]), helper.make_tensor("zp", TensorProto.INT8, [], [zero_point])]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "zp"], ["q"], name="x_Q"),
+             helper.make_node("DequantizeLinear", ["q", "s", "zp"], ["dq"], name="x_DQ"),
+             helper.make_node("Relu", ["dq"], ["y"], name="relu")]
+    imports = [helper.make_opsetid("", 13)] + [helper.make_opsetid(d, v) for d, v in extra_imports]
+    model = helper.make_model(helper.make_graph(nodes, "qdq", [x], [y], initializer=inits), opset_imports=imports, ir_version=7)
+    onnx.save(model, str(path))
+    return path
+
+
+def test_every_simulate_device_is_a_check_target_with_the_same_backends():
+    from edgeseg.export.check import list_targets, load_target
+    from edgeseg.latency.device import known_devices, load_device
+
+    assert set(known_devices()) <= set(list_targets())
+    for name in known_devices():
+        target = load_target(name)
+        assert target.device == name and set(target.backends) == set(load_device(name).backends), name
+        assert target.default_backend == load_device(name).default_backend
+        assert target.default_opset <= target.max_opset
+
+
+def test_check_knows_jetson_orin_nano_and_lists_targets_on_a_typo(tmp_path, capsys):
+    path = _qdq_model(tmp_path / "q.onnx")
+    assert main(["check", str(path), "--target", "jetson-orin-nano"]) == 0  # Orin's TensorRT runs INT8 Q/DQ
+    capsys.readouterr()
+    assert main(["check", str(path), "--target", "jetson-orin"]) != 0
+    err = capsys.readouterr().err
+    assert "jetson-orin-nano" in err and len(err.strip().splitlines()) == 1
+
+
+def test_qdq_on_the_nano_gpu_is_an_error_and_on_its_cpu_a_warning(tmp_path, capsys):
+    path = _qdq_model(tmp_path / "q.onnx")
+    assert main(["check", str(path), "--target", "jetson-nano"]) == 1
+    out = capsys.readouterr().out
+    assert "x_Q" in out and "2 quantized node(s)" in out and "Maxwell" in out
+    assert main(["check", str(path), "--target", "jetson-nano", "--backend", "ort-cpu"]) == 0
+    assert "warning:" in capsys.readouterr().out  # no int8 dot product on the Cortex-A57: no speed-up
+    assert main(["check", str(path), "--target", "jetson-nano", "--backend", "cuda"]) != 0  # no such backend
+
+
+def test_ort_floor_refuses_a_too_new_domain_import(tmp_path, capsys):
+    from edgeseg.export.check import check_file, errors
+
+    path = _qdq_model(tmp_path / "q.onnx", extra_imports=(("ai.onnx.ml", 5), ("org.pytorch.aten", 1)))
+    _, found = check_file(path, "raspberry-pi-4")
+    assert [f.problem.split(":")[0] for f in errors(found)] == ["opset import ai.onnx.ml 5"]
+    assert any("org.pytorch.aten" in f.problem and f.severity == "warning" for f in found)
+    _, found = check_file(path, "jetson-orin-nano", "trt")
+    assert not errors(found)  # TensorRT reads only the default domain's opset
+
+
+def test_nonzero_zero_point_is_refused_where_tensorrt_parses_qdq(tmp_path):
+    from edgeseg.export.check import check_file, errors
+
+    _, found = check_file(_qdq_model(tmp_path / "q.onnx", zero_point=3), "jetson-orin-nano")
+    assert {f.node for f in errors(found)} == {"x_Q", "x_DQ"}
+
+
+def test_a_target_opset_is_its_lowest_backend_and_unknown_targets_fail():
+    from edgeseg.export.check import load_target
+
+    assert load_target("jetson-nano").max_opset == 13  # TensorRT 8.2; its ORT backend would take 16
+    with pytest.raises(EdgesegError, match="unknown target"):
+        load_target("jetson-xavier")
