@@ -196,3 +196,12 @@ def test_released_report_and_card_agree_with_the_files():
     card = json.loads((RELEASED / "model_card.json").read_text())
     for kind, entry in card["files"].items():
         assert sha256(RELEASED / entry["file"]) == entry["sha256"], f"{entry['file']} changed after its card was written"
+
+
+def test_model_card_says_which_file_to_deploy_where(exported):
+    card = json.loads((exported / "model_card.json").read_text())
+    deploy = {b: set(d["files"]) for b, d in card["deploy"].items()}
+    # the Nano's TensorRT takes the float files, its ARM CPU every file (INT8 is the CPU model)
+    assert deploy == {"trt": {"model.fp32-sim.onnx", "model.fp16.onnx"},
+                      "ort-cpu": {"model.fp32-sim.onnx", "model.fp16.onnx", "model.int8.onnx"}}
+    assert "Which file to deploy where" in (exported / "model_card.md").read_text()

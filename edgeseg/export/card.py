@@ -11,6 +11,18 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
+def deployment(files: dict, target) -> dict:
+    """Which file runs where: per backend of the target, the files `edgeseg check` finds no error in."""
+    import onnx
+
+    from edgeseg.export.check import check_model, errors
+
+    models = {k: onnx.load(str(p)) for k, p in files.items() if k != "fp32"}  # fp32-sim is the FP32 file to deploy
+    return {name: {"runtime": b.runtime, "files": [Path(files[k]).name for k, m in models.items()
+                                                   if not errors(check_model(m, target, name))]}
+            for name, b in target.backends.items()}
+
+
 def model_card(contract, export_recipe, ckpt: dict, files: dict, report: dict, target, parameters: int = 0) -> dict:
     metrics = ckpt.get("metrics", {})
     return {
@@ -26,6 +38,7 @@ def model_card(contract, export_recipe, ckpt: dict, files: dict, report: dict, t
         "export": {"recipe": export_recipe.to_dict(), "recipe_hash": export_recipe.hash(), "target": target.name,
                    "runtime": target.runtime, "opset": export_recipe.opset or target.default_opset},
         "files": {k: {"file": Path(p).name, "bytes": Path(p).stat().st_size, "sha256": sha256(p)} for k, p in files.items()},
+        "deploy": deployment(files, target),
         "test_dice": {k: v["mean_foreground_dice"] for k, v in report["dice"].items()},
         "intended_use": "Research and demonstration of edge deployment. Not a medical device; not for diagnosis.",
         "limitations": [
@@ -53,6 +66,9 @@ def card_markdown(card: dict) -> str:
     ]
     for key, f in card["files"].items():
         lines.append(f"| {f['file']} | {key} | {f['bytes'] / 1024:.1f} | {card['test_dice'].get(key, float('nan')):.4f} |")
+    if card.get("deploy"):
+        lines += ["", "Which file to deploy where (`edgeseg check` finds no error):", ""]
+        lines += [f"- {b} ({d['runtime']}): {', '.join(d['files']) or 'none'}" for b, d in card["deploy"].items()]
     lines += ["", f"Intended use: {card['intended_use']}", "", "Limitations:", ""] + [f"- {x}" for x in card["limitations"]]
     return "\n".join(lines) + "\n"
 
