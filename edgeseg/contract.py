@@ -32,11 +32,13 @@ class ModelContract:
     sequence: str = "T1w"
     plane: str = "axial"
     in_plane_axes: tuple[str, str] = ("P", "L")  # where rows / columns point (see orientation.py)
-    normalization: str = "percentile_zscore"   # clip to volume percentiles, then z-score
+    normalization: str = "percentile_zscore"   # edgeseg.preprocess.NORMALIZATIONS: percentile_zscore (v1: clip to
+    #   series percentiles, z-score) or foreground_percentile (background median -> 0, foreground p99 -> 1)
     clip_percentiles: tuple[float, float] = (0.5, 99.5)
     normalization_scope: str = "volume"
     lowres_method: str = "area_average"        # how the input is made from the full-res grid
-    fit: str = "center_crop_or_pad"             # how a slice is brought to hr_size
+    fit: str = "center_crop_or_pad"             # edgeseg.preprocess.FITS: canvas on the image centre (v1) or on
+    #   the foreground's bounding box (foreground_box); the mask goes back onto the source pixels either way
     edgeseg_version: str = ""
     recipe_hash: str = ""
     data_identity: str = ""

@@ -33,7 +33,7 @@ class Intensity:
     threshold: float  # raw value above which a pixel counts as foreground (for the field of view)
 
     def apply(self, values: np.ndarray) -> np.ndarray:
-        v = np.clip(np.asarray(values, dtype=np.float32), self.lo, self.hi)
+        v = np.clip(np.asarray(values, dtype=np.float64), self.lo, self.hi)  # float64 as v1 computed it
         return ((v - self.offset) / self.scale).astype(np.float32)
 
 

@@ -8,7 +8,7 @@ import numpy as np
 from edgeseg.data.volume import LabelledVolume, SliceSet
 from edgeseg.errors import EdgesegError
 from edgeseg.orientation import DISPLAY_AXES, reorient_2d
-from edgeseg.preprocess import crop_or_pad, percentile_zscore
+from edgeseg.preprocess import FITS, NORMALIZATIONS, fit_origin, intensity_stats, window
 
 AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
 SPLITS = ("train", "val", "test")
@@ -23,6 +23,8 @@ class SliceConfig:
     gap: int = 2  # slices dropped where a block's split differs from the previous one
     pattern: tuple[str, ...] = ("train", "train", "val", "train", "train", "test")
     clip_percentiles: tuple[float, float] = (0.5, 99.5)
+    normalization: str = "percentile_zscore"  # edgeseg.preprocess.NORMALIZATIONS; stored in the model contract
+    fit: str = "center_crop_or_pad"  # edgeseg.preprocess.FITS: where the canvas sits on the slices
 
 
 def split_positions(positions, block: int, gap: int, pattern) -> dict[str, np.ndarray]:
@@ -46,30 +48,47 @@ def split_positions(positions, block: int, gap: int, pattern) -> dict[str, np.nd
     return {s: np.asarray(v, dtype=np.int64) for s, v in out.items()}
 
 
-def _slices(volume: LabelledVolume, axis_name: str, canvas) -> tuple[np.ndarray, np.ndarray]:
-    """(N, H, W) image and label stacks along the axis, in DICOM display orientation (see orientation.py)."""
+def display_stack(volume: LabelledVolume, axis_name: str) -> tuple[np.ndarray, np.ndarray]:
+    """Raw (N, rows, cols) image and label stacks along the axis, in DICOM display orientation (see orientation.py)."""
     axis = AXES[axis_name]
     in_plane = tuple(c for i, c in enumerate("RAS") if i != axis)  # volumes are RAS-canonical
     target = DISPLAY_AXES[axis_name]
-    image = reorient_2d(np.moveaxis(percentile_zscore(volume.image), axis, 0), in_plane, target)
-    label = reorient_2d(np.moveaxis(volume.label, axis, 0), in_plane, target)
-    # background after normalisation is the clipped minimum; pad with it so padding looks like air
-    fill = float(image.min())
-    return crop_or_pad(image, canvas, fill=fill), crop_or_pad(label, canvas, fill=0)
+    image = reorient_2d(np.moveaxis(volume.image, axis, 0), in_plane, target)
+    return image.astype(np.float32), reorient_2d(np.moveaxis(volume.label, axis, 0), in_plane, target)
+
+
+def _slices(volume: LabelledVolume, config: SliceConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Normalised (N, H, W) image and label stacks on the canvas: the contract's normalisation over the whole
+    volume, the canvas placed by the contract's fit and padded with the normalised background."""
+    stats = intensity_stats(volume.image, config.normalization, config.clip_percentiles)
+    image, label = display_stack(volume, config.axis)
+    origin = fit_origin(config.fit, image, config.canvas, stats)
+    return (stats.apply(window(image, config.canvas, origin, fill=stats.fill)),
+            np.ascontiguousarray(window(label, config.canvas, origin, fill=0)))
+
+
+def split_volume(volume: LabelledVolume, config: SliceConfig):
+    """-> (normalised image stack, label stack, {split: slice positions}) of one volume."""
+    image, label = _slices(volume, config)
+    keep = np.where((label > 0).mean(axis=(1, 2)) >= config.min_foreground)[0]
+    return image, label, split_positions(keep, config.block, config.gap, config.pattern)
 
 
 def build_slice_sets(volumes: list[LabelledVolume], config: SliceConfig = SliceConfig()) -> dict[str, SliceSet]:
     """Slice every volume, keep slices with enough foreground, split each volume by position."""
     if config.axis not in AXES:
         raise EdgesegError(f"unknown slice axis '{config.axis}': use one of {', '.join(AXES)}")
+    if config.normalization not in NORMALIZATIONS:
+        raise EdgesegError(f"unknown normalization '{config.normalization}': use one of {', '.join(NORMALIZATIONS)}")
+    if config.fit not in FITS:
+        raise EdgesegError(f"unknown fit '{config.fit}': use one of {', '.join(FITS)}")
     parts: dict[str, list] = {s: [] for s in SPLITS}
     class_names = volumes[0].class_names
     for volume in volumes:
         if volume.class_names != class_names:
             raise EdgesegError(f"{volume.identity}: class names differ from {volumes[0].identity}")
-        image, label = _slices(volume, config.axis, config.canvas)
-        keep = np.where((label > 0).mean(axis=(1, 2)) >= config.min_foreground)[0]
-        for split, pos in split_positions(keep, config.block, config.gap, config.pattern).items():
+        image, label, splits = split_volume(volume, config)
+        for split, pos in splits.items():
             parts[split].append((image[pos], label[pos], pos))
     sets = {}
     for split, items in parts.items():

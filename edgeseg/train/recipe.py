@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeseg.config import from_dict, read_toml, to_dict
+from edgeseg.data.augment import AugmentConfig
 from edgeseg.data.slices import SliceConfig
 
 
@@ -33,6 +34,7 @@ class TrainConfig:
     flip: bool = True  # left-right flips as augmentation
     dice_weight: float = 1.0  # loss = CE + dice_weight * soft Dice (both at full resolution)
     out_dir: str = "runs/default"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)  # [train.augment]: series-level augmentation
 
 
 @dataclass(frozen=True)

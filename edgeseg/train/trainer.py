@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from edgeseg.data import build_slice_sets, load_source
+from edgeseg.preprocess import area_downsample
 from edgeseg.train.checkpoint import build_model, save_checkpoint
 from edgeseg.train.epoch import train_one_epoch
 from edgeseg.train.predict import evaluate_model
@@ -29,6 +30,13 @@ def seed_everything(seed: int, threads: int) -> None:
 def load_splits(recipe: Recipe):
     volumes = load_source(recipe.data.source)
     return build_slice_sets(volumes, recipe.data.slices), volumes[0].identity
+
+
+def _sampler(recipe: Recipe):
+    """Augmented-series sampler over the recipe's volumes (edgeseg.data.series_sampler)."""
+    from edgeseg.data.series_sampler import SeriesSampler
+
+    return SeriesSampler(load_source(recipe.data.source), recipe.data.slices, recipe.train.augment, recipe.train.seed)
 
 
 def train(recipe: Recipe, out_dir: str | Path | None = None, show_progress: bool = True, splits=None) -> dict:
@@ -53,12 +61,16 @@ def train(recipe: Recipe, out_dir: str | Path | None = None, show_progress: bool
     optimiser = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimiser, max_lr=cfg.lr, total_steps=cfg.epochs * steps_per_epoch, pct_start=0.15)
     generator = torch.Generator().manual_seed(cfg.seed)
+    sampler = _sampler(recipe) if cfg.augment.enabled else None
 
     initial = evaluate_model(model, val_set, scale)["mean_foreground_dice"]
     history, best, best_epoch = [], -1.0, -1
     started = time.perf_counter()
     with progress(f"train {recipe.model.name} x{scale}{' +SR' if model.sr_head is not None else ''}", cfg.epochs * steps_per_epoch, show_progress) as advance:
         for epoch in range(cfg.epochs):
+            if sampler is not None:  # a fresh augmented draw of the training slices, same count
+                hr, lab = sampler.epoch(epoch, len(train_set), cfg.batch_size)
+                x_all, y_all = torch.from_numpy(area_downsample(hr, scale)[:, None]), torch.from_numpy(lab.astype(np.int64))
             loss = train_one_epoch(model, x_all, y_all, batch_size=cfg.batch_size, flip=cfg.flip, dice_weight=cfg.dice_weight,
                                    optimiser=optimiser, schedule=schedule, generator=generator,
                                    advance=lambda **f: advance(**f, val_dice=max(best, 0.0)))
