@@ -1,4 +1,6 @@
-"""Every registered backbone with and without the SR head: shapes, gradients, head init, errors, ONNX parity."""
+"""Every registered backbone with and without the SR head: shapes, gradients, head init, padding, x8, errors, ONNX parity.
+
+The J-Net heads have their own file (test_jnet_head.py)."""
 import io
 
 import numpy as np
@@ -11,7 +13,7 @@ from edgeseg.models import create_model, get_backbone_class, list_models
 from edgeseg.models.sr_head import SRHead
 
 TINY = 4  # width for speed; every backbone scales its channels from it
-FULL = (32, 32)  # full-resolution test size: 8x8 at scale 4
+FULL = (32, 32)  # full-resolution test size: 8x8 at scale 4, 4x4 (padded to 8x8) at scale 8
 
 
 @pytest.fixture(autouse=True)
@@ -52,7 +54,7 @@ def test_backbone_keeps_input_resolution(name):
 
 
 @pytest.mark.parametrize("name", list_models())
-@pytest.mark.parametrize("scale", [1, 2, 4])
+@pytest.mark.parametrize("scale", [1, 2, 4, 8])
 @pytest.mark.parametrize("sr_head", [True, False])
 def test_full_resolution_output(name, scale, sr_head):
     model = tiny(name, scale, sr_head).eval()
@@ -78,7 +80,7 @@ def test_every_parameter_gets_a_gradient(name):
 
 
 @pytest.mark.parametrize("num_classes", [2, 3, 4])
-@pytest.mark.parametrize("scale", [2, 4])
+@pytest.mark.parametrize("scale", [2, 4, 8])
 def test_sr_head_is_tiny(num_classes, scale):
     assert sum(p.numel() for p in SRHead(num_classes, scale).parameters()) < 200
 
@@ -99,13 +101,28 @@ def test_untrained_head_is_bilinear_upsampling(name, scale):
 
 
 @pytest.mark.parametrize("name", list_models())
-def test_input_size_not_a_multiple_is_refused(name):
-    model = tiny(name, 2)
+def test_input_not_a_multiple_is_padded_inside_and_cropped_back(name):
+    # the padding rule (segmodel.py): zero-pad the low-res input to the backbone's multiple, crop the logits back
+    model = tiny(name, 2, sr_head=False).eval()
     m = model.multiple
-    if m == 1:
-        pytest.skip("backbone accepts any size")
-    with pytest.raises(ValueError, match=f"multiple of {m}; pad to {2 * m}x{m}"):
-        model(torch.randn(1, 1, 2 * m - 1, m))
+    x = torch.randn(1, 1, 2 * m - 3, m + 1)
+    top, bottom, left, right = model.padding(*x.shape[-2:])
+    assert (top + bottom, left + right) == (3, m - 1) and top <= bottom and left <= right
+    with torch.no_grad():
+        expected = model.backbone(F.pad(x, (left, right, top, bottom)))[..., top : top + x.shape[-2], left : left + x.shape[-1]]
+        assert torch.equal(model.backbone_logits(x), expected)
+        assert model(x).shape == (1, 3, 2 * x.shape[-2], 2 * x.shape[-1])
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("head", ["pixelshuffle", "jnet", "jnet-authors"])
+def test_scale_8_works_for_every_backbone_and_head_on_the_default_canvas(name, head):
+    # 224x192 at x8 is 28x24, not a multiple of 8: this crashed `edgeseg train` before the padding rule
+    model = create_model(name, 1, 3, 8, head=head, width=TINY).eval()
+    with torch.no_grad():
+        y = model(torch.randn(1, 1, 28, 24))
+    assert y.shape == (1, 3, 224, 192)
+    assert torch.isfinite(y).all()
 
 
 def test_unknown_model_names_the_known_ones():

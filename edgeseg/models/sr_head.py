@@ -8,6 +8,10 @@ the bilinear skip of the low-res logits and the bilinearly upsampled image. The 
 the identity on the bilinear skip, so an untrained head equals plain bilinear upsampling and
 training only learns the correction. Parameters: 4C*log2(scale) + 10C + (2C+1)*C + C:
 C=3, scale 2 -> 66; C=4, scale 4 -> 112; C=4, scale 8 -> 128.
+
+Registered as "pixelshuffle" (the default head). Its stage outputs pass through ELU and are not
+logits, so for deep supervision it exposes only the 1x logits and the full-resolution output.
+The authors' cascade is `jnet_head.py`.
 """
 from __future__ import annotations
 
@@ -17,7 +21,10 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from edgeseg.models.registry import register_head
 
+
+@register_head("pixelshuffle")
 class SRHead(nn.Module):
     def __init__(self, num_classes: int, scale: int, in_channels: int = 1):
         super().__init__()
@@ -45,3 +52,7 @@ class SRHead(nn.Module):
         skip = F.interpolate(logits_lr, scale_factor=self.scale, mode="bilinear", align_corners=False)
         image = F.interpolate(image_lr, scale_factor=self.scale, mode="bilinear", align_corners=False)
         return self.fuse(torch.cat([x, skip, image], dim=1))
+
+    def pyramid(self, logits_lr: torch.Tensor, image_lr: torch.Tensor) -> list[torch.Tensor]:
+        """Logits at the scales this head produces: [1x, full resolution]."""
+        return [logits_lr, self(logits_lr, image_lr)]

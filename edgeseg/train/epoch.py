@@ -4,12 +4,15 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from edgeseg.train.losses import segmentation_loss
+from edgeseg.train.supervision import supervision_loss
 
 
 def train_one_epoch(model, x_all: torch.Tensor, y_all: torch.Tensor, *, batch_size: int, flip: bool, dice_weight: float,
-                    optimiser, schedule, generator: torch.Generator, advance) -> float:
-    """Shuffle, step through full batches (left-right flips when `flip`), return the mean loss."""
+                    optimiser, schedule, generator: torch.Generator, advance, supervision: str = "final") -> float:
+    """Shuffle, step through full batches (left-right flips when `flip`), return the mean loss.
+
+    `supervision`: a resolved mode of edgeseg.train.supervision (final, deep, base)."""
+    loss_fn = supervision_loss(supervision)
     model.train()
     order = torch.randperm(len(x_all), generator=generator)
     losses = []
@@ -20,7 +23,7 @@ def train_one_epoch(model, x_all: torch.Tensor, y_all: torch.Tensor, *, batch_si
             flipped = torch.rand(len(idx), generator=generator) < 0.5
             x = torch.where(flipped[:, None, None, None], x.flip(-1), x)
             y = torch.where(flipped[:, None, None], y.flip(-1), y)
-        loss = segmentation_loss(model(x), y, dice_weight)
+        loss = loss_fn(model, x, y, dice_weight)
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         optimiser.step()

@@ -14,6 +14,7 @@ class ModelConfig:
     name: str = "unet"
     scale: int = 2
     sr_head: bool = True
+    head: str = "pixelshuffle"  # SR head by registry name (edgeseg.models: pixelshuffle, jnet, jnet-authors)
     width: int = 0  # 0 = the backbone's own default width
 
 
@@ -33,6 +34,7 @@ class TrainConfig:
     threads: int = 2
     flip: bool = True  # left-right flips as augmentation
     dice_weight: float = 1.0  # loss = CE + dice_weight * soft Dice (both at full resolution)
+    supervision: str = "auto"  # final | deep | base | auto (edgeseg.train.supervision; auto = deep for J-Net heads)
     out_dir: str = "runs/default"
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # [train.augment]: series-level augmentation
 

@@ -16,6 +16,7 @@ from edgeseg.train.checkpoint import build_model, save_checkpoint
 from edgeseg.train.epoch import train_one_epoch
 from edgeseg.train.predict import evaluate_model
 from edgeseg.train.recipe import Recipe
+from edgeseg.train.supervision import resolve_supervision
 from edgeseg.progress import progress
 
 
@@ -54,6 +55,7 @@ def train(recipe: Recipe, out_dir: str | Path | None = None, show_progress: bool
     scale = recipe.model.scale
     num_classes = len(train_set.class_names)
     model = build_model(recipe, num_classes)
+    supervision = resolve_supervision(cfg.supervision, model)
 
     x_all = torch.from_numpy(train_set.lowres(scale)[:, None])
     y_all = torch.from_numpy(train_set.label.astype(np.int64))
@@ -72,7 +74,7 @@ def train(recipe: Recipe, out_dir: str | Path | None = None, show_progress: bool
                 hr, lab = sampler.epoch(epoch, len(train_set), cfg.batch_size)
                 x_all, y_all = torch.from_numpy(area_downsample(hr, scale)[:, None]), torch.from_numpy(lab.astype(np.int64))
             loss = train_one_epoch(model, x_all, y_all, batch_size=cfg.batch_size, flip=cfg.flip, dice_weight=cfg.dice_weight,
-                                   optimiser=optimiser, schedule=schedule, generator=generator,
+                                   optimiser=optimiser, schedule=schedule, generator=generator, supervision=supervision,
                                    advance=lambda **f: advance(**f, val_dice=max(best, 0.0)))
             val = evaluate_model(model, val_set, scale)["mean_foreground_dice"]
             history.append({"epoch": epoch + 1, "loss": loss, "val_mean_foreground_dice": val})
@@ -85,7 +87,9 @@ def train(recipe: Recipe, out_dir: str | Path | None = None, show_progress: bool
         "scale": scale,
         "sr_head": model.sr_head is not None,
         "parameters": sum(p.numel() for p in model.parameters()),
+        "head": recipe.model.head if model.sr_head is not None else "",
         "head_parameters": model.head_parameters(),
+        "supervision": supervision,
         "initial_val_mean_foreground_dice": initial,
         "best_val_mean_foreground_dice": best,
         "best_epoch": best_epoch,
