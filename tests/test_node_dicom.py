@@ -147,8 +147,11 @@ def test_forward_destination_down_then_up(make_node, storescp, tmp_path):
     assert storescu(node.port, sorted(SAMPLE.glob("*.dcm"))[::4]).returncode == 0
     outbox = tmp_path / "spool" / "outbox"
     assert wait_for(lambda: spool_files(tmp_path / "spool", "outbox"), 30), "no result in the outbox"
-    forwarder = node.threads[1]
-    assert wait_for(lambda: sum(forwarder.attempts.values()) >= 2, 10), "no retry while the peer is down"
+    import json
+
+    def attempts():
+        return sum(json.loads(p.read_text())["attempts"] for p in outbox.glob("*/attempts.json"))
+    assert wait_for(lambda: attempts() >= 2, 10), "no retry while the peer is down"
     assert list(outbox.iterdir())                               # a failed forward stays on disk
     rx = storescp(port).start()
     assert wait_for(lambda: rx.files() and not list(outbox.iterdir()), 15), "result never delivered"

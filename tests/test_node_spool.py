@@ -78,7 +78,7 @@ def test_recover_resumes_every_crash_point(tmp_path):
     (spool.trash / "tmp1" / "5.5").mkdir(parents=True)                      # killed while deleting
     counts = Spool(tmp_path / "spool").recover()
     assert counts == {"partial_instances": 1, "sent_not_cleaned": 1, "released": 1, "incoming": 1, "ready": 1,
-                      "outbox": 2}
+                      "outbox": 2, "dead_letter": 0}
     assert (kept / "pending").exists() and not (orphan / "pending").exists() and not sent.exists()
     assert spool.outbox_entries(sendable=True) == [orphan] and not list(spool.trash.iterdir())
     assert json.loads((kept / "meta.json").read_text())["key"] == "2.2"

@@ -154,3 +154,29 @@ def test_full_output_disk_gives_one_line_with_the_path(model, small_disk, tmp_pa
     assert "No space left on device" in captured.out + captured.err and str(small_disk) in captured.out + captured.err
     assert not list(small_disk.rglob("seg.dcm"))
     assert not [p for p in small_disk.rglob(".*")]                 # no half-written temporaries left
+
+
+def test_model_whose_input_rank_does_not_match_is_refused_at_load(tmp_path, capsys):
+    """`run` (and `serve`, through the same Segmenter) refuse such a model before reading any input."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from runtime_fixtures import make_contract
+
+    c = make_contract()
+    graph = helper.make_graph(
+        [helper.make_node("Identity", [c.input_name], [c.output_name])], "rank3",
+        [helper.make_tensor_value_info(c.input_name, TensorProto.FLOAT, ["batch", 112, 96])],
+        [helper.make_tensor_value_info(c.output_name, TensorProto.FLOAT, ["batch", 112, 96])])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    proto.ir_version = 8
+    for key, value in c.to_metadata().items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    path = tmp_path / "rank3.onnx"
+    onnx.save(proto, str(path))
+    files = _series(tmp_path / "in", "rank", n=2)
+    rc = main(["run", str(path), *map(str, files), "--out", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "graph input has shape ['batch', 112, 96]" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists()

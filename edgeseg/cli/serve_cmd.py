@@ -25,7 +25,14 @@ def register(sub) -> None:
     p.add_argument("--provider", default="auto", choices=["auto", "tensorrt", "cuda", "cpu"])
     p.add_argument("--max-associations", type=int, default=8, help="concurrent associations (default 8)")
     p.add_argument("--max-pdu", type=int, default=65536, help="largest PDU accepted, bytes (default 65536)")
-    p.add_argument("--retry-max", type=float, default=60.0, help="longest wait between forward retries, s (default 60)")
+    p.add_argument("--retry-max", type=float, default=60.0, metavar="SECONDS",
+                   help="longest wait between two forward attempts, seconds (default 60)")
+    p.add_argument("--max-attempts", type=int, default=100, help="forward attempts of one SEG before it goes to "
+                   "SPOOL/dead-letter/ (default 100); a permanent refusal goes there at once")
+    p.add_argument("--requeue-dead-letters", action="store_true", help="do not serve: move every result in "
+                   "SPOOL/dead-letter/ back to the outbox (attempts reset), then exit")
+    p.add_argument("--acse-timeout", type=float, default=5.0, help="seconds a new connection may take to send its "
+                   "association request (default 5)")
     p.add_argument("--health", action="store_true", help="do not serve: exit 0 if a node answers C-ECHO on --port "
                    "(as --ae-title, calling as the first --allow-ae title or EDGESEG-HEALTH), else 1")
     p.set_defaults(func=run)
@@ -45,13 +52,22 @@ def run(args) -> int:
         ok, why = echo(host, args.port, args.ae_title, allow[0] if allow else "EDGESEG-HEALTH")
         print(f"edgeseg serve --health: {'ok' if ok else 'FAILED'} ({why})", file=sys.stderr)
         return 0 if ok else 1
+    if args.requeue_dead_letters:
+        if not args.spool:
+            raise EdgesegError("--requeue-dead-letters needs --spool DIR")
+        from edgeseg.node.spool import Spool
+
+        n = Spool(Path(args.spool)).requeue_dead_letters()
+        print(f"edgeseg serve: {n} dead letter(s) moved back to the outbox", file=sys.stderr)
+        return 0
     if not args.model or not args.spool:
         raise EdgesegError("serve needs MODEL.onnx and --spool DIR (only --health works without them)")
     cfg = NodeConfig(model=Path(args.model), spool=Path(args.spool), ae_title=args.ae_title, port=args.port,
                      bind=args.bind, out=Path(args.out) if args.out else None,
                      forward=parse_destination(args.forward) if args.forward else None, allow_ae=allow,
                      series_timeout=args.series_timeout, threads=args.threads, provider=args.provider,
-                     max_associations=args.max_associations, max_pdu=args.max_pdu, retry_max=args.retry_max)
+                     max_associations=args.max_associations, max_pdu=args.max_pdu, retry_max=args.retry_max,
+                     max_attempts=args.max_attempts, acse_timeout=args.acse_timeout)
     from edgeseg.node.service import Node
 
     node = Node(cfg)

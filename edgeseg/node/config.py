@@ -36,10 +36,12 @@ class NodeConfig:
     max_associations: int = 8
     max_pdu: int = 65536            # bytes we accept per PDU (advertised to the peer)
     network_timeout: float = 60.0   # idle socket
-    acse_timeout: float = 15.0      # association negotiation
+    acse_timeout: float = 5.0       # a connection that sends no association request is dropped after this:
+                                    # idle sockets must not hold the association slots for long
     dimse_timeout: float = 60.0     # waiting for a DIMSE message
     retry_base: float = 1.0         # forward back-off: base * 2**(attempt-1), capped
     retry_max: float = 60.0
+    max_attempts: int = 100         # forward attempts of one result before it goes to dead-letter/
 
     def __post_init__(self):
         for title in (self.ae_title, *self.allow_ae):
@@ -48,6 +50,12 @@ class NodeConfig:
             raise EdgesegError(f"--port {self.port}: must be 0..65535")
         if self.series_timeout <= 0:
             raise EdgesegError("--series-timeout must be > 0 seconds")
+        if self.max_attempts < 1:
+            raise EdgesegError("--max-attempts must be >= 1")
+        if self.out is not None:
+            out, spool = Path(self.out).resolve(), Path(self.spool).resolve()
+            if out == spool or spool in out.parents:
+                raise EdgesegError(f"--out {self.out}: must not be the spool or inside it ({self.spool})")
         if self.forward is None and self.out is None:
             raise EdgesegError("nowhere to put results: give --forward AE@HOST:PORT and/or --out DIR")
 

@@ -1,13 +1,21 @@
-"""C-STORE SCU for results: each outbox entry is sent until the peer says Success, with back-off.
+"""C-STORE SCU for results: each outbox entry is sent until the peer says Success, with bounded retries.
 
 The SEG's UIDs are deterministic, so a re-send after a crash is the same object (the receiver can
-deduplicate); `sent` is written right after Success, then the entry is removed.
+deduplicate). `sent` is written the moment the peer answers Success, before A-RELEASE, so a kill
+during the release never sends the result twice. A failure the peer will give again (refused data set,
+cannot understand, SOP class not accepted, association rejected for good) moves the result to
+dead-letter/ at once; a transient one (refused connection, time-out, out of resources, rejected for
+now) is retried with capped exponential back-off and jitter until --max-attempts, counted on disk so a
+restart does not reset it.
 """
 from __future__ import annotations
 
 import json
+import random
+import socket
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from edgeseg.node import log, require_pynetdicom
@@ -15,38 +23,83 @@ from edgeseg.node.config import Destination, NodeConfig
 from edgeseg.node.spool import Spool
 
 OK_STATUSES = {0x0000, 0xB000, 0xB006, 0xB007}  # success and the storage warnings (stored anyway)
+# C-STORE failures the peer gives again for the same object (PS3.4 B.2.3, PS3.7 C): data set does not match
+# the SOP class (A9xx), cannot understand (Cxxx), SOP class not supported, not authorised, invalid or
+# duplicate instance, unrecognised operation. Out of resources (A7xx) is transient: the PACS frees space.
+PERMANENT_CODES = {0x0122, 0x0124, 0x0117, 0x0111, 0x0210, 0x0211, 0x0212}
 
 
-def send_file(path: Path, dest: Destination, calling_ae: str, timeout: float = 30.0) -> tuple[bool, str]:
-    """One association, one C-STORE. Returns (stored, reason)."""
+def permanent_status(code: int) -> bool:
+    return code in PERMANENT_CODES or code & 0xFF00 == 0xA900 or code & 0xF000 == 0xC000
+
+
+@dataclass
+class SendResult:
+    stored: bool
+    reason: str
+    permanent: bool = False
+    status: int | None = None
+
+
+def _connect_error(dest: Destination, timeout: float) -> str:
+    """Why pynetdicom got no association at all: ask the TCP stack (refused, unreachable, time-out)."""
+    try:
+        with socket.create_connection((dest.host, dest.port), timeout=min(timeout, 5.0)):
+            return "association aborted by the peer"
+    except OSError as exc:
+        return f"cannot connect to {dest.host}:{dest.port} ({exc.strerror or type(exc).__name__})"
+
+
+def _not_established(assoc, dest: Destination, sop_class: str, ts: str, timeout: float) -> SendResult:
+    import pydicom
+
+    rsp = getattr(assoc.acceptor, "primitive", None)
+    if assoc.is_rejected and rsp is not None:
+        permanent = getattr(rsp, "result", None) == 0x01
+        return SendResult(False, f"association rejected ({rsp.result_str}, {rsp.source_str}: {rsp.reason_str})",
+                          permanent)
+    if rsp is not None and getattr(rsp, "result", None) == 0x00 and not assoc.accepted_contexts:
+        name = getattr(pydicom.uid.UID(sop_class), "name", sop_class)
+        return SendResult(False, f"no accepted presentation context: {dest.ae_title} does not accept {name} "
+                                 f"in {getattr(pydicom.uid.UID(ts), 'name', ts)}", True)
+    if rsp is None and assoc.is_aborted:
+        return SendResult(False, _connect_error(dest, timeout))
+    return SendResult(False, "association aborted" if assoc.is_aborted else "no answer to the association request")
+
+
+def send_file(path: Path, dest: Destination, calling_ae: str, timeout: float = 30.0, on_stored=None) -> SendResult:
+    """One association, one C-STORE. `on_stored()` runs on Success, before the association is released."""
     pnd = require_pynetdicom()
     import pydicom
 
     ds = pydicom.dcmread(path, stop_before_pixels=True)
+    sop_class, ts = str(ds.SOPClassUID), str(ds.file_meta.TransferSyntaxUID)
     ae = pnd.AE(ae_title=calling_ae)
     ae.connection_timeout = min(timeout, 10.0)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
-    ae.add_requested_context(ds.SOPClassUID, [str(ds.file_meta.TransferSyntaxUID)])
+    ae.add_requested_context(sop_class, [ts])
     assoc = ae.associate(dest.host, dest.port, ae_title=dest.ae_title)
     if not assoc.is_established:
-        why = "rejected" if assoc.is_rejected else "aborted" if assoc.is_aborted else "no answer"
-        return False, f"association {why}"
+        return _not_established(assoc, dest, sop_class, ts, timeout)
     try:
         status = assoc.send_c_store(str(path))
+        code = getattr(status, "Status", None)
+        if code in OK_STATUSES:
+            if on_stored is not None:
+                on_stored()
+            return SendResult(True, f"status 0x{code:04X}", status=code)
+        if code is None:
+            return SendResult(False, "no response to the C-STORE")
+        return SendResult(False, f"status 0x{code:04X}", permanent_status(code), code)
     finally:
         if assoc.is_established:
             assoc.release()
-    code = getattr(status, "Status", None)
-    if code in OK_STATUSES:
-        return True, f"status 0x{code:04X}"
-    return False, "no response" if code is None else f"status 0x{code:04X}"
 
 
 class Forwarder(threading.Thread):
     def __init__(self, cfg: NodeConfig, spool: Spool, stop: threading.Event):
         super().__init__(name="edgeseg-forwarder", daemon=True)
         self.cfg, self.spool, self.stop = cfg, spool, stop
-        self.attempts: dict[str, int] = {}
         self.next_try: dict[str, float] = {}
 
     def run(self) -> None:
@@ -62,20 +115,27 @@ class Forwarder(threading.Thread):
         dest, meta = self.cfg.forward, {}
         try:
             meta = json.loads((entry / "meta.json").read_text())
-            ok, why = send_file(entry / "seg.dcm", dest, self.cfg.ae_title)
-        except Exception as exc:  # unreachable host, refused, broken file...: retried with back-off
-            ok, why = False, f"{type(exc).__name__}: {str(exc)[:160]}"
-        if ok:
-            self.spool.mark_sent(entry)
+            result = send_file(entry / "seg.dcm", dest, self.cfg.ae_title, on_stored=lambda: self.spool.mark_sent(entry))
+        except Exception as exc:  # broken file, local I/O error...: retried with back-off, bounded
+            result = SendResult(False, f"{type(exc).__name__}: {str(exc)[:160]}")
+        if result.stored:
             self.spool.discard(entry)
-            self.attempts.pop(entry.name, None)
             self.next_try.pop(entry.name, None)
             log.event("forwarded", series=meta.get("series_uid"), seg_uid=meta.get("seg_uid"), dest=str(dest),
-                      latency_s=round(time.time() - float(meta.get("last_rx", time.time())), 3), result=why)
+                      latency_s=round(time.time() - float(meta.get("last_rx", time.time())), 3), result=result.reason)
             return True
-        n = self.attempts[entry.name] = self.attempts.get(entry.name, 0) + 1
-        delay = min(self.cfg.retry_max, self.cfg.retry_base * 2 ** (n - 1))
+        record = self.spool.record_attempt(entry, result.reason)
+        n = int(record["attempts"])
+        if result.permanent or n >= self.cfg.max_attempts:
+            why = "permanent failure" if result.permanent else f"{n} attempts (--max-attempts)"
+            kept = self.spool.to_dead_letter(entry, {**record, "dest": str(dest), "status": result.status,
+                                                     "permanent": result.permanent, "why": why})
+            self.next_try.pop(entry.name, None)
+            log.event("dead_lettered", level="error", seg_uid=meta.get("seg_uid"), series=meta.get("series_uid"),
+                      dest=str(dest), attempts=n, reason=result.reason, why=why, kept=f"dead-letter/{kept.name}")
+            return False
+        delay = min(self.cfg.retry_max, self.cfg.retry_base * 2 ** (n - 1)) * random.uniform(0.75, 1.0)
         self.next_try[entry.name] = time.time() + delay
         log.event("forward_failed", level="warning", seg_uid=meta.get("seg_uid"), dest=str(dest), attempt=n,
-                  retry_in_s=round(delay, 2), reason=why)
+                  max_attempts=self.cfg.max_attempts, retry_in_s=round(delay, 2), reason=result.reason)
         return False

@@ -2,20 +2,37 @@
 
 One worker thread: it promotes series with no new instance for `series_timeout` seconds to ready/,
 segments each ready batch, puts the SEG in the outbox (or only in --out without --forward) and only
-then removes the batch. A batch that cannot be segmented moves to failed/ with a log line.
+then removes the batch. A batch that cannot be segmented moves to failed/ with a log line; one that hit
+a transient local error (disk full, no inodes, too many open files, I/O error) stays in ready/ and is
+retried with back-off, so instances acknowledged before the disk filled are never left out.
 """
 from __future__ import annotations
 
 import copy
+import errno
 import shutil
 import threading
 import time
 from pathlib import Path
 
-from edgeseg.errors import EdgesegError
 from edgeseg.node import log
 from edgeseg.node.config import NodeConfig
 from edgeseg.node.spool import Spool
+
+
+TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EMFILE, errno.ENFILE, errno.ENOMEM, errno.EAGAIN,
+                    errno.EBUSY, errno.EIO, errno.EINTR}
+
+
+def transient_error(exc: BaseException) -> OSError | None:
+    """The OSError behind `exc` (its cause/context chain) when it is one that goes away by itself."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS:
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 class Scheduler(threading.Thread):
@@ -27,6 +44,7 @@ class Scheduler(threading.Thread):
         # after a restart, give senders a full timeout again; latency is measured from the newest file
         self._due = {key: now for key in spool.incoming_series()}
         self._last_rx = dict(spool.incoming_series())
+        self._deferred: dict[str, tuple[int, float]] = {}  # ready key -> (transient failures, next try time)
 
     def note(self, key: str, when: float) -> None:
         """Called by the C-STORE handler after an instance is on disk."""
@@ -40,7 +58,8 @@ class Scheduler(threading.Thread):
                 for folder in self.spool.ready_series():
                     if self.stop.is_set():
                         break
-                    self.segment(folder)
+                    if self._deferred.get(folder.name, (0, 0.0))[1] <= time.time():
+                        self.segment_or_defer(folder)
             except Exception as exc:  # keep the node up; the spool state is unchanged and retried
                 log.event("scheduler_error", level="error", reason=f"{type(exc).__name__}: {str(exc)[:200]}")
                 self.stop.wait(1.0)
@@ -59,6 +78,23 @@ class Scheduler(threading.Thread):
                         del self._due[d.name]
                 log.event("series_complete", key=d.name, instances=sum(1 for _ in (self.spool.ready / d.name).glob("*.dcm")))
 
+    def segment_or_defer(self, folder: Path) -> None:
+        """Segment a ready batch; a transient local error leaves it in ready/ and schedules a retry."""
+        try:
+            self.segment(folder)
+        except Exception as exc:
+            cause = transient_error(exc)
+            if cause is None:
+                raise
+            n = self._deferred.get(folder.name, (0, 0.0))[0] + 1
+            delay = min(60.0, 2.0 ** (n - 1))
+            self._deferred[folder.name] = (n, time.time() + delay)
+            log.event("segment_deferred", level="warning", key=folder.name, attempt=n, retry_in_s=delay,
+                      file=getattr(cause, "filename", None), reason=f"{cause.strerror or cause} (transient: kept "
+                      "in ready/, retried)")
+        else:
+            self._deferred.pop(folder.name, None)
+
     def segment(self, folder: Path) -> None:
         from edgeseg.runtime import discover as disc
         from edgeseg.runtime.pipeline import Options, process_series
@@ -69,7 +105,8 @@ class Scheduler(threading.Thread):
             last_rx = self._last_rx.pop(key, None) or max(p.stat().st_mtime for p in folder.glob("*.dcm"))
         groups, skipped = disc.discover([folder])
         for s in skipped:
-            log.event("skipped_instance", level="warning", key=key, file=s.path.name, reason=s.reason)
+            log.event("instance_lost" if s.failed else "skipped_instance", level="warning", key=key,
+                      file=s.path.name, reason=s.reason)
         if len(groups) != 1:
             self._fail(folder, f"{len(groups)} series in one spool folder" if groups else "no readable image")
             return
@@ -77,9 +114,14 @@ class Scheduler(threading.Thread):
         seg.model_id = f"{self.segmenter.model_id}|{batch}"
         opts = Options(provider=cfg.provider, threads=cfg.threads, overlay=cfg.out is not None)
         out_root = cfg.out or self.spool.work
+        lost = [f"{s.path.name} ({s.reason})" for s in skipped if s.failed]
+        notes = [f"{len(lost)} received instance(s) could not be read and are not in the result: {'; '.join(lost)}"] \
+            if lost else []
         try:
-            row = process_series(seg, groups[0], Path(out_root), opts)
-        except (EdgesegError, MemoryError, Exception) as exc:
+            row = process_series(seg, groups[0], Path(out_root), opts, notes=notes)
+        except Exception as exc:
+            if transient_error(exc) is not None:
+                raise  # disk full and the like: retried by segment_or_defer, the batch stays in ready/
             self._fail(folder, f"{type(exc).__name__}: {str(exc)[:200]}")
             return
         seg_file = Path(row.out) / "seg.dcm"
@@ -99,6 +141,7 @@ class Scheduler(threading.Thread):
         if entry is not None:
             self.spool.release(entry)
         log.event("segmented", series=groups[0].series_uid, instances=len(groups[0].instances), seg_uid=seg_uid,
+                  lost_instances=len(lost), warnings=row.reason or None,
                   seconds=round(time.perf_counter() - t0, 3), out=row.out if cfg.out else None,
                   latency_s=None if entry else round(time.time() - last_rx, 3))
 

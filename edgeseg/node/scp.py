@@ -53,6 +53,25 @@ def _peer(event) -> dict:
     return {"calling_ae": str(a.requestor.ae_title).strip(), "peer": f"{a.requestor.address}:{a.requestor.port}"}
 
 
+def unprocessable(ds, file_meta, sop: str) -> str:
+    """Why the runner could never segment this instance ('' when it can): checked before the instance is
+    acknowledged, so the sender keeps what we cannot use (colour, truncated or undecodable pixel data)."""
+    from pathlib import Path
+
+    from edgeseg.errors import EdgesegError
+    from edgeseg.runtime.pixels import decode_pixels
+
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    if samples != 1:
+        return f"colour image ({samples} samples per pixel); the model expects greyscale"
+    ds.file_meta = file_meta
+    try:
+        decode_pixels(ds, Path(sop or "instance"))
+    except EdgesegError as exc:
+        return str(exc)
+    return ""
+
+
 def make_store_handler(spool, on_stored):
     """C-STORE handler: decode the header, write the encoded bytes durably, then call on_stored(key, t)."""
     def handle_store(event):
@@ -70,6 +89,10 @@ def make_store_handler(spool, on_stored):
                 log.event("rejected_instance", level="warning", sop=sop, reason="SOPInstanceUID differs from request",
                           **_peer(event))
                 return DATASET_MISMATCH
+            problem = unprocessable(ds, event.file_meta, sop)
+            if problem:
+                log.event("rejected_instance", level="warning", sop=sop, reason=problem, **_peer(event))
+                return CANNOT_UNDERSTAND
             data = event.encoded_dataset(include_meta=True)
         except Exception as exc:
             log.event("rejected_instance", level="warning", sop=sop, reason=f"cannot decode: {type(exc).__name__}: "
@@ -98,6 +121,7 @@ def start_server(cfg: NodeConfig, modality: str, spool, on_stored):
     ae.network_timeout = cfg.network_timeout
     ae.acse_timeout = cfg.acse_timeout
     ae.dimse_timeout = cfg.dimse_timeout
+    ae.require_called_aet = True   # an association addressed to another AE title is rejected
     if cfg.allow_ae:
         ae.require_calling_aet = list(cfg.allow_ae)
     ae.add_supported_context(Verification)

@@ -7,6 +7,8 @@ Layout (each step is one atomic rename, so a crash at any point leaves a state t
     outbox/<seg-uid>/seg.dcm      the SEG (+ meta.json), waiting to be forwarded; `pending` while its
                                   ready/ folder still exists, `sent` once the peer acknowledged it
     failed/<series>-<time>/       a series that cannot be segmented (kept, never deleted)
+    dead-letter/<seg-uid>/        a result the destination refused for good, or after --max-attempts
+                                  tries (seg.dcm, meta.json, reason.json); `--requeue-dead-letters`
     trash/                        finished folders, renamed here in one step before being deleted
 
 Names come from `safe_name`: a UID made of digits and dots is used as is, anything else becomes a
@@ -17,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -25,15 +26,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-_UID = re.compile(r"[0-9]{1,64}(\.[0-9]{1,64}){0,63}")
-
-
-def safe_name(value) -> str:
-    """A file name that is always one plain path component: the UID itself or 'h-' + its SHA-256."""
-    text = str(value)
-    if len(text) <= 64 and _UID.fullmatch(text):
-        return text
-    return "h-" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+from edgeseg.runtime.safe_paths import safe_name
 
 
 def fsync_dir(path: Path) -> None:
@@ -71,7 +64,7 @@ class Spool:
 
     def __init__(self, root: str | Path):
         self.root = Path(root).resolve()
-        for name in self.STATES:
+        for name in (*self.STATES, "dead-letter"):
             (self.root / name).mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._writing: Counter = Counter()  # series key -> instances being written now
@@ -92,11 +85,11 @@ class Spool:
         key = safe_name(series_uid)
         folder = self._inside(self.incoming / key)
         with self._lock:
-            self._writing[key] += 1
-            if not folder.is_dir():
-                folder.mkdir()
-                fsync_dir(self.incoming)
+            self._writing[key] += 1   # released in `finally` on every path (ENOSPC, no inodes, ...)
         try:
+            if not folder.is_dir():
+                folder.mkdir(exist_ok=True)
+                fsync_dir(self.incoming)
             return write_atomic(self._inside(folder / f"{safe_name(sop_uid)}.dcm"), data)
         finally:
             with self._lock:
@@ -171,6 +164,52 @@ class Spool:
     def mark_sent(self, entry: Path) -> None:
         write_atomic(entry / "sent", b"")
 
+    @property
+    def dead_letter(self) -> Path:
+        return self.root / "dead-letter"
+
+    def attempts(self, entry: Path) -> dict:
+        """The entry's forward record: attempts so far, first failure time, last reason (kept across restarts)."""
+        try:
+            return json.loads((entry / "attempts.json").read_text())
+        except (OSError, ValueError):
+            return {"attempts": 0}
+
+    def record_attempt(self, entry: Path, reason: str) -> dict:
+        """Count one failed forward attempt, durably; returns the updated record."""
+        record = self.attempts(entry)
+        record["attempts"] = int(record.get("attempts", 0)) + 1
+        record.setdefault("first_failure", time.time())
+        record["last_reason"] = reason
+        write_atomic(entry / "attempts.json", json.dumps(record).encode())
+        return record
+
+    def to_dead_letter(self, entry: Path, reason: dict) -> Path:
+        """Move a result the destination will not take to dead-letter/ with reason.json (never deleted)."""
+        entry = self._inside(Path(entry))
+        write_atomic(entry / "reason.json", json.dumps(reason, default=str).encode())
+        dst = self.dead_letter / entry.name
+        if dst.exists():
+            dst = self.dead_letter / f"{entry.name}-{int(time.time() * 1000)}"
+        os.replace(entry, dst)
+        fsync_dir(self.outbox)
+        fsync_dir(self.dead_letter)
+        return dst
+
+    def requeue_dead_letters(self) -> int:
+        """Put every dead letter back into the outbox with a fresh attempt count; returns how many."""
+        n = 0
+        for entry in sorted(d for d in self.dead_letter.iterdir() if d.is_dir()):
+            for name in ("attempts.json", "reason.json"):
+                (entry / name).unlink(missing_ok=True)
+            dst = self.outbox / safe_name(json.loads((entry / "meta.json").read_text()).get("seg_uid", entry.name))
+            if dst.exists():
+                continue
+            os.replace(entry, dst)
+            n += 1
+        fsync_dir(self.outbox)
+        return n
+
     def discard(self, folder: Path) -> None:
         """Remove a finished folder: one atomic rename out of its state, then delete (a kill mid-delete
         must never leave a half folder that looks like work to do)."""
@@ -201,4 +240,5 @@ class Spool:
         counts["incoming"] = len(self.incoming_series())
         counts["ready"] = len(self.ready_series())
         counts["outbox"] = len(self.outbox_entries())
+        counts["dead_letter"] = sum(1 for d in self.dead_letter.iterdir() if d.is_dir())
         return dict(counts)

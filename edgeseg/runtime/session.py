@@ -48,6 +48,19 @@ def provider_list(choice: str, cache_dir: str | Path | None = None) -> list:
     return out
 
 
+def check_graph_shapes(path: Path, in_shape, out_shape, contract: ModelContract) -> None:
+    """Refuse at load a graph whose input/output do not have the shapes the contract promises
+    (N, 1, h, w) -> (N, classes, H, W): otherwise every series would fail later, one by one."""
+    want_in = (None, 1, *contract.lr_size)
+    want_out = (None, len(contract.class_names), *contract.hr_size)
+    for what, shape, want in (("input", in_shape, want_in), ("output", out_shape, want_out)):
+        shape = list(shape or [])
+        bad = len(shape) != 4 or any(isinstance(d, int) and w is not None and d != w for d, w in zip(shape, want))
+        if bad:
+            raise EdgesegError(f"{path}: graph {what} has shape {shape}, but its contract needs "
+                               f"[batch, {', '.join(str(w) for w in want[1:])}]; not an edgeseg model of this contract")
+
+
 class Segmenter:
     """Loads the model once; `infer(batch)` returns full-resolution logits."""
 
@@ -77,6 +90,9 @@ class Segmenter:
         if self.contract.input_name not in inputs or self.contract.output_name not in outputs:
             raise EdgesegError(f"{path}: metadata names input '{self.contract.input_name}' / output "
                                f"'{self.contract.output_name}' but the graph has {list(inputs)} / {outputs}")
+        check_graph_shapes(path, inputs[self.contract.input_name].shape,
+                           next(o.shape for o in self.session.get_outputs() if o.name == self.contract.output_name),
+                           self.contract)
         batch_dim = inputs[self.contract.input_name].shape[0]
         self.max_batch = batch_dim if isinstance(batch_dim, int) and batch_dim > 0 else None
         self.provider = self.session.get_providers()[0]

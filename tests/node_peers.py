@@ -1,0 +1,54 @@
+"""A pynetdicom C-STORE peer for the node's forward tests (loopback only): chosen status, slow A-RELEASE,
+no SEG support, calling-AE check; counts what it received."""
+from __future__ import annotations
+
+import threading
+import time
+
+from node_helpers import HOST, free_port
+
+SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
+
+
+class StorePeer:
+    def __init__(self, status: int = 0x0000, accept_seg: bool = True, release_delay: float = 0.0,
+                 require_calling: str | None = None, ae_title: str = "FWD", port: int | None = None):
+        self.status, self.accept_seg, self.release_delay = status, accept_seg, release_delay
+        self.require_calling, self.ae_title = require_calling, ae_title
+        self.port = port or free_port()
+        self.received: list[str] = []            # SOP Instance UIDs, one per C-STORE request
+        self.datasets: list = []                 # what was stored (when the status is a success)
+        self.release_requested = threading.Event()
+        self.server = None
+
+    def start(self) -> "StorePeer":
+        from pynetdicom import AE, evt
+        from pynetdicom.sop_class import Verification
+
+        ae = AE(ae_title=self.ae_title)
+        ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = 20
+        ae.add_supported_context(Verification)
+        ae.add_supported_context(SEG_STORAGE if self.accept_seg else "1.2.840.10008.5.1.4.1.1.4")
+        if self.require_calling:
+            ae.require_calling_aet = [self.require_calling]
+
+        def on_store(event):
+            self.received.append(str(event.request.AffectedSOPInstanceUID))
+            if self.status == 0x0000:
+                self.datasets.append(event.dataset)
+            return self.status
+
+        def on_pdu(event):  # runs in the DUL thread: sleeping here holds back the A-RELEASE-RP
+            if type(event.pdu).__name__ == "A_RELEASE_RQ":
+                self.release_requested.set()
+                if self.release_delay:
+                    time.sleep(self.release_delay)
+
+        self.server = ae.start_server((HOST, self.port), block=False,
+                                      evt_handlers=[(evt.EVT_C_STORE, on_store), (evt.EVT_PDU_RECV, on_pdu)])
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server = None
