@@ -1,42 +1,55 @@
-"""SR head vs bilinear upsampling vs full-resolution input, per backbone (the J-Net comparison).
+"""SR heads vs the low-resolution baselines vs full-resolution input, per backbone (the J-Net comparison).
 
-For every backbone and scale: (a) low-res input, no head, logits upsampled bilinearly; (b) low-res
-input with the SR head; and once per backbone (c) full-res input, no head (upper bound). All are
-trained with the same recipe and loss at full resolution; Dice is on the test split at full
-resolution. Latency: torch, one thread, median over repeats interleaved across variants in one run.
-Checkpoints are cached under --out, so the table can be rebuilt (and timed again) without retraining.
+For every backbone, scale, input sampling (area-averaged or nearest-sampled) and seed, the variants of
+`srhead_variants.VARIANTS` are trained with the same base recipe: the paper's baseline (trained on LR
+labels), bilinear upsampling trained on the HR label, the pixelshuffle head, the J-Net head with and
+without deep supervision, the full-resolution upper bound. Dice: test split at full resolution, pooled
+over slices, mean over seeds. Latency: PyTorch and ONNX Runtime, one thread, batch 1, median over repeats
+interleaved across architectures in one run; and the simulated Jetson Nano latency (TensorRT FP16,
+`edgeseg simulate`) of the simplified opset-13 export. Checkpoints are cached under --out (one folder per cell),
+so the table can be rebuilt (and timed again) without retraining.
 """
 from __future__ import annotations
 
 import json
+import statistics
 import time
-from dataclasses import replace
 from pathlib import Path
 
-VARIANTS = {"a": "low-res, bilinear", "b": "low-res + SR head", "c": "full-res, no head"}
+from edgeseg.bench.srhead_variants import DEFAULT_VARIANTS, VARIANTS
 
 
 def add_arguments(p) -> None:
     p.add_argument("--models", nargs="*", help="backbones (default: all registered)")
-    p.add_argument("--scales", nargs="*", type=int, default=[2, 4])
+    p.add_argument("--scales", nargs="*", type=int, default=[2, 4, 8])
+    p.add_argument("--variants", nargs="*", default=list(DEFAULT_VARIANTS), choices=sorted(VARIANTS),
+                   help=f"variant keys (default: {' '.join(DEFAULT_VARIANTS)})")
+    p.add_argument("--inputs", nargs="*", default=["area"], choices=["area", "nearest"],
+                   help="low-res input sampling(s): area-averaged (edgeseg) or nearest-sampled (J-Net)")
+    p.add_argument("--seeds", nargs="*", type=int, default=[0])
     p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--recipe", default="recipes/unet-s2-brain.toml", help="base recipe (model name/scale/head are overridden)")
+    p.add_argument("--recipe", default="recipes/unet-s2-brain.toml", help="base recipe (model, head, supervision, seed are overridden)")
     p.add_argument("--out", default="runs/bench-srhead")
     p.add_argument("--retrain", action="store_true", help="ignore cached checkpoints")
-    p.add_argument("--repeats", type=int, default=30, help="timed forward passes per variant")
+    p.add_argument("--repeats", type=int, default=30, help="timed forward passes per architecture")
     p.add_argument("--no-full-res", nargs="*", default=[], metavar="MODEL",
-                   help="skip variant (c) for these backbones (4x the training cost; to fit a time budget)")
+                   help="skip variant d for these backbones (the costliest training; to fit a time budget)")
     p.add_argument("--docs", default="docs/BENCHMARKS.md")
+    p.add_argument("--section", default="srhead", help="section of --docs to write (e.g. srhead-seeds for a seed study)")
     p.add_argument("--plot", default="docs/srhead.png")
 
 
-def _configs(models, scales, no_full_res=()):
+def _cells(args, models):
     for name in models:
-        for scale in scales:
-            yield name, "a", scale, False
-            yield name, "b", scale, True
-        if name not in no_full_res:
-            yield name, "c", 1, False
+        for sampling in args.inputs:
+            for seed in args.seeds:
+                for key in args.variants:
+                    if VARIANTS[key].full_res:  # scale 1: the sampling does not matter, trained once
+                        if name not in args.no_full_res and sampling == args.inputs[0]:
+                            yield name, sampling, seed, key, 1
+                        continue
+                    for scale in args.scales:
+                        yield name, sampling, seed, key, scale
 
 
 def _train_or_load(recipe, splits, out: Path, retrain: bool) -> dict:
@@ -48,30 +61,64 @@ def _train_or_load(recipe, splits, out: Path, retrain: bool) -> dict:
     return train(recipe, out_dir=out, show_progress=True, splits=splits)
 
 
-def _time_variants(models: dict, repeats: int) -> dict:
-    """Median single-thread latency (ms) of each model, interleaved so they share machine conditions."""
-    import statistics
+def _onnx(model, x):
+    """Export at opset 13 and simplify (what `edgeseg export` ships) -> (ORT 1-thread call, simulated Nano ms)."""
+    import io
 
+    import onnx
+    import onnxruntime as ort
+    import onnxsim
+    import torch
+
+    from edgeseg.latency.predict import simulate
+
+    f = io.BytesIO()
+    try:
+        torch.onnx.export(model, x, f, opset_version=13, dynamo=False, input_names=["x"])
+    except TypeError:  # torch without the dynamo switch
+        torch.onnx.export(model, x, f, opset_version=13, input_names=["x"])
+    proto, ok = onnxsim.simplify(onnx.load_from_string(f.getvalue()))
+    if not ok:
+        raise RuntimeError(f"onnxsim could not validate the simplified {model.name}")
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
+    session = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    feed = {"x": x.numpy()}
+    return (lambda: session.run(None, feed)), simulate(proto, "jetson-nano").total_ms
+
+
+def _time_architectures(models: dict, repeats: int) -> dict:
+    """{key: (model, x)} -> {key: (torch ms, ORT ms, simulated Nano ms)}; measured ones are medians of
+    interleaved single-thread runs."""
     import torch
 
     torch.set_num_threads(1)
-    times = {k: [] for k in models}
+    calls, nano = {}, {}
     with torch.no_grad():
+        for key, (model, x) in models.items():
+            calls[(key, "torch")] = (lambda m=model, x=x: m(x))
+            calls[(key, "ort")], nano[key] = _onnx(model, x)
         for _ in range(3):  # warm-up
-            for key, (model, x) in models.items():
-                model(x)
+            for call in calls.values():
+                call()
+        times = {k: [] for k in calls}
         for _ in range(repeats):
-            for key, (model, x) in models.items():
+            for k, call in calls.items():
                 t0 = time.perf_counter()
-                model(x)
-                times[key].append((time.perf_counter() - t0) * 1e3)
-    return {k: statistics.median(v) for k, v in times.items()}
+                call()
+                times[k].append((time.perf_counter() - t0) * 1e3)
+    return {key: (statistics.median(times[(key, "torch")]), statistics.median(times[(key, "ort")]), nano[key]) for key in models}
 
 
 def run(args) -> int:
+    import warnings
+    from dataclasses import replace
+
     import torch
 
-    from edgeseg.bench.report import machine_line, write_section
+    from edgeseg.bench.srhead_report import markdown, plot
+    from edgeseg.bench.srhead_variants import recipe_for, with_sampling
+    from edgeseg.bench.report import write_section
     from edgeseg.models import list_models
     from edgeseg.models.complexity import count_macs, count_parameters
     from edgeseg.train.checkpoint import load_checkpoint
@@ -79,92 +126,34 @@ def run(args) -> int:
     from edgeseg.train.trainer import load_splits
 
     base = load_recipe(args.recipe)
-    base = replace(base, train=replace(base.train, epochs=args.epochs), model=replace(base.model, width=0))
     models = args.models or list_models()
-    splits = load_splits(base)
+    area = load_splits(base)
+    splits = {s: with_sampling(area, s) for s in args.inputs}
     h, w = base.data.slices.canvas
-    rows, timed = [], {}
-    for name, variant, scale, head in _configs(models, args.scales, args.no_full_res):
-        recipe = replace(base, model=replace(base.model, name=name, scale=scale, sr_head=head))
-        out = Path(args.out) / f"{name}-s{scale}-{variant}"
-        metrics = _train_or_load(recipe, splits, out, args.retrain)
-        model, _, _ = load_checkpoint(out / "model.pt")
-        shape = (1, 1, h // scale, w // scale)
-        key = (name, variant, scale)
-        timed[key] = (model, torch.randn(shape))
-        rows.append({"model": name, "variant": variant, "scale": scale, "params": count_parameters(model),
-                     "head_params": model.head_parameters(), "macs": count_macs(model, shape),
-                     "dice": metrics["test"]["mean_foreground_dice"], "dice_per_class": metrics["test"]["dice"],
-                     "epochs": args.epochs})
-    latency = _time_variants(timed, args.repeats)
-    for row in rows:
-        row["latency_ms"] = latency[(row["model"], row["variant"], row["scale"])]
+    cells, archs = [], {}
+    for name, sampling, seed, key, scale in _cells(args, models):
+        recipe = recipe_for(replace(base, train=replace(base.train, epochs=args.epochs)), name, scale, key, seed)
+        out = Path(args.out) / f"{name}-s{scale}-{key}-{sampling}-seed{seed}"
+        metrics = _train_or_load(recipe, splits[sampling], out, args.retrain)
+        arch = (name, scale, VARIANTS[key].head)
+        if arch not in archs:
+            model, _, _ = load_checkpoint(out / "model.pt")
+            shape = (1, 1, h // scale, w // scale)
+            archs[arch] = {"model": model, "x": torch.randn(shape), "params": count_parameters(model),
+                           "head_params": model.head_parameters(), "macs": count_macs(model, shape)}
+        cells.append({"model": name, "scale": scale, "variant": key, "inputs": sampling, "seed": seed,
+                      "dice": metrics["test"]["mean_foreground_dice"], "dice_per_class": metrics["test"]["dice"],
+                      "best_epoch": metrics["best_epoch"], "supervision": metrics.get("supervision", "final"),
+                      "arch": list(arch)})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notes
+        latency = _time_architectures({k: (v["model"], v["x"]) for k, v in archs.items()}, args.repeats)
+    arch_rows = [{"arch": list(k), "params": v["params"], "head_params": v["head_params"], "macs": v["macs"],
+                  "torch_ms": latency[k][0], "ort_ms": latency[k][1], "nano_ms": latency[k][2]} for k, v in archs.items()]
     Path(args.out).mkdir(parents=True, exist_ok=True)
-    (Path(args.out) / "results.json").write_text(json.dumps(rows, indent=2))
-    md = _markdown(rows, args)
-    write_section("srhead", md, args.docs)
-    _plot(rows, args.plot)
+    (Path(args.out) / "results.json").write_text(json.dumps({"cells": cells, "architectures": arch_rows}, indent=2))
+    md = markdown(cells, arch_rows, args)
+    write_section(args.section, md, args.docs)
+    plot(cells, args.plot)
     print(md)
     return 0
-
-
-def _markdown(rows, args) -> str:
-    by_key = {(r["model"], r["variant"], r["scale"]): r for r in rows}
-    lines = [
-        "## SR segmentation head (J-Net idea) vs bilinear upsampling vs full resolution",
-        "",
-        f"Command: `edgeseg bench srhead --epochs {args.epochs} --scales {' '.join(map(str, args.scales))}"
-        f"{' --no-full-res ' + ' '.join(args.no_full_res) if args.no_full_res else ''}` "
-        f"(recipe `{args.recipe}`: MNI152 axial slices, 224x192 full-resolution grid, labels background/GM/WM).",
-        "Dice: mean over GM and WM on the test split, at full resolution, pooled over slices. "
-        "Latency: PyTorch, 1 thread, median of "
-        f"{args.repeats} interleaved runs, batch 1. (a) low-res input, logits upsampled bilinearly; "
-        "(b) low-res input + SR head; (c) full-res input, no head.",
-        "",
-        "| backbone | scale | variant | params | head params | MMACs | latency ms | mean fg Dice | (b) vs (a) Dice | (b) vs (a) latency |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in rows:
-        gain = cost = ""
-        if r["variant"] == "b":
-            a = by_key[(r["model"], "a", r["scale"])]
-            gain = f"{100 * (r['dice'] / a['dice'] - 1):+.1f} %" if a["dice"] > 0 else "n/a"
-            cost = f"{100 * (r['latency_ms'] / a['latency_ms'] - 1):+.1f} %"
-        lines.append(f"| {r['model']} | {r['scale']} | {r['variant']}: {VARIANTS[r['variant']]} | {r['params']:,} | {r['head_params']} | "
-                     f"{r['macs'] / 1e6:.1f} | {r['latency_ms']:.2f} | {r['dice']:.4f} | {gain} | {cost} |")
-    gains = [(r["dice"] / by_key[(r["model"], "a", r["scale"])]["dice"] - 1) for r in rows
-             if r["variant"] == "b" and by_key[(r["model"], "a", r["scale"])]["dice"] > 0] or [0.0]
-    hits = sum(g >= 0.055 for g in gains)
-    from edgeseg.bench.report import machine_line
-
-    lines += ["", f"Paper target: (b) beats (a) by >= 5.5 % relative mean Dice with < 200 extra parameters and < 25 % extra latency. "
-              f"Measured: {hits} of {len(gains)} backbone/scale pairs reach +5.5 %; "
-              f"relative gains range {100 * min(gains):+.1f} % to {100 * max(gains):+.1f} %.", "",
-              *([f"Variant (c) not trained for: {', '.join(args.no_full_res)} (time budget)."] if args.no_full_res else []),
-              "", "![SR head benchmark](srhead.png)", "", machine_line()]
-    return "\n".join(lines)
-
-
-def _plot(rows, path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    models = sorted({r["model"] for r in rows})
-    scales = sorted({r["scale"] for r in rows if r["variant"] != "c"})
-    by_key = {(r["model"], r["variant"], r["scale"]): r for r in rows}
-    fig, axes = plt.subplots(1, len(scales), figsize=(5 * len(scales), 4), squeeze=False)
-    for ax, scale in zip(axes[0], scales):
-        for i, (variant, label) in enumerate(VARIANTS.items()):
-            s = 1 if variant == "c" else scale
-            vals = [by_key[(m, variant, s)]["dice"] if (m, variant, s) in by_key else float("nan") for m in models]
-            ax.bar([j + (i - 1) * 0.27 for j in range(len(models))], vals, width=0.27, label=label)
-        ax.set_xticks(range(len(models)), models)
-        ax.set_ylim(0.5, 1.0)
-        ax.set_title(f"scale {scale}: mean foreground Dice (test)")
-        ax.legend(loc="lower right", fontsize=8)
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
