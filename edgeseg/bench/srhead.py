@@ -40,16 +40,21 @@ def add_arguments(p) -> None:
 
 
 def _cells(args, models):
-    for name in models:
-        for sampling in args.inputs:
+    """(model, sampling, seed, variant, scale) in priority order: the largest scale first (J-Net's x8), then
+    backbone, input sampling, seed, variant; the full-resolution variant last."""
+    for scale in sorted(args.scales, reverse=True):
+        for name in models:
+            for sampling in args.inputs:
+                for seed in args.seeds:
+                    for key in args.variants:
+                        if not VARIANTS[key].full_res:
+                            yield name, sampling, seed, key, scale
+    for name in models:  # scale 1: the sampling does not matter, trained once per backbone and seed
+        if name not in args.no_full_res:
             for seed in args.seeds:
                 for key in args.variants:
-                    if VARIANTS[key].full_res:  # scale 1: the sampling does not matter, trained once
-                        if name not in args.no_full_res and sampling == args.inputs[0]:
-                            yield name, sampling, seed, key, 1
-                        continue
-                    for scale in args.scales:
-                        yield name, sampling, seed, key, scale
+                    if VARIANTS[key].full_res:
+                        yield name, args.inputs[0], seed, key, 1
 
 
 def _train_or_load(recipe, splits, out: Path, retrain: bool) -> dict:
@@ -133,7 +138,7 @@ def run(args) -> int:
     cells, archs = [], {}
     for name, sampling, seed, key, scale in _cells(args, models):
         recipe = recipe_for(replace(base, train=replace(base.train, epochs=args.epochs)), name, scale, key, seed)
-        out = Path(args.out) / f"{name}-s{scale}-{key}-{sampling}-seed{seed}"
+        out = Path(args.out) / f"{name}-s{scale}-{key}-{sampling}-seed{seed}-e{args.epochs}"
         metrics = _train_or_load(recipe, splits[sampling], out, args.retrain)
         arch = (name, scale, VARIANTS[key].head)
         if arch not in archs:
