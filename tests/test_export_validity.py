@@ -205,3 +205,35 @@ def test_model_card_says_which_file_to_deploy_where(exported):
     assert deploy == {"trt": {"model.fp32-sim.onnx", "model.fp16.onnx"},
                       "ort-cpu": {"model.fp32-sim.onnx", "model.fp16.onnx", "model.int8.onnx"}}
     assert "Which file to deploy where" in (exported / "model_card.md").read_text()
+
+
+def test_narrow_convs_stay_float_and_qoperator_is_valid_too(tmp_path):
+    from export_helpers import tiny_checkpoint, tiny_fp32
+
+    from edgeseg.export.check import check_file, errors
+    from edgeseg.export.quantize import quantize_int8
+    from edgeseg.export.recipe import QuantizeConfig
+
+    fp32, calib = tiny_fp32(tiny_checkpoint(tmp_path / "model.pt", width=8), tmp_path)
+    cfg = QuantizeConfig(activation_type="uint8", float_below_channels=8)
+    info = quantize_int8(fp32, tmp_path / "q.onnx", calib, cfg, tmp_path)
+    # the 1-channel input conv and the SR head's one-channel-per-group convs (and its 7-channel fuse conv)
+    assert any("enc.0.0.0" in n for n in info["kept_float"]) and any("refine" in n for n in info["kept_float"])
+    assert not any("enc.0.1.0" in n for n in info["kept_float"])  # 8 input channels: quantized
+    _strict(tmp_path / "q.onnx")
+    c = _qdq_counts(tmp_path / "q.onnx")
+    assert c["quantized_convs"] == c["convs"] - len(info["kept_float"]) and c["weight_dq"] == c["quantized_convs"]
+    qop = quantize_int8(fp32, tmp_path / "qop.onnx", calib, QuantizeConfig(format="qoperator"), tmp_path)
+    _strict(tmp_path / "qop.onnx")
+    assert qop["format"] == "QOPERATOR"
+    ops = Counter(n.op_type for n in onnx.load(str(tmp_path / "qop.onnx")).graph.node)
+    assert ops["QLinearConv"] == c["convs"] and "Conv" not in ops
+    _, found = check_file(tmp_path / "qop.onnx", "jetson-orin-nano")
+    assert any(f.op_type == "QLinearConv" for f in errors(found))  # TensorRT parses QDQ, not QOperator
+
+
+def test_an_unknown_quantize_format_is_refused():
+    from edgeseg.export.recipe import ExportRecipe, QuantizeConfig, SourceConfig
+
+    with pytest.raises(ValueError, match="qdq, qoperator"):
+        ExportRecipe(source=SourceConfig(checkpoint="m.pt"), quantize=QuantizeConfig(format="qlinear"))

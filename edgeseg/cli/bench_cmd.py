@@ -8,6 +8,7 @@ BENCHMARKS = {
     "srhead": "edgeseg.bench.srhead",
     "runner": "edgeseg.bench.runner",
     "export": "edgeseg.bench.export_table",
+    "int8-cpu": "edgeseg.bench.int8_cpu",
     "latency-validation": "edgeseg.bench.latency_validation",
     "latency-host": "edgeseg.bench.latency_host",
     "compression": "edgeseg.bench.compression",

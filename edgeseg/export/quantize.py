@@ -1,7 +1,8 @@
 """INT8 post-training quantization with ONNX Runtime: quant_pre_process, then static QDQ, per-channel weights.
 
 Calibration uses real low-resolution slices from the training split (never the test split). The method is
-chosen by name; named nodes (globs allowed, e.g. "/sr_head/fuse/*") are kept in float.
+chosen by name; named nodes (globs allowed, e.g. "/sr_head/*") and convs with fewer than `float_below_channels`
+input channels per group are kept in float.
 """
 from __future__ import annotations
 
@@ -62,6 +63,29 @@ def resolve_nodes(model, patterns) -> list[str]:
     return out
 
 
+def narrow_convs(model, below: int) -> list[str]:
+    """Conv / ConvTranspose nodes with fewer than `below` input channels per group (0: none).
+
+    On ONNX Runtime's CPU kernels such a conv gains nothing from INT8 (its im2col/GEMM has a reduction depth
+    of a few values per output; the first conv of a 1-channel image and the SR head's per-class convs are
+    2-7x slower as QLinearConv than in float, `edgeseg bench int8-cpu`), so it is kept float."""
+    if below <= 0:
+        return []
+    import onnx
+
+    inits = {i.name: i for i in model.graph.initializer}
+    out = []
+    for n in model.graph.node:
+        if n.op_type not in ("Conv", "ConvTranspose") or len(n.input) < 2 or n.input[1] not in inits:
+            continue
+        dims = list(inits[n.input[1]].dims)
+        group = next((onnx.helper.get_attribute_value(a) for a in n.attribute if a.name == "group"), 1)
+        per_group = dims[1] if n.op_type == "Conv" else dims[0] // group
+        if per_group < below:
+            out.append(n.name)
+    return out
+
+
 def quantize_int8(src: str | Path, dst: str | Path, calib: np.ndarray, config, work_dir: str | Path) -> dict:
     """src: simplified FP32 ONNX with the contract; dst: INT8 QDQ ONNX; config: recipe.QuantizeConfig."""
     import onnx
@@ -76,6 +100,7 @@ def quantize_int8(src: str | Path, dst: str | Path, calib: np.ndarray, config, w
     quant_pre_process(str(src), str(prepared), skip_optimization=False)
     prepared_model = onnx.load(str(prepared))
     excluded = resolve_nodes(prepared_model, config.keep_float)
+    excluded += [n for n in narrow_convs(prepared_model, config.float_below_channels) if n not in excluded]
     contract = ModelContract.from_metadata({p.key: p.value for p in onnx.load(str(src)).metadata_props}, str(src))
     symmetric = config.activation_type == "int8"
     extra = {"ActivationSymmetric": symmetric, "WeightSymmetric": True}
@@ -84,7 +109,7 @@ def quantize_int8(src: str | Path, dst: str | Path, calib: np.ndarray, config, w
     full = work_dir / "int8-full-names.onnx"  # kept for the per-layer error report (ORT matches tensors by name)
     quantize_static(
         str(prepared), str(full), calibration_reader(calib, contract.input_name),
-        quant_format=QuantFormat.QDQ, per_channel=config.per_channel,
+        quant_format=QuantFormat.QOperator if config.format == "qoperator" else QuantFormat.QDQ, per_channel=config.per_channel,
         activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8, weight_type=QuantType.QInt8,
         calibrate_method=_methods()[config.method], nodes_to_exclude=excluded, extra_options=extra,
     )
@@ -95,7 +120,7 @@ def quantize_int8(src: str | Path, dst: str | Path, calib: np.ndarray, config, w
     save_checked(model, dst)  # also drops the ai.onnx.ml / com.microsoft.* imports the quantizer leaves behind
     return {"method": config.method, "calibration_slices": int(len(calib)), "per_channel": config.per_channel,
             "activation_type": config.activation_type, "weight_type": "int8", "kept_float": excluded,
-            "format": "QDQ", "compact_names": config.compact_names}
+            "format": config.format.upper(), "compact_names": config.compact_names, "float_below_channels": config.float_below_channels}
 
 
 QDQ_SUFFIXES = (("_QuantizeLinear_Output", "_q"), ("_DequantizeLinear_Output", "_dq"), ("_QuantizeLinear", "_Q"),

@@ -14,6 +14,7 @@ from edgeseg.errors import EdgesegError
 
 METHODS = ("minmax", "entropy", "percentile")
 PRECISIONS = ("fp32", "fp16", "int8")
+FORMATS = ("qdq", "qoperator")
 
 
 @dataclass(frozen=True)
@@ -29,9 +30,11 @@ class QuantizeConfig:
     calibration_slices: int = 64        # real slices of the training split, evenly spaced
     per_channel: bool = True            # per-output-channel weight scales
     activation_type: str = "int8"       # int8 (symmetric, zero point 0: what TensorRT parses) or uint8
-    keep_float: tuple[str, ...] = ()    # node names or globs kept in float, e.g. "/sr_head/fuse/*"
+    keep_float: tuple[str, ...] = ()    # node names or globs kept in float, e.g. "/sr_head/*"
+    float_below_channels: int = 0       # convs with fewer input channels per group stay float (0: none); CPU speed
     percentile: float = 99.999          # for method = "percentile"
     compact_names: bool = True          # short internal tensor names in the INT8 file (node names stay readable)
+    format: str = "qdq"                 # qdq (QuantizeLinear/DequantizeLinear: ORT and TensorRT) or qoperator (QLinearConv...: ORT only)
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,8 @@ class ExportRecipe:
     def __post_init__(self):
         if self.quantize.method not in METHODS:
             raise ValueError(f"quantize.method '{self.quantize.method}' is not one of {', '.join(METHODS)}")
+        if self.quantize.format not in FORMATS:
+            raise ValueError(f"quantize.format must be one of {', '.join(FORMATS)}, not '{self.quantize.format}'")
         if self.quantize.activation_type not in ("int8", "uint8"):
             raise ValueError(f"quantize.activation_type must be int8 or uint8, not '{self.quantize.activation_type}'")
         if not self.source.checkpoint and not self.source.train_recipe:

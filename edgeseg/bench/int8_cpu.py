@@ -1,0 +1,131 @@
+"""INT8 on this CPU: which quantization choices make ONNX Runtime's INT8 model faster than its FP32 one.
+
+Every variant is quantized from the same simplified FP32 ONNX (default: the released model) by the export
+package's `quantize_int8`, calibrated on the same real training slices, and timed with ONNX Runtime on the
+CPU, one intra-op thread, one slice, interleaved with the FP32 model and every other variant: median wall
+time and median CPU time of the calling thread (with one intra-op thread ORT runs every kernel on it, so
+the CPU time is what other processes on a shared machine disturb least). Dice: mean foreground on the test
+split at full resolution, vs the FP32 ONNX model. The per-operator split comes from ONNX Runtime's profiler.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+
+SR_HEAD = ("/sr_head/*",)
+# name -> (description, QuantizeConfig fields); the released recipe's choice is marked in DOCS_CHOICE
+VARIANTS = {
+    "s8s8": ("QDQ, int8 activations (symmetric), per-channel weights: the TensorRT-friendly default", {}),
+    "u8s8": ("QDQ, uint8 activations (asymmetric)", {"activation_type": "uint8"}),
+    "s8s8-sr": ("as s8s8, SR head float", {"keep_float": SR_HEAD}),
+    "u8s8-sr": ("as u8s8, SR head float", {"activation_type": "uint8", "keep_float": SR_HEAD}),
+    "u8s8-narrow": ("as u8s8, convs with < 8 input channels per group float", {"activation_type": "uint8", "float_below_channels": 8}),
+    "u8s8-sr-narrow": ("as u8s8, SR head and convs with < 8 input channels per group float",
+                       {"activation_type": "uint8", "keep_float": SR_HEAD, "float_below_channels": 8}),
+    "u8s8-sr-narrow-pt": ("as u8s8-sr-narrow, per-tensor weights",
+                          {"activation_type": "uint8", "keep_float": SR_HEAD, "float_below_channels": 8, "per_channel": False}),
+    "qop-u8s8-sr-narrow": ("as u8s8-sr-narrow, QOperator format (QLinearConv; ONNX Runtime only)",
+                           {"activation_type": "uint8", "keep_float": SR_HEAD, "float_below_channels": 8, "format": "qoperator"}),
+}
+DOCS_CHOICE = "u8s8-sr-narrow"
+
+
+def add_arguments(p) -> None:
+    p.add_argument("--model", default="export/unet-s2-brain-nano/unet-s2-brain-nano.fp32-sim.onnx", help="simplified FP32 ONNX")
+    p.add_argument("--recipe", default="recipes/unet-s2-brain.toml", help="training recipe (calibration and test slices)")
+    p.add_argument("--variants", nargs="*", choices=list(VARIANTS), help="default: all")
+    p.add_argument("--calibration-slices", type=int, default=64)
+    p.add_argument("--repeats", type=int, default=200, help="timed runs per model, interleaved")
+    p.add_argument("--out", default="runs/bench-int8-cpu")
+    p.add_argument("--docs", default="docs/BENCHMARKS.md")
+
+
+def interleaved(paths: dict, x, repeats: int) -> tuple[dict, dict]:
+    """-> (median wall ms, median thread-CPU ms) per key, one thread, the models taking turns."""
+    from edgeseg.export.simplify import ort_session
+
+    sessions = {k: ort_session(p, threads=1) for k, p in paths.items()}
+    feeds = {k: {s.get_inputs()[0].name: x} for k, s in sessions.items()}
+    wall = {k: [] for k in sessions}
+    cpu = {k: [] for k in sessions}
+    for _ in range(5):
+        for k, s in sessions.items():
+            s.run(None, feeds[k])
+    for _ in range(repeats):
+        for k, s in sessions.items():
+            c, t = time.thread_time(), time.perf_counter()
+            s.run(None, feeds[k])
+            wall[k].append((time.perf_counter() - t) * 1e3)
+            cpu[k].append((time.thread_time() - c) * 1e3)
+    return {k: statistics.median(v) for k, v in wall.items()}, {k: statistics.median(v) for k, v in cpu.items()}
+
+
+def _dice(path, test, scale: int) -> float:
+    import numpy as np
+
+    from edgeseg.export.simplify import ort_session, run_onnx
+    from edgeseg.metrics import mean_foreground_dice
+
+    x = np.ascontiguousarray(test.lowres(scale)[:, None], dtype=np.float32)
+    return mean_foreground_dice(run_onnx(ort_session(path, threads=2), x).argmax(1), test.label, len(test.class_names))
+
+
+def run(args) -> int:
+    from dataclasses import replace
+
+    import numpy as np
+
+    from edgeseg.bench.report import write_section
+    from edgeseg.contract import read_contract
+    from edgeseg.export.pipeline import load_data
+    from edgeseg.export.quantize import calibration_slices, quantize_int8
+    from edgeseg.export.recipe import QuantizeConfig
+    from edgeseg.latency.profile import profile_model
+    from edgeseg.train.recipe import load_recipe
+
+    names = args.variants or list(VARIANTS)
+    scale = read_contract(args.model).scale
+    sets, _, _ = load_data(load_recipe(args.recipe))
+    calib = calibration_slices(sets["train"].lowres(scale), args.calibration_slices)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    paths, kept = {"fp32": Path(args.model)}, {}
+    for name in names:
+        work = out / name
+        work.mkdir(exist_ok=True)
+        info = quantize_int8(args.model, out / f"{name}.int8.onnx", calib, replace(QuantizeConfig(), **VARIANTS[name][1]), work)
+        paths[name], kept[name] = out / f"{name}.int8.onnx", info["kept_float"]
+    dice = {k: _dice(p, sets["test"], scale) for k, p in paths.items()}
+    x = np.ascontiguousarray(sets["test"].lowres(scale)[len(sets["test"]) // 2][None, None], dtype=np.float32)
+    wall, cpu = interleaved(paths, x, args.repeats)
+    best = DOCS_CHOICE if DOCS_CHOICE in paths else names[-1]
+    ops = {k: profile_model(paths[k], runs=1, warmup=3, op_runs=args.repeats // 4).op_ms for k in ("fp32", "s8s8", best) if k in paths}
+    text = _markdown(args, paths, dice, wall, cpu, kept, ops, best)
+    write_section("int8-cpu", text, args.docs)
+    print(text)
+    return 0
+
+
+def _markdown(args, paths, dice, wall, cpu, kept, ops, best) -> str:
+    from edgeseg.bench.report import machine_line
+
+    cmd = f"edgeseg bench int8-cpu --calibration-slices {args.calibration_slices} --repeats {args.repeats}"
+    lines = ["## INT8 on the CPU: which choices make it faster than FP32", "", f"Command: `{cmd}` (model `{args.model}`)", "",
+             f"Each INT8 variant quantized from the same FP32 file, minmax calibration on {args.calibration_slices} real "
+             f"training slices. Latency: ONNX Runtime CPU, 1 thread, one slice, median of {args.repeats} runs interleaved "
+             "across all rows; wall time and the calling thread's CPU time (robust to other processes on a shared machine). "
+             "Dice: mean foreground, test split, full resolution; points lost vs FP32 ONNX.", "",
+             "| variant | what | wall ms | × FP32 | CPU ms | × FP32 | Dice | points lost | KiB | kept float |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    for k, p in paths.items():
+        what = "FP32 ONNX (simplified)" if k == "fp32" else VARIANTS[k][0]
+        lines.append(f"| {k}{' **(recipe)**' if k == best else ''} | {what} | {wall[k]:.2f} | {wall[k] / wall['fp32']:.2f} | "
+                     f"{cpu[k]:.2f} | {cpu[k] / cpu['fp32']:.2f} | {dice[k]:.4f} | {100 * (dice['fp32'] - dice[k]):+.2f} | "
+                     f"{Path(p).stat().st_size / 1024:.0f} | {len(kept.get(k, []))} |")
+    op_names = sorted({o for v in ops.values() for o in v}, key=lambda o: -max(v.get(o, 0) for v in ops.values()))
+    lines += ["", "Where the time goes (ONNX Runtime profiler, ms per run, kernels only, after ORT's graph optimisation):", "",
+              "| op | " + " | ".join(ops) + " |", "|---|" + "---:|" * len(ops)]
+    lines += [f"| {o} | " + " | ".join(f"{v.get(o, 0):.2f}" for v in ops.values()) + " |" for o in op_names[:14]]
+    lines += ["| total | " + " | ".join(f"{sum(v.values()):.2f}" for v in ops.values()) + " |"]
+    return "\n".join(lines + ["", machine_line()])
