@@ -21,9 +21,9 @@ import pydicom  # noqa: E402
 from edgeseg.cli import main  # noqa: E402
 from edgeseg.node.config import Destination  # noqa: E402
 from edgeseg.node.health import echo  # noqa: E402
+from edgeseg.bench.dicom_peer import StorePeer  # noqa: E402
 from edgeseg.node.spool import Spool  # noqa: E402
 from node_helpers import HOST, free_port, kill9, node_process, spool_files, wait_for  # noqa: E402
-from node_peers import StorePeer  # noqa: E402
 from runtime_fixtures import SAMPLE, new_series, sample_datasets  # noqa: E402
 from test_node_dicom import _send, make_node, model  # noqa: E402,F401  (shared fixtures)
 
@@ -122,9 +122,7 @@ def test_disk_full_during_segmentation_is_retried_with_every_instance(make_node,
     for p in fillers:
         p.unlink()
     assert wait_for(lambda: len(peer.received) == 1, 40), "never segmented after space came back"
-    refs = {str(i.ReferencedSOPInstanceUID) for s in peer.datasets[0].ReferencedSeriesSequence
-            for i in s.ReferencedInstanceSequence}
-    assert refs == {str(d.SOPInstanceUID) for d in sent}         # all six, none left out
+    assert peer.references() == [{str(d.SOPInstanceUID) for d in sent}]         # all six, none left out
 
 
 @pytest.mark.parametrize("small_spool", ["size=4m,nr_inodes=40"], indirect=True)

@@ -1,13 +1,22 @@
-"""A pynetdicom C-STORE peer for the node's forward tests (loopback only): chosen status, slow A-RELEASE,
-no SEG support, calling-AE check; counts what it received."""
+"""A pynetdicom C-STORE peer that misbehaves on purpose (loopback only), for the node's fault tests and
+`edgeseg bench node`: a chosen C-STORE status, a slow A-RELEASE, no SEG support, a calling-AE check.
+It counts every Store request it received."""
 from __future__ import annotations
 
 import threading
 import time
 
-from node_helpers import HOST, free_port
+HOST = "127.0.0.1"
 
 SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
 
 
 class StorePeer:
@@ -15,7 +24,7 @@ class StorePeer:
                  require_calling: str | None = None, ae_title: str = "FWD", port: int | None = None):
         self.status, self.accept_seg, self.release_delay = status, accept_seg, release_delay
         self.require_calling, self.ae_title = require_calling, ae_title
-        self.port = port or free_port()
+        self.port = port or _free_port()
         self.received: list[str] = []            # SOP Instance UIDs, one per C-STORE request
         self.datasets: list = []                 # what was stored (when the status is a success)
         self.release_requested = threading.Event()
@@ -47,6 +56,11 @@ class StorePeer:
         self.server = ae.start_server((HOST, self.port), block=False,
                                       evt_handlers=[(evt.EVT_C_STORE, on_store), (evt.EVT_PDU_RECV, on_pdu)])
         return self
+
+    def references(self) -> list[set]:
+        """Per SEG received: the source SOP Instance UIDs it references."""
+        return [{str(i.ReferencedSOPInstanceUID) for s in ds.ReferencedSeriesSequence for i in s.ReferencedInstanceSequence}
+                for ds in self.datasets]
 
     def stop(self) -> None:
         if self.server is not None:

@@ -128,11 +128,11 @@ class Peer:
 
 
 class NodeProc:
-    def __init__(self, args, work: Path, port: int, forward_port: int, *extra):
+    def __init__(self, args, work: Path, port: int, forward_port: int, *extra, spool: Path | None = None):
         work.mkdir(parents=True, exist_ok=True)
         self.port, self.log = port, work / "node.log"
         self.cmd = [sys.executable, "-m", "edgeseg", "serve", args.model, "--bind", HOST, "--port", str(port),
-                    "--spool", str(work / "spool"), "--forward", f"FWD@{HOST}:{forward_port}", "--series-timeout",
+                    "--spool", str(spool or work / "spool"), "--forward", f"FWD@{HOST}:{forward_port}", "--series-timeout",
                     str(args.series_timeout), "--threads", str(args.threads), *extra]
         self.proc = None
 
@@ -230,7 +230,10 @@ def kill_mid_series(args, work: Path, item, after: int = 12) -> dict:
         for i, f in enumerate(files):
             if i == after:
                 node.stop(kill=True)           # SIGKILL in the middle of the association
-            status = assoc.send_c_store(pydicom.dcmread(f)) if assoc.is_established else None
+            try:
+                status = assoc.send_c_store(pydicom.dcmread(f)) if assoc.is_established else None
+            except RuntimeError:  # the association died between the check and the send
+                status = None
             if getattr(status, "Status", None) == 0x0000:
                 acked.add(str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID))
         if assoc.is_established:
@@ -262,6 +265,12 @@ def run(args) -> int:
     print("down-up:", b, file=sys.stderr)
     c = kill_mid_series(args, root / "kill", series[0])
     print("kill:", c, file=sys.stderr)
+    from edgeseg.bench.node_faults import SCENARIOS, describe
+
+    faults = {}
+    for name, scenario in SCENARIOS.items():
+        faults[name] = scenario(args, root / name.replace(" ", "-").replace("/", ""))
+        print(f"{name}:", faults[name], file=sys.stderr)
     cmd = (f"edgeseg bench node --model {args.model} --series {args.series} --senders {args.senders} "
            f"--series-timeout {args.series_timeout:g} --threads {args.threads} --down-s {args.down_s:g}")
     md = f"""## DICOM node: load and faults (`edgeseg serve`)
@@ -274,10 +283,16 @@ the node in its own process (`--threads {args.threads}`), model `{Path(args.mode
 | {a['series']} series ({a['instances']} instances) from {a['senders']} concurrent storescu | total {a['total_s']:.1f} s (first send to last SEG acknowledged); last instance -> SEG forwarded p50 {a['p50']:.2f} s, p95 {a['p95']:.2f} s (includes the {args.series_timeout:g} s series timeout); lost {a['lost']}, duplicated {a['duplicated']}, storescu failures {a['storescu_failed']} |
 | forward peer down {b['down_s']:g} s, then up ({b['series']} series) | {b['failed_attempts']} failed attempts while down; all delivered {b['up_to_all_s']:.1f} s after the peer came up; lost {b['lost']}, duplicated {b['duplicated']} |
 | kill -9 after {c['acked']} acknowledged instances, restart | {c['spooled_after_kill']} instances in the spool after the kill; {c['segs']} SEG after restart; acknowledged instances missing from it: {c['lost']}; duplicated {c['duplicated']} |
+{chr(10).join(describe(name, r) for name, r in faults.items())}
+
+Fault scenarios (edgeseg/bench/node_faults.py) use pynetdicom senders and a pynetdicom peer that misbehaves on
+purpose; series of 6 slices. Lost: acknowledged instances no delivered SEG references (or a refused SEG not
+kept in dead-letter/); duplicated: Store requests beyond one per SEG.
 
 {machine_line()} 1-minute load average when the bench started: {load_avg:.1f} (other work on the machine counts).
 """
     write_section("node", md, args.docs)
     print(md)
-    ok = a["lost"] == a["duplicated"] == b["lost"] == b["duplicated"] == c["lost"] == c["duplicated"] == 0
+    ok = a["lost"] == a["duplicated"] == b["lost"] == b["duplicated"] == c["lost"] == c["duplicated"] == 0 and \
+        all(r is None or r["lost"] == r["duplicated"] == 0 for r in faults.values())
     return 0 if ok else 1
