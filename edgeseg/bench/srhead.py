@@ -22,7 +22,7 @@ from edgeseg.bench.srhead_variants import DEFAULT_VARIANTS, VARIANTS
 def add_arguments(p) -> None:
     p.add_argument("--models", nargs="*", help="backbones (default: all registered)")
     p.add_argument("--scales", nargs="*", type=int, default=[2, 4, 8])
-    p.add_argument("--variants", nargs="*", default=list(DEFAULT_VARIANTS), choices=sorted(VARIANTS),
+    p.add_argument("--variants", nargs="*", default=list(DEFAULT_VARIANTS), choices=sorted(k for k, v in VARIANTS.items() if not v.derived),
                    help=f"variant keys (default: {' '.join(DEFAULT_VARIANTS)})")
     p.add_argument("--inputs", nargs="*", default=["area"], choices=["area", "nearest"],
                    help="low-res input sampling(s): area-averaged (edgeseg) or nearest-sampled (J-Net)")
@@ -64,6 +64,19 @@ def _train_or_load(recipe, splits, out: Path, retrain: bool) -> dict:
     if metrics_path.is_file() and (out / "model.pt").is_file() and not retrain:
         return json.loads(metrics_path.read_text())
     return train(recipe, out_dir=out, show_progress=True, splits=splits)
+
+
+def _lr_mask_dice(model, test_set, scale: int) -> float:
+    """Mean foreground Dice of the 1x argmax mask repeated scale x scale (nearest upsampling of the LR mask)."""
+    import numpy as np
+    import torch
+
+    from edgeseg.metrics import dice_per_class
+
+    with torch.no_grad():
+        lr = model.eval().backbone_logits(torch.from_numpy(test_set.lowres(scale)[:, None])).argmax(1).numpy()
+    pred = lr.repeat(scale, axis=1).repeat(scale, axis=2).astype(np.uint8)
+    return float(dice_per_class(pred, test_set.label, len(test_set.class_names))[1:].mean())
 
 
 def _onnx(model, x):
@@ -141,8 +154,10 @@ def run(args) -> int:
         out = Path(args.out) / f"{name}-s{scale}-{key}-{sampling}-seed{seed}-e{args.epochs}"
         metrics = _train_or_load(recipe, splits[sampling], out, args.retrain)
         arch = (name, scale, VARIANTS[key].head)
-        if arch not in archs:
+        model = None
+        if arch not in archs or key == "lr":
             model, _, _ = load_checkpoint(out / "model.pt")
+        if arch not in archs:
             shape = (1, 1, h // scale, w // scale)
             archs[arch] = {"model": model, "x": torch.randn(shape), "params": count_parameters(model),
                            "head_params": model.head_parameters(), "macs": count_macs(model, shape)}
@@ -150,6 +165,10 @@ def run(args) -> int:
                       "dice": metrics["test"]["mean_foreground_dice"], "dice_per_class": metrics["test"]["dice"],
                       "best_epoch": metrics["best_epoch"], "supervision": metrics.get("supervision", "final"),
                       "arch": list(arch)})
+        for derived, v in VARIANTS.items():
+            if v.derived == key:  # evaluated from this checkpoint, not trained
+                cells.append({**cells[-1], "variant": derived, "dice": _lr_mask_dice(model, splits[sampling][0]["test"], scale),
+                              "dice_per_class": {}})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notes
         latency = _time_architectures({k: (v["model"], v["x"]) for k, v in archs.items()}, args.repeats)

@@ -54,14 +54,14 @@ def markdown(cells, arch_rows, args) -> str:
     ]
     groups = sorted({(m, s, i) for (m, s, i, _) in dice}, key=lambda g: (g[0], g[2], g[1]))
     for model, scale, inputs in groups:
-        for key in args.variants:
+        for key in [k for v in args.variants for k in (v, *(d for d, dv in VARIANTS.items() if dv.derived == v))]:
             values = dice.get((model, scale, inputs, key))
             if not values:
                 continue
             a = arch[(model, scale, VARIANTS[key].head)]
             base_a = arch.get((model, scale, ""))
             lr, bil = dice.get((model, scale, inputs, "lr")), dice.get((model, scale, inputs, "a"))
-            vs_lr = _rel(values, lr) if key != "lr" and scale > 1 else None
+            vs_lr = _rel(values, lr) if key not in ("lr", "lr-nn") and scale > 1 else None
             vs_a = _rel(values, bil) if key != "a" and scale > 1 else None
             cost = (a["ort_ms"] / base_a["ort_ms"] - 1) if (base_a and VARIANTS[key].head) else None
             nano = (a["nano_ms"] / base_a["nano_ms"] - 1) if (base_a and VARIANTS[key].head) else None
@@ -78,7 +78,8 @@ def markdown(cells, arch_rows, args) -> str:
 def _summary(dice) -> list[str]:
     out = []
     for head_key in ("c", "c-auth", "b"):
-        for base_key, base_name in (("lr", "the paper's baseline (lr)"), ("a", "bilinear on the HR loss (a)")):
+        for base_key, base_name in (("lr-nn", "the LR mask upsampled nearest (lr-nn)"), ("lr", "the paper's baseline (lr)"),
+                                    ("a", "bilinear on the HR loss (a)")):
             gains = [_rel(v, dice[(m, s, i, base_key)]) for (m, s, i, k), v in dice.items()
                      if k == head_key and (m, s, i, base_key) in dice]
             gains = [g for g in gains if g is not None]

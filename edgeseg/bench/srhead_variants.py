@@ -2,7 +2,8 @@
 two low-resolution input samplings.
 
 Baselines: "lr" is the paper's contrast (network trained and predicting at low resolution on LR labels,
-logits upsampled bilinearly at test); "a" is edgeseg's stronger one (no head, but the bilinearly
+logits upsampled bilinearly at test; "lr-nn" is the same checkpoint with its low-res *mask* repeated
+to full resolution, the plainest reading of "upsampled at test"); "a" is edgeseg's stronger one (no head, but the bilinearly
 upsampled logits are trained against the HR label). "d" is the full-resolution upper bound.
 """
 from __future__ import annotations
@@ -21,10 +22,12 @@ class Variant:
     head: str = ""  # SR head registry name; "" = no head
     supervision: str = "final"  # edgeseg.train.supervision mode
     full_res: bool = False  # scale 1 input (trained once per backbone and input sampling)
+    derived: str = ""  # not trained: evaluated from this variant's checkpoint in another way
 
 
 VARIANTS = {
     "lr": Variant("low-res, LR labels (paper's baseline)", supervision="base"),
+    "lr-nn": Variant("lr network, LR mask upsampled nearest", supervision="base", derived="lr"),
     "a": Variant("low-res, bilinear, HR loss"),
     "b": Variant("pixelshuffle head", head="pixelshuffle"),
     "b-ds": Variant("pixelshuffle head + deep sup.", head="pixelshuffle", supervision="deep"),
