@@ -9,6 +9,7 @@ split at full resolution, vs the FP32 ONNX model. The per-operator split comes f
 """
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ VARIANTS = {
                            {"activation_type": "uint8", "keep_float": SR_HEAD, "float_below_channels": 8, "format": "qoperator"}),
 }
 DOCS_CHOICE = "u8s8-sr-narrow"
+TARGET_RATIO, TARGET_POINTS = 0.8, 0.5
 
 
 def add_arguments(p) -> None:
@@ -123,6 +125,11 @@ def _markdown(args, paths, dice, wall, cpu, kept, ops, best) -> str:
         lines.append(f"| {k}{' **(recipe)**' if k == best else ''} | {what} | {wall[k]:.2f} | {wall[k] / wall['fp32']:.2f} | "
                      f"{cpu[k]:.2f} | {cpu[k] / cpu['fp32']:.2f} | {dice[k]:.4f} | {100 * (dice['fp32'] - dice[k]):+.2f} | "
                      f"{Path(p).stat().st_size / 1024:.0f} | {len(kept.get(k, []))} |")
+    ratio, lost = cpu[best] / cpu["fp32"], 100 * (dice["fp32"] - dice[best])
+    met = ratio <= TARGET_RATIO and lost <= TARGET_POINTS
+    lines += ["", f"Target (issue #13): INT8 ≤ {TARGET_RATIO}× FP32 CPU time with ≤ {TARGET_POINTS} Dice points lost. "
+              f"{best}: {ratio:.2f}×, {lost:+.2f} points: {'met' if met else 'not met'}. "
+              f"Load average during the run: {', '.join(f'{v:.1f}' for v in os.getloadavg())}."]
     op_names = sorted({o for v in ops.values() for o in v}, key=lambda o: -max(v.get(o, 0) for v in ops.values()))
     lines += ["", "Where the time goes (ONNX Runtime profiler, ms per run, kernels only, after ORT's graph optimisation):", "",
               "| op | " + " | ".join(ops) + " |", "|---|" + "---:|" * len(ops)]
