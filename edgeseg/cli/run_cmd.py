@@ -24,7 +24,11 @@ def register(sub) -> None:
     p.add_argument("--sequential", action="store_true",
                    help="build the DICOM SEG on the main thread after inference (default: its header is prepared "
                         "on a second thread while the model infers)")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--select", default=None, metavar="RULES",
+                   help="segment only series matching every rule, e.g. 'Modality=MR,SeriesDescription~T1' "
+                        "(=, !=, ~ regex, !~); others are listed as skipped. The model's modality and "
+                        "'not a localizer' always apply")
+    p.add_argument("--quiet", action="store_true", help="print nothing but failures (no progress, no summary)")
     p.set_defaults(func=run)
 
 
@@ -33,8 +37,8 @@ def print_summary(rows, info, file=None) -> None:
     file = file or sys.stdout
     head = ("series / file", "slices", "status", "time s", "reason / warnings")
     data = [(r.name, str(r.slices or ""), r.status, f"{r.seconds:.2f}" if r.seconds else "", r.reason) for r in rows]
-    title = f"edgeseg run: provider {info['provider']}, {sum(r.status == 'ok' for r in rows)} ok, " \
-            f"{sum(r.status == 'failed' for r in rows)} failed, {sum(r.status == 'ignored' for r in rows)} ignored"
+    title = f"edgeseg run: provider {info['provider']}, " + ", ".join(
+        f"{sum(r.status == s for r in rows)} {s}" for s in ("ok", "failed", "skipped", "ignored"))
     try:
         from rich.console import Console
         from rich.table import Table
@@ -44,7 +48,7 @@ def print_summary(rows, info, file=None) -> None:
         table = Table(title=title)
         for h in head:
             table.add_column(h, overflow="fold")
-        style = {"ok": "green", "failed": "red", "ignored": "yellow"}
+        style = {"ok": "green", "failed": "red", "ignored": "yellow", "skipped": "cyan"}
         for row in data:
             table.add_row(*row[:2], f"[{style[row[2]]}]{row[2]}[/]", *row[3:])
         Console(width=max(120, Console().width)).print(table)
@@ -60,18 +64,27 @@ def run(args) -> int:
     from edgeseg.runtime.pipeline import Options
     from edgeseg.runtime.pipeline import run as run_pipeline
 
+    from edgeseg.runtime.select import parse_rules
+
     opts = Options(provider=args.provider, threads=args.threads, batch=args.batch, also=tuple(dict.fromkeys(args.also)),
                    overlay=not args.no_overlay, cache_dir=args.trt_cache,
-                   overlap=not args.sequential)
+                   overlap=not args.sequential, select=parse_rules(args.select))
     rows, info = run_pipeline(args.model, args.inputs, args.out, opts, show_progress=not args.quiet)
-    print(f"provider: {info['provider']} (session {info['session_s']:.2f} s)", file=sys.stderr)
-    for warning in info.get("warnings", []):
+    if not args.quiet:
+        print(f"provider: {info['provider']} (session {info['session_s']:.2f} s)", file=sys.stderr)
+    for warning in info.get("warnings", []):  # a degraded run (no SEG writer) is said even when quiet
         print(f"edgeseg run: warning: {warning}", file=sys.stderr)
-    print_summary(rows, info)
+    failed = [r for r in rows if r.status == "failed"]
+    if not args.quiet:
+        print_summary(rows, info)
+    elif failed:
+        print_summary(failed, info)
     if info.get("run_report_error"):
         print(f"edgeseg run: {info['run_report_error']}", file=sys.stderr)
         return 1
-    if not any(r.status == "ok" for r in rows) and not any(r.status == "failed" for r in rows):
-        print("edgeseg run: no DICOM image series found in the inputs", file=sys.stderr)
+    if not any(r.status in ("ok", "failed") for r in rows):
+        skipped = sum(r.status == "skipped" for r in rows)
+        print(f"edgeseg run: no series segmented ({skipped} skipped by the selection rules)" if skipped else
+              "edgeseg run: no DICOM image series found in the inputs", file=sys.stderr)
         return 1
     return 1 if any(r.status == "failed" for r in rows) else 0

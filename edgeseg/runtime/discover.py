@@ -7,6 +7,7 @@ hidden files are skipped silently: the folder search finds the instances they in
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +44,10 @@ class Skipped:
 
 
 def iter_files(inputs):
-    """Yield (path, explicit) for every file under the inputs, folders searched recursively in sorted order."""
+    """Yield (path, explicit) for every file under the inputs, folders searched recursively in sorted order.
+    Links to folders are not followed (no loops); a path named on the command line is yielded as given."""
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
     for item in inputs:
         p = Path(item)
         if p.is_dir():
@@ -54,6 +58,21 @@ def iter_files(inputs):
                         yield Path(root) / name, False
         else:
             yield p, True
+
+
+def not_regular(path: Path) -> str:
+    """Why `path` must not be opened ('' for a regular file): a FIFO would block the run, a device or
+    socket is no image. Checked with stat, which never opens the file."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        return f"cannot stat ({exc.strerror or exc})"
+    if stat.S_ISREG(mode):
+        return ""
+    kind = {stat.S_ISFIFO: "a FIFO", stat.S_ISCHR: "a character device", stat.S_ISBLK: "a block device",
+            stat.S_ISSOCK: "a socket"}
+    return next((f"not a regular file ({name}); not opened" for test, name in kind.items() if test(mode)),
+                "not a regular file; not opened")
 
 
 def read_header(path: Path) -> pydicom.Dataset:
@@ -135,6 +154,10 @@ def discover(inputs) -> tuple[list[SeriesGroup], list[Skipped]]:
         if real in seen:
             continue
         seen.add(real)
+        odd = not_regular(path)
+        if odd:
+            skipped.append(Skipped(path, odd, explicit))
+            continue
         try:
             ds = read_header(path)
         except InvalidDicomError:

@@ -13,15 +13,14 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import numpy as np
 
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime import discover as disc
 from edgeseg.runtime.pixels import decode_series
-from edgeseg.runtime.postprocess import labels_from_logits, to_source_grid
-from edgeseg.runtime.preprocess import obliquity_deg, prepare
 from edgeseg.runtime.report import series_report, volumes_ml, write_json
 from edgeseg.runtime.safe_paths import inside, safe_name
+from edgeseg.runtime.segment import segment_volume
+from edgeseg.runtime.select import skip_reason
 from edgeseg.runtime.series import build_series
 from edgeseg.runtime.session import Segmenter
 
@@ -36,13 +35,14 @@ class Options:
     seg: bool = True
     cache_dir: str | None = None
     overlap: bool = True                # prepare the SEG's header on a second thread while the model infers
+    select: tuple = ()                  # select.Rule: series that do not match are skipped
 
 
 @dataclass
 class Row:
     name: str
     slices: int = 0
-    status: str = "ok"                  # ok | failed | ignored
+    status: str = "ok"                  # ok | failed | ignored | skipped (a series --select or the contract excludes)
     reason: str = ""
     seconds: float = 0.0
     out: str = ""
@@ -135,26 +135,10 @@ def process_series(seg: Segmenter, group: disc.SeriesGroup, out: Path, opts: Opt
     decoded = decode_series(series)
     volume = decoded.values
     t["read"] += time.perf_counter() - t0
-    t0 = time.perf_counter()
-    lowres, geo = prepare(volume, series.orientation, series.spacing, c, decoded)
-    decoded.stored = None
-    if obliquity_deg(series.orientation) > 10:
-        warnings.append(f"oblique slices ({obliquity_deg(series.orientation):.0f} deg from the {c.plane} plane)")
-    t["preprocess"] = time.perf_counter() - t0
-    labels = np.empty((len(lowres), *c.hr_size), dtype=np.uint8)
     prepared = _prepare_seg_async(series, c, seg.model_id) if opts.seg and opts.overlap else None
-    t["infer"] = t["postprocess"] = 0.0
-    for start, stop in seg.batches(len(lowres), opts.batch):
-        x, valid = seg.pad_batch(lowres[start:stop])
-        t0 = time.perf_counter()
-        logits = seg.infer(x)
-        t1 = time.perf_counter()
-        labels[start:stop] = labels_from_logits(logits[:valid], c)
-        t["postprocess"] += time.perf_counter() - t1
-        t["infer"] += t1 - t0
-    t0 = time.perf_counter()
-    mask = to_source_grid(labels, geo, c)
-    t["postprocess"] += time.perf_counter() - t0
+    mask, more = segment_volume(seg, volume, series.spacing, series.orientation, series.slice_spacing, decoded,
+                                opts.batch, t)
+    warnings += more
     t0 = time.perf_counter()
     overlapped: dict[str, float] = {}
     final = series_folder(out, series.study_uid, series.series_uid)
@@ -198,9 +182,12 @@ def process_series(seg: Segmenter, group: disc.SeriesGroup, out: Path, opts: Opt
 
 
 def run(model: str | Path, inputs, out: str | Path, opts: Options = Options(), show_progress: bool = True):
-    """Process every series under `inputs`; returns (rows, info). Fatal user errors raise EdgesegError."""
+    """Process every series under `inputs` (a file or folder path, or a list of them); returns (rows, info).
+    Fatal user errors raise EdgesegError."""
     from edgeseg.progress import progress
 
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]  # a path, not an iterable of characters
     out = Path(out)
     t0 = time.perf_counter()
     seg = Segmenter(model, opts.provider, opts.threads, opts.cache_dir)
@@ -234,6 +221,11 @@ def run(model: str | Path, inputs, out: str | Path, opts: Options = Options(), s
         for g in groups:
             start = time.perf_counter()
             share = discover_s * len(g.instances) / n_instances
+            why_not = skip_reason(g.instances[0].header, seg.contract, opts.select)
+            if why_not:
+                rows.append(Row(g.label, len(g.instances), "skipped", why_not))
+                advance(1)
+                continue
             try:
                 rows.append(process_series(seg, g, out, opts, read_s=share, notes=notes,
                                            lost=lost.get(g.series_uid, ())))

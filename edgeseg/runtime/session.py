@@ -99,6 +99,18 @@ class Segmenter:
         self.path = path
         self.model_id = f"{path.name}|{path.stat().st_size}|{self.contract.recipe_hash}|{self.contract.precision}"
 
+    def predict(self, volume: np.ndarray, spacing=(1.0, 1.0), orientation=None) -> np.ndarray:
+        """Array API: (N, rows, cols) or (rows, cols) image in the modality's units -> uint8 label mask of the
+        same shape. `spacing` (between rows, between columns) in mm; `orientation`: the six DICOM direction
+        cosines of the rows and columns (LPS), plain axial when None."""
+        from edgeseg.runtime.segment import AXIAL, segment_volume
+
+        volume = np.asarray(volume)
+        if volume.ndim not in (2, 3):
+            raise EdgesegError(f"predict: expected a (rows, cols) or (slices, rows, cols) array, got shape {volume.shape}")
+        mask, _ = segment_volume(self, volume, spacing, AXIAL if orientation is None else orientation)
+        return mask[0] if volume.ndim == 2 else mask
+
     def infer(self, lowres: np.ndarray) -> np.ndarray:
         """(n, 1, h, w) float32 -> (n, C, H, W) logits; n must respect a fixed batch size."""
         c = self.contract

@@ -1,0 +1,54 @@
+"""One volume in, one label mask out, on the same pixels: the core every front end calls (DICOM series,
+NIfTI files, the array API `Segmenter.predict`). Preprocessing and its inverse follow the model's contract.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from edgeseg.runtime.postprocess import labels_from_logits, to_source_grid
+from edgeseg.runtime.preprocess import obliquity_deg, prepare
+
+AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)   # ImageOrientationPatient of plain axial slices (rows L->R, columns P)
+FEW_SLICES = 10  # below this the series is a partial volume for the model's statistics: say so
+
+
+def segment_volume(seg, volume: np.ndarray, spacing, orientation=AXIAL, slice_spacing: float | None = None,
+                   decoded=None, batch: int = 8, timings: dict | None = None) -> tuple[np.ndarray, list[str]]:
+    """volume (N, rows, cols) in the modality's units -> ((N, rows, cols) uint8 class indices, warnings).
+
+    `spacing`: (between rows, between columns) in mm; `orientation`: the six direction cosines (LPS);
+    `decoded`: pixels.Decoded of the same volume, for exact percentiles; `timings` gets the stage times."""
+    c = seg.contract
+    t = timings if timings is not None else {}
+    volume = np.asarray(volume, dtype=np.float32)
+    if volume.ndim == 2:
+        volume = volume[None]
+    warnings = []
+    if len(volume) < FEW_SLICES:
+        extent = f", {len(volume) * slice_spacing:.0f} mm" if slice_spacing else ""
+        warnings.append(f"partial coverage: {len(volume)} slice(s){extent}; the model's intensity statistics come "
+                        "from these slices only: check the result")
+    t0 = time.perf_counter()
+    lowres, geo = prepare(volume, orientation, tuple(spacing), c, decoded)
+    if decoded is not None:
+        decoded.stored = None
+    if orientation is not None and obliquity_deg(orientation) > 10:
+        warnings.append(f"oblique slices ({obliquity_deg(orientation):.0f} deg from the {c.plane} plane)")
+    t["preprocess"] = t.get("preprocess", 0.0) + time.perf_counter() - t0
+    labels = np.empty((len(lowres), *c.hr_size), dtype=np.uint8)
+    t.setdefault("infer", 0.0)
+    t.setdefault("postprocess", 0.0)
+    for start, stop in seg.batches(len(lowres), batch):
+        x, valid = seg.pad_batch(lowres[start:stop])
+        t0 = time.perf_counter()
+        logits = seg.infer(x)
+        t1 = time.perf_counter()
+        labels[start:stop] = labels_from_logits(logits[:valid], c)
+        t["postprocess"] += time.perf_counter() - t1
+        t["infer"] += t1 - t0
+    t0 = time.perf_counter()
+    mask = to_source_grid(labels, geo, c)
+    t["postprocess"] += time.perf_counter() - t0
+    return mask, warnings

@@ -1,0 +1,106 @@
+"""A real study folder: localizer, an earlier SEG, another contrast, a FIFO; the selection rules; the
+Python API with str / Path / list and the array API."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgeseg.cli import main
+from edgeseg.errors import EdgesegError
+from edgeseg.runtime.select import parse_rules
+from runtime_fixtures import export_threshold_model, new_series, sample_datasets, write_series
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return export_threshold_model(tmp_path_factory.mktemp("study-model") / "threshold.onnx")
+
+
+def _study(root: Path) -> dict[str, list[Path]]:
+    """T1 (4 slices), T2 (3), a localizer (1), an earlier SEG from the runner itself, a FIFO."""
+    t1 = new_series(sample_datasets(4, step=8), "t1")
+    t2 = new_series(sample_datasets(3, step=8), "t2")
+    loc = new_series(sample_datasets(1), "loc")
+    for ds in t1:
+        ds.SeriesDescription = "t1_mprage_sag"
+    for ds in t2:
+        ds.SeriesDescription = "t2_tse"
+    loc[0].ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+    loc[0].ImageOrientationPatient = [0, 1, 0, 0, 0, -1]            # a sagittal scout
+    out = {"t1": write_series(root / "t1", t1), "t2": write_series(root / "t2", t2),
+           "loc": write_series(root / "loc", loc)}
+    os.mkfifo(root / "pipe")
+    return out
+
+
+def test_study_folder_with_localizer_seg_and_fifo_exits_0(model, tmp_path, capsys):
+    study = tmp_path / "study"
+    files = _study(study)
+    first = tmp_path / "first"
+    assert main(["run", str(model), *map(str, files["t2"]), "--out", str(first), "--quiet"]) == 0
+    (seg,) = first.rglob("seg.dcm")
+    (study / "earlier-seg.dcm").write_bytes(seg.read_bytes())        # an earlier result next to the images
+    out = tmp_path / "out"
+    assert main(["run", str(model), str(study), "--out", str(out), "--select", "SeriesDescription~t1"]) == 0
+    items = {i["name"]: i for i in json.loads((out / "run_report.json").read_text())["items"]}
+    by_status = {}
+    for i in items.values():
+        by_status.setdefault(i["status"], []).append(i["reason"])
+    assert len(by_status["ok"]) == 1
+    assert sorted(by_status["skipped"]) == sorted(["--select SeriesDescription~t1: SeriesDescription is 't2_tse'",
+                                                   "localizer (ImageType ORIGINAL/PRIMARY/LOCALIZER)",
+                                                   "modality SEG: the model was trained for MR only"])
+    assert by_status["ignored"] == ["not a regular file (a FIFO); not opened"]
+    assert "1 ok, 0 failed, 3 skipped, 1 ignored" in capsys.readouterr().out
+
+
+def test_selection_rules_parse_and_refuse_typos():
+    import pydicom
+
+    ds = pydicom.Dataset()
+    ds.Modality, ds.SeriesDescription, ds.ImageType = "MR", "T1 MPRAGE", ["ORIGINAL", "PRIMARY"]
+    rules = parse_rules("Modality=mr, SeriesDescription~mprage,ImageType!~derived, SeriesDescription!=flair")
+    assert [r.matches(ds) for r in rules] == [True, True, True, True]
+    assert not parse_rules("Modality!=MR")[0].matches(ds)
+    for bad, message in (("Modalty=MR", "did you mean 'Modality'"), ("Modality", "expected Keyword=value"),
+                         ("SeriesDescription~(", "bad regular expression")):
+        with pytest.raises(EdgesegError, match=message):
+            parse_rules(bad)
+
+
+def test_nothing_selected_says_so(model, tmp_path, capsys):
+    files = _study(tmp_path / "study")
+    assert main(["run", str(model), *map(str, files["t2"]), "--out", str(tmp_path / "out"),
+                 "--select", "SeriesDescription~flair"]) == 1
+    assert "no series segmented (1 skipped by the selection rules)" in capsys.readouterr().err
+
+
+def test_python_api_takes_str_path_and_list(model, tmp_path):
+    from edgeseg.runtime.pipeline import run
+
+    files = write_series(tmp_path / "in", new_series(sample_datasets(2, step=8), "api"))
+    for i, inputs in enumerate([str(tmp_path / "in"), tmp_path / "in", [str(f) for f in files]]):
+        rows, _ = run(model, inputs, tmp_path / f"out{i}", show_progress=False)
+        assert [r.status for r in rows] == ["ok"], rows
+
+
+def test_array_api_matches_the_dicom_path(model, tmp_path):
+    """Segmenter(model).predict(volume, spacing) gives the mask `edgeseg run` writes, on the same slices."""
+    from edgeseg.runtime.session import Segmenter
+
+    datasets = new_series(sample_datasets(3, step=8), "array")
+    files = write_series(tmp_path / "in", datasets)
+    assert main(["run", str(model), *map(str, files), "--out", str(tmp_path / "out"), "--quiet", "--also", "npy"]) == 0
+    expected = np.load(next((tmp_path / "out").rglob("mask.npy")))
+    order = np.argsort([float(d.ImagePositionPatient[2]) for d in datasets])
+    volume = np.stack([datasets[i].pixel_array * float(datasets[i].RescaleSlope) + float(datasets[i].RescaleIntercept)
+                       for i in order])
+    mask = Segmenter(model).predict(volume, spacing=tuple(float(v) for v in datasets[0].PixelSpacing))
+    assert mask.shape == volume.shape and mask.dtype == np.uint8
+    assert np.array_equal(mask, expected)
+    one = Segmenter(model).predict(volume[1], spacing=(1.0, 1.0))  # a single 2-D slice in, 2-D mask out
+    assert one.shape == volume.shape[1:]
