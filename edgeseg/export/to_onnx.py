@@ -46,8 +46,6 @@ def build_contract(recipe, class_names, data_identity: str, spacing, export_reci
         clip_percentiles=tuple(s.clip_percentiles),
         normalization=s.normalization,
         fit=s.fit,
-        normalization=s.normalization,
-        fit=s.fit,
         edgeseg_version=__version__,
         recipe_hash=recipe_hash(recipe.to_dict()),
         data_identity=data_identity,
