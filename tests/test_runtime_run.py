@@ -15,6 +15,7 @@ from pydicom.data import get_testdata_file
 
 from edgeseg.cli import main
 from edgeseg.contract import read_contract
+from edgeseg.runtime.safe_paths import readable_name
 from edgeseg.preprocess import area_downsample, crop_or_pad, percentile_zscore
 from runtime_fixtures import (SAMPLE, export_threshold_model, export_tiny_model, make_contract, new_series,
                               sample_datasets, write_series)
@@ -51,7 +52,9 @@ def test_sample_series_to_dicom_seg(models, tmp_path):
     assert rc == 0
     assert _digest(SAMPLE.glob("*.dcm")) == before  # inputs never modified
     src = sorted(sample_datasets(), key=lambda d: float(d.ImagePositionPatient[2]))
-    folder = out / src[0].StudyInstanceUID / src[0].SeriesInstanceUID
+    # readable layout: OUT/<PatientID>_<StudyDate>/<SeriesNumber>_<SeriesDescription>/
+    folder = out / f"{src[0].PatientID}_{src[0].StudyDate}" / readable_name(f"{src[0].SeriesNumber}_{src[0].SeriesDescription}")
+    assert oct(folder.stat().st_mode & 0o777) == "0o755" and oct((folder / "seg.dcm").stat().st_mode & 0o777) == "0o644"
     assert sorted(p.name for p in folder.iterdir()) == ["mask.nii.gz", "mask.npy", "overlay.png", "report.json", "seg.dcm"]
     seg = hd.seg.segread(folder / "seg.dcm")
     assert [seg.get_segment_description(k).segment_label for k in (1, 2)] == ["grey_matter", "white_matter"]
@@ -94,7 +97,7 @@ def test_torch_unet_and_multiframe_give_the_same_mask(models, tmp_path):
     write_series(tmp_path / "sf", singles)
     out = tmp_path / "out"
     assert main(["run", str(models["unet"]), str(tmp_path / "sf"), str(tmp_path / "mf"), "--out", str(out),
-                 "--quiet", "--no-overlay", "--also", "npy", "--batch", "3"]) == 0
+                 "--quiet", "--no-overlay", "--also", "npy", "--batch", "3", "--layout", "uid"]) == 0
     masks = {p.parent.name: np.load(p) for p in out.glob("*/*/mask.npy")}
     np.testing.assert_array_equal(masks[enhanced.SeriesInstanceUID], masks[singles[0].SeriesInstanceUID])
     np.testing.assert_array_equal(masks[singles[0].SeriesInstanceUID], reference_mask(models["unet"], singles))
@@ -119,7 +122,7 @@ def test_bad_inputs_each_get_a_reason_and_the_rest_runs(models, tmp_path, capsys
     args = [str(inputs / "good"), str(text), str(inputs / "nopix"), str(inputs / "mixed"), *pyd, str(inputs)]
     before = _digest([*pyd, *inputs.rglob("*.*")])
     out = tmp_path / "out"
-    rc = main(["run", str(models["threshold"]), *args, "--out", str(out), "--quiet", "--no-overlay"])
+    rc = main(["run", str(models["threshold"]), *args, "--out", str(out), "--quiet", "--no-overlay", "--layout", "uid"])
     assert rc == 1
     items = json.loads((out / "run_report.json").read_text())["items"]
     reasons = {Path(i["name"]).name if "/" in i["name"] else i["name"]: (i["status"], i["reason"]) for i in items}

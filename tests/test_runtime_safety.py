@@ -41,8 +41,10 @@ def test_safe_name_is_one_plain_component(field, value):
     assert len(name) <= 64
 
 
-def test_hostile_uids_never_leave_out_or_delete(model, tmp_path):
-    """The issue's reproduction (Study '..', Series 'victim') and every other hostile value, in both UID fields."""
+@pytest.mark.parametrize("layout", ["uid", "readable"])
+def test_hostile_uids_never_leave_out_or_delete(model, tmp_path, layout):
+    """The issue's reproduction (Study '..', Series 'victim') and every other hostile value, in both UID fields
+    and (readable layout) in PatientID, StudyDate, SeriesNumber and SeriesDescription too."""
     victim = tmp_path / "victim"
     victim.mkdir()
     (victim / "keep.txt").write_text("precious")
@@ -50,10 +52,11 @@ def test_hostile_uids_never_leave_out_or_delete(model, tmp_path):
     cases = [("..", "victim"), (".", ".."), ("", ""), ("1.2.3", "..")] + \
             [(v, f"1.2.3.{i}") for i, v in enumerate(HOSTILE)] + [("1.2.3", v) for v in HOSTILE]
     for i, (study, series) in enumerate(cases):
-        _series(inputs / f"s{i}", f"hostile-{i}", StudyInstanceUID=study, SeriesInstanceUID=series)
+        text = {"PatientID": study, "SeriesDescription": series} if layout == "readable" else {}
+        _series(inputs / f"s{i}", f"hostile-{i}", StudyInstanceUID=study, SeriesInstanceUID=series, **text)
     out = tmp_path / "work" / "out"
     before = _tree(tmp_path / "victim")
-    rc = main(["run", str(model), str(inputs), "--out", str(out), "--quiet", "--no-overlay"])
+    rc = main(["run", str(model), str(inputs), "--out", str(out), "--quiet", "--no-overlay", "--layout", layout])
     assert rc == 1                                                # the multi-valued ones ('\\..\\x') fail, in one line
     assert _tree(tmp_path / "victim") == before                   # nothing deleted or written outside OUT
     assert sorted(p.name for p in (tmp_path / "work").iterdir()) == ["out"]
@@ -74,14 +77,15 @@ def test_publish_never_deletes_what_edgeseg_did_not_write(model, tmp_path):
     users = out / "1.2.3" / "1.2.3.4"
     users.mkdir(parents=True)
     (users / "notes.txt").write_text("mine")
-    assert main(["run", str(model), *map(str, files), "--out", str(out), "--quiet", "--no-overlay"]) == 1
+    assert main(["run", str(model), *map(str, files), "--out", str(out), "--quiet", "--no-overlay", "--layout", "uid"]) == 1
     assert (users / "notes.txt").read_text() == "mine" and not (users / "seg.dcm").exists()
     items = json.loads((out / "run_report.json").read_text())["items"]
     assert "is not an edgeseg result; left untouched" in items[0]["reason"]
     (users / "notes.txt").unlink()
     users.rmdir()
     for _ in range(2):                                             # an earlier result of edgeseg is replaced
-        assert main(["run", str(model), *map(str, files), "--out", str(out), "--quiet", "--no-overlay"]) == 0
+        assert main(["run", str(model), *map(str, files), "--out", str(out), "--quiet", "--no-overlay",
+                     "--layout", "uid"]) == 0
     assert sorted(p.name for p in users.iterdir()) == ["report.json", "seg.dcm"]
     assert not [p for p in out.rglob(".*")]
 
@@ -93,7 +97,7 @@ def test_symlinked_study_folder_pointing_outside_is_refused(model, tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "1.2.3").symlink_to(elsewhere, target_is_directory=True)
-    assert main(["run", str(model), *map(str, files), "--out", str(out), "--quiet", "--no-overlay"]) == 1
+    assert main(["run", str(model), *map(str, files), "--out", str(out), "--quiet", "--no-overlay", "--layout", "uid"]) == 1
     assert list(elsewhere.iterdir()) == []
     assert "outside" in json.loads((out / "run_report.json").read_text())["items"][0]["reason"]
 

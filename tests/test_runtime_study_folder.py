@@ -104,3 +104,26 @@ def test_array_api_matches_the_dicom_path(model, tmp_path):
     assert np.array_equal(mask, expected)
     one = Segmenter(model).predict(volume[1], spacing=(1.0, 1.0))  # a single 2-D slice in, 2-D mask out
     assert one.shape == volume.shape[1:]
+
+
+def test_readable_names_never_collide_and_reruns_replace(model, tmp_path):
+    """Two series with the same number and description get two folders (the second '-<hash>'); a rerun
+    replaces each in place; --private makes files 0600."""
+    a = new_series(sample_datasets(2, step=8), "same-a")
+    b = new_series(sample_datasets(2, step=8), "same-b")
+    for ds in (*a, *b):
+        ds.SeriesNumber, ds.SeriesDescription = 5, "T1 / MPRAGE"
+    write_series(tmp_path / "in" / "a", a)
+    write_series(tmp_path / "in" / "b", b)
+    out = tmp_path / "out"
+    for _ in range(2):
+        assert main(["run", str(model), str(tmp_path / "in"), "--out", str(out), "--quiet", "--no-overlay"]) == 0
+        folders = sorted(p.relative_to(out).as_posix() for p in out.glob("*/*") if p.is_dir())
+        assert len(folders) == 2 and folders[0] == f"{a[0].PatientID}_{a[0].StudyDate}/5_T1_MPRAGE"
+        assert folders[1].startswith(folders[0] + "-")
+        uids = {json.loads((out / f / "report.json").read_text())["series"]["series_instance_uid"] for f in folders}
+        assert uids == {a[0].SeriesInstanceUID, b[0].SeriesInstanceUID}
+    private = tmp_path / "private"
+    assert main(["run", str(model), str(tmp_path / "in" / "a"), "--out", str(private), "--quiet", "--private"]) == 0
+    (seg,) = private.rglob("seg.dcm")
+    assert seg.stat().st_mode & 0o777 == 0o600 and seg.parent.stat().st_mode & 0o777 == 0o700

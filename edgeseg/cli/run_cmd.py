@@ -7,7 +7,8 @@ import sys
 def register(sub) -> None:
     p = sub.add_parser("run", help="segment DICOM series with an exported ONNX model (on-device runner)",
                        description="Segment every DICOM series found in the inputs. Writes, per series, "
-                       "DIR/<StudyInstanceUID>/<SeriesInstanceUID>/ with seg.dcm (DICOM SEG), report.json and "
+                       "DIR/<PatientID>_<StudyDate>/<SeriesNumber>_<SeriesDescription>/ (or, with --layout uid, "
+                       "DIR/<StudyInstanceUID>/<SeriesInstanceUID>/) with seg.dcm (DICOM SEG), report.json and "
                        "overlay.png; DIR/run_report.json lists every series and skipped file. Exit code: 0 all "
                        "ok, 1 something failed, 2 bad model or output folder.")
     p.add_argument("model", help="self-describing ONNX model from 'edgeseg export'")
@@ -28,6 +29,9 @@ def register(sub) -> None:
                    help="segment only series matching every rule, e.g. 'Modality=MR,SeriesDescription~T1' "
                         "(=, !=, ~ regex, !~); others are listed as skipped. The model's modality and "
                         "'not a localizer' always apply")
+    p.add_argument("--layout", default="readable", choices=["readable", "uid"],
+                   help="output folder names: readable (patient/date, series number/description; default) or uid")
+    p.add_argument("--private", action="store_true", help="outputs readable by the owner only (0600/0700)")
     p.add_argument("--quiet", action="store_true", help="print nothing but failures (no progress, no summary)")
     p.set_defaults(func=run)
 
@@ -68,7 +72,8 @@ def run(args) -> int:
 
     opts = Options(provider=args.provider, threads=args.threads, batch=args.batch, also=tuple(dict.fromkeys(args.also)),
                    overlay=not args.no_overlay, cache_dir=args.trt_cache,
-                   overlap=not args.sequential, select=parse_rules(args.select))
+                   overlap=not args.sequential, select=parse_rules(args.select),
+                   layout=args.layout, private=args.private)
     rows, info = run_pipeline(args.model, args.inputs, args.out, opts, show_progress=not args.quiet)
     if not args.quiet:
         print(f"provider: {info['provider']} (session {info['session_s']:.2f} s)", file=sys.stderr)

@@ -16,9 +16,10 @@ from pathlib import Path
 
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime import discover as disc
+from edgeseg.runtime.outputs import publish, series_folder, set_modes
 from edgeseg.runtime.pixels import decode_series
 from edgeseg.runtime.report import series_report, volumes_ml, write_json
-from edgeseg.runtime.safe_paths import inside, safe_name
+from edgeseg.runtime.safe_paths import inside
 from edgeseg.runtime.segment import segment_volume
 from edgeseg.runtime.select import skip_reason
 from edgeseg.runtime.series import build_series
@@ -36,6 +37,8 @@ class Options:
     cache_dir: str | None = None
     overlap: bool = True                # prepare the SEG's header on a second thread while the model infers
     select: tuple = ()                  # select.Rule: series that do not match are skipped
+    layout: str = "readable"            # outputs.LAYOUTS: readable names or UIDs
+    private: bool = False               # outputs 0600/0700 instead of 0644/0755
 
 
 @dataclass
@@ -58,40 +61,6 @@ def check_out_dir(out: Path) -> None:
         os.unlink(probe)
     except OSError as exc:
         raise EdgesegError(f"output folder {out} is not writable ({exc.strerror or exc})") from exc
-
-
-# what a published series folder may hold: anything else in it was not written by edgeseg
-OUTPUT_NAMES = frozenset({"seg.dcm", "report.json", "overlay.png", "mask.nii.gz", "mask.npy"})
-
-
-def series_folder(out: Path, study_uid: str, series_uid: str) -> Path:
-    """OUT/<study>/<series> from header UIDs that may be hostile: safe names, and the resolved path is
-    checked to stay inside OUT (a symlinked study folder pointing elsewhere is refused)."""
-    final = out / safe_name(study_uid) / safe_name(series_uid)
-    inside(out, final)
-    return final
-
-
-def _is_earlier_result(folder: Path) -> bool:
-    """True for a real folder holding only files edgeseg publishes (an earlier run's result)."""
-    if folder.is_symlink() or not folder.is_dir():
-        return False
-    return all(p.name in OUTPUT_NAMES and p.is_file() and not p.is_symlink() for p in folder.iterdir())
-
-
-def _publish(tmp: Path, final: Path) -> None:
-    """Rename a finished temporary folder onto its final name. An earlier result of edgeseg is replaced;
-    anything else at that name (a user's folder, a file, a link) is left untouched and the series fails."""
-    old = None
-    if final.exists() or final.is_symlink():
-        if not _is_earlier_result(final):
-            raise EdgesegError(f"{final}: exists and is not an edgeseg result; left untouched (move it or use "
-                               "another --out)")
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 _SEG_THREAD: ThreadPoolExecutor | None = None
@@ -141,7 +110,7 @@ def process_series(seg: Segmenter, group: disc.SeriesGroup, out: Path, opts: Opt
     warnings += more
     t0 = time.perf_counter()
     overlapped: dict[str, float] = {}
-    final = series_folder(out, series.study_uid, series.series_uid)
+    final = series_folder(out, series, opts.layout)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         inside(out, final)  # again after mkdir: a link created meanwhile is caught before anything is written
@@ -171,7 +140,8 @@ def process_series(seg: Segmenter, group: disc.SeriesGroup, out: Path, opts: Opt
         write_json(tmp / "report.json", report)
         t["write"] = time.perf_counter() - t0
         report["timings_s"]["write"] = round(t["write"], 4)
-        _publish(tmp, final)
+        set_modes(tmp, opts.private)
+        publish(tmp, final)
     except OSError as exc:  # disk full, no inodes...: nothing half-written stays, the reason names the folder
         shutil.rmtree(tmp, ignore_errors=True)
         raise EdgesegError(f"{final}: cannot write the outputs ({exc.strerror or exc})") from exc

@@ -32,3 +32,10 @@ def inside(root: Path, path: Path) -> Path:
     if real_root not in real.parents:
         raise EdgesegError(f"{path}: resolves to {real}, outside {real_root}; refused")
     return path
+
+
+def readable_name(text, max_len: int = 64) -> str:
+    """A folder name people can read from header text ('3_T1 MPRAGE' -> '3_T1_MPRAGE'): letters, digits,
+    '.', '_' and '-' only, no leading/trailing dots or separators; '' when nothing readable is left."""
+    cleaned = re.sub(r"[^A-Za-z0-9._-]+", "_", "" if text is None else str(text)).strip("._-")[:max_len].strip("._-")
+    return cleaned

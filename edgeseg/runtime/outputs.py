@@ -1,0 +1,89 @@
+"""Where a series' results go and how they get there: the folder name, its modes, the atomic publish.
+
+Layouts (`--layout`):
+    readable (default)  OUT/<PatientID>_<StudyDate>/<SeriesNumber>_<SeriesDescription>/  (sanitised; the
+                        UIDs are in report.json); a name another series already holds gets '-<hash of the
+                        SeriesInstanceUID>' appended, so two series never share a folder
+    uid                 OUT/<StudyInstanceUID>/<SeriesInstanceUID>/
+
+Every component is a single plain name (`safe_paths`), and the final path is checked to lie inside OUT.
+Files are 0644 and folders 0755 (others on the board, e.g. a PACS uploader, can read them) unless
+`private`, then 0600 / 0700.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+
+from edgeseg.errors import EdgesegError
+from edgeseg.runtime.safe_paths import inside, readable_name, safe_name
+
+# what a published series folder may hold: anything else in it was not written by edgeseg
+OUTPUT_NAMES = frozenset({"seg.dcm", "report.json", "overlay.png", "mask.nii.gz", "mask.npy"})
+LAYOUTS = ("readable", "uid")
+
+
+def _short_hash(text: str) -> str:
+    return hashlib.sha256(str(text).encode("utf-8", "surrogatepass")).hexdigest()[:8]
+
+
+def _names(series, layout: str) -> tuple[str, str]:
+    if layout == "uid":
+        return safe_name(series.study_uid), safe_name(series.series_uid)
+    ds = series.headers[0] if series.headers else {}
+    study = readable_name(f"{ds.get('PatientID', '') or ''}_{ds.get('StudyDate', '') or ''}")
+    number = ds.get("SeriesNumber", "")
+    series_name = readable_name(f"{'' if number in (None, '') else number}_{series.description}")
+    return (study or safe_name(series.study_uid)), (series_name or safe_name(series.series_uid))
+
+
+def _holder(folder: Path) -> str | None:
+    """SeriesInstanceUID of the earlier result in `folder` (None when there is none or it is unreadable)."""
+    try:
+        return json.loads((folder / "report.json").read_text())["series"]["series_instance_uid"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def series_folder(out: Path, series, layout: str = "readable") -> Path:
+    """The final folder of `series` under OUT, checked to resolve inside it."""
+    if layout not in LAYOUTS:
+        raise EdgesegError(f"--layout {layout!r}: use one of {', '.join(LAYOUTS)}")
+    study, name = _names(series, layout)
+    final = out / study / name
+    if layout == "readable" and final.exists() and _holder(final) not in (None, series.series_uid):
+        final = out / study / f"{name}-{_short_hash(series.series_uid)}"  # that name is another series'
+    inside(out, final)
+    return final
+
+
+def is_earlier_result(folder: Path) -> bool:
+    """True for a real folder holding only files edgeseg publishes (an earlier run's result)."""
+    if folder.is_symlink() or not folder.is_dir():
+        return False
+    return all(p.name in OUTPUT_NAMES and p.is_file() and not p.is_symlink() for p in folder.iterdir())
+
+
+def set_modes(folder: Path, private: bool = False) -> None:
+    """0755/0644 (0700/0600 when private) on a finished temporary folder and its files."""
+    os.chmod(folder, 0o700 if private else 0o755)
+    for p in folder.iterdir():
+        os.chmod(p, 0o600 if private else 0o644)
+
+
+def publish(tmp: Path, final: Path) -> None:
+    """Rename a finished temporary folder onto its final name. An earlier result of edgeseg is replaced;
+    anything else at that name (a user's folder, a file, a link) is left untouched and the series fails."""
+    old = None
+    if final.exists() or final.is_symlink():
+        if not is_earlier_result(final):
+            raise EdgesegError(f"{final}: exists and is not an edgeseg result; left untouched (move it or use "
+                               "another --out)")
+        old = final.with_name(f".{final.name}.old-{os.getpid()}")
+        os.replace(final, old)
+    os.replace(tmp, final)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
