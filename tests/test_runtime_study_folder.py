@@ -127,3 +127,32 @@ def test_readable_names_never_collide_and_reruns_replace(model, tmp_path):
     assert main(["run", str(model), str(tmp_path / "in" / "a"), "--out", str(private), "--quiet", "--private"]) == 0
     (seg,) = private.rglob("seg.dcm")
     assert seg.stat().st_mode & 0o777 == 0o600 and seg.parent.stat().st_mode & 0o777 == 0o700
+
+
+def test_segment_colours_match_the_overlay_legend(model, tmp_path):
+    hd = pytest.importorskip("highdicom")
+    from edgeseg.runtime.colours import rgb
+    from edgeseg.runtime.overlay import montage
+
+    files = write_series(tmp_path / "in", new_series(sample_datasets(3, step=8), "colours"))
+    out = tmp_path / "out"
+    assert main(["run", str(model), *map(str, files), "--out", str(out), "--quiet"]) == 0
+    (seg_path,) = out.rglob("seg.dcm")
+    seg = hd.seg.segread(seg_path)
+    assert "research use" in seg.SeriesDescription
+    report = json.loads((seg_path.parent / "report.json").read_text())
+    for k in (1, 2):
+        lab = seg.get_segment_description(k).RecommendedDisplayCIELabValue
+        assert hd.color.CIELabColor.from_dicom_value(lab).to_rgb() == rgb(k)
+        assert report["colours"][report["model"]["class_names"][k]] == "#{:02x}{:02x}{:02x}".format(*rgb(k))
+    import zlib
+
+    png = (seg_path.parent / "overlay.png").read_bytes()
+    width, height = int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+    raw = zlib.decompress(png[png.index(b"IDAT") + 4:png.index(b"IEND") - 8])
+    pixels = np.frombuffer(raw, np.uint8).reshape(height, width * 3 + 1)[:, 1:].reshape(height, width, 3)
+    plain = montage(np.zeros((3, 256, 256), np.float32), np.zeros((3, 256, 256), np.uint8))
+    strip = pixels[plain.shape[0]:]                                    # the legend below the montage
+    assert strip.shape[0] > 0
+    for k in (1, 2):
+        assert (strip.reshape(-1, 3) == rgb(k)).all(axis=1).sum() >= 100  # a swatch of the class colour

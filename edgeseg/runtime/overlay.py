@@ -8,10 +8,10 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeseg.runtime.colours import PALETTE
 from edgeseg.runtime.seg_writer import atomic_write_bytes
 
-COLOURS = np.array([[0, 0, 0], [255, 200, 0], [0, 160, 255], [255, 60, 60], [80, 220, 80], [200, 80, 255],
-                    [255, 140, 200], [0, 220, 200]], dtype=np.float32)
+COLOURS = PALETTE.astype(np.float32)
 
 
 def encode_png(rgb: np.ndarray) -> bytes:
@@ -55,8 +55,14 @@ def montage(volume: np.ndarray, mask: np.ndarray, tiles: int = 9, alpha: float =
     return canvas
 
 
-def write_overlay(path: Path, volume: np.ndarray, mask: np.ndarray) -> Path:
-    data = encode_png(montage(volume, mask))
+def write_overlay(path: Path, volume: np.ndarray, mask: np.ndarray, class_names=()) -> Path:
+    """The montage, with a legend strip (colour swatch + class name per segment) below it when names are given."""
+    from edgeseg.runtime.legend import legend_strip
+
+    picture = montage(volume, mask)
+    if len(class_names) > 1:
+        picture = np.concatenate([picture, legend_strip(class_names, picture.shape[1])], axis=0)
+    data = encode_png(picture)
     return atomic_write_bytes(path, lambda tmp: Path(tmp).write_bytes(data))
 
 

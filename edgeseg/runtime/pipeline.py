@@ -16,6 +16,7 @@ from pathlib import Path
 
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime import discover as disc
+from edgeseg.runtime.colours import legend
 from edgeseg.runtime.outputs import publish, series_folder, set_modes
 from edgeseg.runtime.pixels import decode_series
 from edgeseg.runtime.report import series_report, volumes_ml, write_json
@@ -130,13 +131,14 @@ def process_series(seg: Segmenter, group: disc.SeriesGroup, out: Path, opts: Opt
             write_mask(tmp / name, mask, series, kind)
             outputs.append(name)
         if opts.overlay:
-            write_overlay(tmp / "overlay.png", volume, mask)
+            write_overlay(tmp / "overlay.png", volume, mask, c.class_names)
             outputs.append("overlay.png")
         t["write"] = time.perf_counter() - t0
         volumes = volumes_ml(mask, series.spacing, series.slice_spacing, c.class_names)
         report = series_report(series, c, seg.path, seg.provider, opts.threads, t, volumes, outputs + ["report.json"], warnings)
         report["overlapped_s"] = overlapped  # ran on the SEG thread during inference: not in total_s
         report["dropped_files"] = [{"file": str(f), "reason": why} for f, why in dropped]
+        report["colours"] = legend(c.class_names)  # as in the SEG's segments and the overlay's legend
         write_json(tmp / "report.json", report)
         t["write"] = time.perf_counter() - t0
         report["timings_s"]["write"] = round(t["write"], 4)

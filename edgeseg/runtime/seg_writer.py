@@ -10,6 +10,7 @@ import numpy as np
 from edgeseg import __version__
 from edgeseg.contract import ModelContract
 from edgeseg.errors import EdgesegError
+from edgeseg.runtime.colours import rgb
 from edgeseg.runtime.series import Series
 
 
@@ -100,6 +101,13 @@ def source_plane_array(series: Series, mask: np.ndarray) -> np.ndarray:
     return full
 
 
+def _has_display_color(hd) -> bool:
+    """highdicom >= 0.23 takes a segment's display colour (the board floor, 0.22, does not)."""
+    import inspect
+
+    return hasattr(hd, "color") and "display_color" in inspect.signature(hd.seg.SegmentDescription).parameters
+
+
 def build_segmentation(series: Series, mask: np.ndarray, contract: ModelContract, model_id: str):
     """mask: (N, rows, cols) class indices in the series' sorted order -> highdicom Segmentation."""
     hd, codes = _highdicom()
@@ -111,10 +119,11 @@ def build_segmentation(series: Series, mask: np.ndarray, contract: ModelContract
         if k == 0:
             continue  # class 0 is background: no segment
         category, prop = property_codes(name, codes)
+        colour = {"display_color": hd.color.CIELabColor.from_rgb(*rgb(k))} if _has_display_color(hd) else {}
         descriptions.append(hd.seg.SegmentDescription(
             segment_number=k, segment_label=name[:64], segmented_property_category=category,
             segmented_property_type=prop, algorithm_type=hd.seg.SegmentAlgorithmTypeValues.AUTOMATIC,
-            algorithm_identification=alg))
+            algorithm_identification=alg, **colour))
     pixel_array, sources = source_plane_array(series, mask), series.headers
     try:
         return hd.seg.Segmentation(
@@ -124,7 +133,7 @@ def build_segmentation(series: Series, mask: np.ndarray, contract: ModelContract
             sop_instance_uid=uid_for(model_id, series.series_uid, "instance"), instance_number=1,
             manufacturer="edgeseg", manufacturer_model_name=(contract.model_name or "edgeseg")[:64],
             software_versions=__version__, device_serial_number="0",
-            series_description=f"edgeseg {contract.model_name}"[:64], omit_empty_frames=False)
+            series_description=f"edgeseg {contract.model_name} (research use only)"[:64], omit_empty_frames=False)
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
         raise EdgesegError(f"cannot build DICOM SEG: {str(exc).splitlines()[0][:200]}") from exc
 
