@@ -156,3 +156,41 @@ def test_segment_colours_match_the_overlay_legend(model, tmp_path):
     assert strip.shape[0] > 0
     for k in (1, 2):
         assert (strip.reshape(-1, 3) == rgb(k)).all(axis=1).sum() >= 100  # a swatch of the class colour
+
+
+def test_nifti_in_gives_the_dicom_mask_on_the_same_affine(model, tmp_path):
+    """The sample slices as NIfTI (the affine edgeseg writes for the DICOM series) segment to the same mask."""
+    nib = pytest.importorskip("nibabel")
+    files = write_series(tmp_path / "dcm", new_series(sample_datasets(12, step=2), "nifti"))
+    out = tmp_path / "out"
+    assert main(["run", str(model), *map(str, files), "--out", str(out), "--quiet", "--also", "nifti"]) == 0
+    (dicom_mask,) = out.rglob("mask.nii.gz")
+    ref = nib.load(str(dicom_mask))
+    import pydicom
+
+    datasets = sorted((pydicom.dcmread(f) for f in files), key=lambda d: float(d.ImagePositionPatient[2]))
+    volume = np.stack([d.pixel_array * float(d.RescaleSlope) + float(d.RescaleIntercept) for d in datasets])
+    image = nib.Nifti1Image(np.transpose(volume, (2, 1, 0)).astype(np.float32), ref.affine)
+    nifti_in = tmp_path / "t1.nii.gz"
+    nib.save(image, str(nifti_in))
+    out2 = tmp_path / "out2"
+    assert main(["run", str(model), str(nifti_in), "--out", str(out2), "--quiet"]) == 0
+    result = nib.load(str(out2 / "nifti" / "t1" / "mask.nii.gz"))
+    np.testing.assert_allclose(result.affine, ref.affine, atol=1e-5)
+    got, want = np.asarray(result.dataobj), np.asarray(ref.dataobj)
+    assert got.shape == want.shape and got.dtype == np.uint8
+    assert (got == want).mean() >= 0.999, (got == want).mean()   # float vs exact-histogram percentiles
+    report = json.loads((out2 / "nifti" / "t1" / "report.json").read_text())
+    assert report["input"]["format"] == "NIfTI" and report["volumes_ml"]
+
+
+def test_single_slice_and_bad_nifti_say_so(model, tmp_path):
+    nib = pytest.importorskip("nibabel")
+    nib.save(nib.Nifti1Image(np.random.default_rng(0).random((256, 256, 1)).astype(np.float32) * 500, np.eye(4)),
+             str(tmp_path / "one.nii"))
+    (tmp_path / "broken.nii.gz").write_bytes(b"\x1f\x8b not really")
+    out = tmp_path / "out"
+    assert main(["run", str(model), str(tmp_path), "--out", str(out), "--quiet"]) == 1
+    items = {Path(i["name"]).name: i for i in json.loads((out / "run_report.json").read_text())["items"]}
+    assert items["one.nii"]["status"] == "ok" and "partial coverage: 1 slice(s)" in items["one.nii"]["reason"]
+    assert items["broken.nii.gz"]["status"] == "failed" and "not a readable NIfTI file" in items["broken.nii.gz"]["reason"]

@@ -12,7 +12,7 @@ def register(sub) -> None:
                        "overlay.png; DIR/run_report.json lists every series and skipped file. Exit code: 0 all "
                        "ok, 1 something failed, 2 bad model or output folder.")
     p.add_argument("model", help="self-describing ONNX model from 'edgeseg export'")
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help="DICOM files and/or folders (searched recursively)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help="DICOM files, NIfTI files (.nii, .nii.gz; needs nibabel) and/or folders (searched recursively)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--provider", default="auto", choices=["auto", "tensorrt", "cuda", "cpu"],
                    help="execution provider (auto: TensorRT FP16 > CUDA > CPU, whichever is installed)")

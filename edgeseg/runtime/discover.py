@@ -141,8 +141,9 @@ def _first_line(exc: Exception) -> str:
     return (text[0] if text else type(exc).__name__)[:160]
 
 
-def discover(inputs) -> tuple[list[SeriesGroup], list[Skipped]]:
-    """Group image instances by SeriesInstanceUID; everything else becomes a Skipped entry with a reason."""
+def discover(inputs, nifti: list | None = None) -> tuple[list[SeriesGroup], list[Skipped]]:
+    """Group image instances by SeriesInstanceUID; everything else becomes a Skipped entry with a reason.
+    NIfTI files (.nii, .nii.gz) are appended to `nifti` when a list is given, else skipped with a reason."""
     groups: dict[str, SeriesGroup] = {}
     skipped: list[Skipped] = []
     seen: set[Path] = set()
@@ -157,6 +158,12 @@ def discover(inputs) -> tuple[list[SeriesGroup], list[Skipped]]:
         odd = not_regular(path)
         if odd:
             skipped.append(Skipped(path, odd, explicit))
+            continue
+        if path.name.lower().endswith((".nii", ".nii.gz")):
+            if nifti is not None:
+                nifti.append(path)
+            else:
+                skipped.append(Skipped(path, "NIfTI file: not read here", explicit))
             continue
         try:
             ds = read_header(path)

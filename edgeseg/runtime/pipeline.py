@@ -89,7 +89,8 @@ def process_series(seg: Segmenter, group: disc.SeriesGroup, out: Path, opts: Opt
                    notes=(), lost=()) -> Row:
     """Segment one series into OUT/<study>/<series>/. `lost`: (file, why) of its instances that discovery
     could not read (truncated, unreadable); they are named in the warnings and the report."""
-    from edgeseg.runtime.overlay import write_mask, write_overlay
+    from edgeseg.runtime.mask_files import write_mask
+    from edgeseg.runtime.overlay import write_overlay
     from edgeseg.runtime.seg_prepared import prepare_seg
 
     c = seg.contract
@@ -181,7 +182,8 @@ def run(model: str | Path, inputs, out: str | Path, opts: Options = Options(), s
         info["seg_writer_import_s"] = round(time.perf_counter() - t0, 3)
     info["warnings"] = notes
     t0 = time.perf_counter()
-    groups, skipped = disc.discover(inputs)
+    niftis: list[Path] = []
+    groups, skipped = disc.discover(inputs, nifti=niftis)
     discover_s = time.perf_counter() - t0
     n_instances = sum(len(g.instances) for g in groups) or 1
     rows = [Row(str(s.path), 0, "failed" if s.failed else "ignored", s.reason) for s in skipped]
@@ -189,7 +191,10 @@ def run(model: str | Path, inputs, out: str | Path, opts: Options = Options(), s
     for s in skipped:
         if s.failed and s.series_uid:
             lost.setdefault(s.series_uid, []).append((s.path, s.reason))
-    with progress("segmenting", total=len(groups), enabled=show_progress) as advance:
+    with progress("segmenting", total=len(groups) + len(niftis), enabled=show_progress) as advance:
+        for path in niftis:
+            rows.append(_run_nifti(seg, path, out, opts))
+            advance(1)
         for g in groups:
             start = time.perf_counter()
             share = discover_s * len(g.instances) / n_instances
@@ -220,6 +225,18 @@ def run(model: str | Path, inputs, out: str | Path, opts: Options = Options(), s
     except OSError as exc:
         info["run_report_error"] = f"{out / 'run_report.json'}: not written ({exc.strerror or exc})"
     return rows, info
+
+
+def _run_nifti(seg: Segmenter, path: Path, out: Path, opts: Options) -> Row:
+    from edgeseg.runtime.nifti_input import process_nifti
+
+    start = time.perf_counter()
+    try:
+        return process_nifti(seg, path, out, opts)
+    except EdgesegError as exc:
+        return Row(str(path), 0, "failed", str(exc), time.perf_counter() - start)
+    except OSError as exc:
+        return Row(str(path), 0, "failed", os_reason(exc), time.perf_counter() - start)
 
 
 def os_reason(exc: OSError) -> str:

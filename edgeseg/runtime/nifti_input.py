@@ -1,0 +1,136 @@
+"""NIfTI in, NIfTI mask out on the same affine (`.nii` / `.nii.gz`; needs nibabel: `edgeseg[nifti]`).
+
+The volume is read with nibabel and handed to the same core as a DICOM series: slices are the array's
+third axis, image rows its second and columns its first, and the affine (RAS) gives the DICOM-style
+direction cosines (LPS) and pixel spacing, so reorientation and resampling follow the contract exactly
+as for DICOM. The mask is written back in the input's array order with the input's affine and header.
+"""
+from __future__ import annotations
+
+import gzip
+import hashlib
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edgeseg.errors import EdgesegError
+from edgeseg.runtime.safe_paths import inside, readable_name
+
+SUFFIXES = (".nii", ".nii.gz")
+LPS = np.diag([-1.0, -1.0, 1.0])
+
+
+def is_nifti(path: Path) -> bool:
+    return path.name.lower().endswith(SUFFIXES)
+
+
+def _nibabel():
+    try:
+        import nibabel
+    except ImportError as exc:
+        raise EdgesegError("NIfTI input needs nibabel: pip install 'edgeseg[nifti]'") from exc
+    return nibabel
+
+
+@dataclass
+class NiftiVolume:
+    path: Path
+    image: object                      # the nibabel image (affine, header)
+    volume: np.ndarray                 # (slices, rows, cols) float32
+    spacing: tuple[float, float]       # (between rows, between columns), mm
+    orientation: tuple                 # six direction cosines, LPS (DICOM convention)
+    slice_spacing: float
+
+
+def read_nifti(path: Path) -> NiftiVolume:
+    """The volume in the runner's (slices, rows, cols) order with its geometry; one-line errors."""
+    nib = _nibabel()
+    try:
+        image = nib.load(str(path))
+        data = np.asanyarray(image.dataobj)
+    except Exception as exc:  # nibabel raises several types for truncated or foreign files
+        raise EdgesegError(f"{path.name}: not a readable NIfTI file ({str(exc).splitlines()[0][:160]})") from exc
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim == 2:
+        data = data[..., None]
+    if data.ndim != 3:
+        raise EdgesegError(f"{path.name}: {data.ndim}-D image {data.shape}; one 3-D volume expected")
+    slope, inter = image.dataobj.slope, image.dataobj.inter  # nibabel's scl_slope/scl_inter handling
+    values = np.asarray(data, dtype=np.float32) * np.float32(slope) + np.float32(inter)
+    axes = LPS @ np.asarray(image.affine, dtype=np.float64)[:3, :3]
+    sizes = np.linalg.norm(axes, axis=0)
+    if np.any(sizes <= 0):
+        raise EdgesegError(f"{path.name}: degenerate affine (a zero-length voxel axis)")
+    cosines = axes / sizes
+    return NiftiVolume(path, image, np.ascontiguousarray(np.transpose(values, (2, 1, 0))),
+                       (float(sizes[1]), float(sizes[0])), tuple(np.concatenate([cosines[:, 0], cosines[:, 1]])),
+                       float(sizes[2]))
+
+
+def _folder(out: Path, path: Path) -> Path:
+    stem = path.name[: -len(".nii.gz")] if path.name.lower().endswith(".nii.gz") else path.stem
+    name = readable_name(stem) or "volume"
+    final = out / "nifti" / name
+    holder = final / "report.json"
+    if holder.is_file() and f'"{path.resolve()}"' not in holder.read_text(errors="replace"):
+        final = out / "nifti" / f"{name}-{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]}"
+    inside(out, final)
+    return final
+
+
+def process_nifti(seg, path: Path, out: Path, opts):
+    """Segment one NIfTI volume into OUT/nifti/<name>/ (mask.nii.gz, report.json, overlay.png)."""
+    from edgeseg.runtime.colours import legend
+    from edgeseg.runtime.outputs import publish, set_modes
+    from edgeseg.runtime.overlay import write_overlay
+    from edgeseg.runtime.pipeline import Row
+    from edgeseg.runtime.report import volumes_ml, write_json
+    from edgeseg.runtime.seg_writer import atomic_write_bytes
+    from edgeseg.runtime.segment import segment_volume
+
+    t0 = time.perf_counter()
+    nv = read_nifti(path)
+    t = {"read": time.perf_counter() - t0}
+    mask, warnings = segment_volume(seg, nv.volume, nv.spacing, nv.orientation, nv.slice_spacing, None,
+                                    opts.batch, t)
+    c, nib = seg.contract, _nibabel()
+    final = _folder(out, path)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
+    try:
+        t0 = time.perf_counter()
+        header = nv.image.header.copy()
+        header.set_data_dtype(np.uint8)
+        out_img = nib.Nifti1Image(np.ascontiguousarray(np.transpose(mask, (2, 1, 0))), nv.image.affine, header)
+        out_img.header.set_slope_inter(1, 0)
+        payload = gzip.compress(out_img.to_bytes(), mtime=0)
+        atomic_write_bytes(tmp / "mask.nii.gz", lambda p: Path(p).write_bytes(payload))
+        outputs = ["mask.nii.gz"]
+        if opts.overlay:
+            write_overlay(tmp / "overlay.png", nv.volume, mask, c.class_names)
+            outputs.append("overlay.png")
+        t["write"] = time.perf_counter() - t0
+        total = sum(t.values())
+        report = {"status": "ok", "input": {"path": str(path.resolve()), "format": "NIfTI",
+                                            "shape": list(nv.image.shape), "pixel_spacing_mm": list(nv.spacing),
+                                            "slice_spacing_mm": round(nv.slice_spacing, 4)},
+                  "model": {"path": Path(seg.path).name, "name": c.model_name, "class_names": list(c.class_names)},
+                  "provider": seg.provider, "timings_s": {k: round(v, 4) for k, v in t.items()},
+                  "total_s": round(total, 4),
+                  "volumes_ml": volumes_ml(mask, nv.spacing, nv.slice_spacing, c.class_names),
+                  "outputs": outputs + ["report.json"], "warnings": warnings, "colours": legend(c.class_names)}
+        write_json(tmp / "report.json", report)
+        set_modes(tmp, opts.private)
+        publish(tmp, final)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise EdgesegError(f"{final}: cannot write the outputs ({exc.strerror or exc})") from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Row(str(path), len(mask), "ok", "; ".join(warnings), total, str(final), report)
