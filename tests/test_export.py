@@ -109,7 +109,11 @@ def test_released_int8_within_dice_tolerance(data):
     from edgeseg.export.simplify import ort_session, run_onnx
     from edgeseg.metrics import mean_foreground_dice
 
-    test = data[0]["test"]
+    from edgeseg.data import build_slice_sets, load_source
+    from edgeseg.data.slices import SliceConfig
+
+    released = read_contract(str(RELEASED / "unet-s2-brain-nano.int8.onnx"))  # its test slices as its contract says
+    test = build_slice_sets(load_source("mni152"), SliceConfig(normalization=released.normalization, fit=released.fit))["test"]
     dice = {}
     for prec in ("fp32-sim", "int8"):
         path = RELEASED / f"unet-s2-brain-nano.{prec}.onnx"

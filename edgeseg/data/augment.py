@@ -16,6 +16,7 @@ import numpy as np
 class AugmentConfig:
     """[train.augment] of a recipe. Probabilities are per series (intensity, acquisition) or per slice (geometry)."""
     enabled: bool = False
+    clean_p: float = 0.2                             # a series keeps its intensities and acquisition as they are
     gamma: tuple[float, float] = (0.5, 2.0)          # log-uniform exponent on values / series maximum
     contrast_p: float = 0.3                          # random smooth monotonic intensity curve instead of gamma
     scale: tuple[float, float] = (0.7, 1.4)          # multiplicative intensity scale

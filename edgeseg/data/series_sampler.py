@@ -72,9 +72,11 @@ class SeriesSampler:
         members = rng.choice(zs[np.isin(zs, vol.train)], size=k)
         context = np.sort(rng.choice(zs, size=min(len(zs), CONTEXT_SLICES), replace=False))
         where = np.concatenate([members, context])
-        thick = int(rng.integers(2, cfg.thick + 1)) if rng.random() < cfg.thick_p else 1
+        clean = rng.random() < cfg.clean_p
+        thick = int(rng.integers(2, cfg.thick + 1)) if not clean and rng.random() < cfg.thick_p else 1
         stack = A.thick_slices(vol.raw, where, thick, vol.allowed) if thick > 1 else vol.raw[where].astype(np.float32)
-        stack = self._intensity(rng, stack, 2.0 * where / max(len(vol.raw) - 1, 1) - 1.0)
+        if not clean:
+            stack = self._intensity(rng, stack, 2.0 * where / max(len(vol.raw) - 1, 1) - 1.0)
         ctx = stack[k:]
         stats = intensity_stats(ctx, sl.normalization, sl.clip_percentiles)
         origin = fit_origin(sl.fit, ctx, sl.canvas, stats)
