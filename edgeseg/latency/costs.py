@@ -104,6 +104,12 @@ def batchnorm(node: Node, g: Graph) -> Cost:
     return Cost(0, 2 * out, act, out, wts)
 
 
+def lrn(node: Node, g: Graph) -> Cost:
+    """LocalResponseNorm: a sum of `size` squares across channels, then scale, power and divide per element."""
+    act, out, wts = _io(node, g)
+    return Cost(0, (2 * int(node.attrs.get("size", 5)) + 4) * out, act, out, wts)
+
+
 def data_movement(node: Node, g: Graph) -> Cost:
     """Concat, Transpose, Pad, Slice...: no arithmetic, every element read and written once."""
     act, out, wts = _io(node, g)
@@ -126,8 +132,9 @@ COSTS = {
     "MaxPool": pool, "AveragePool": pool, "GlobalAveragePool": global_pool, "GlobalMaxPool": global_pool,
     "Resize": resize, "Upsample": resize, "BatchNormalization": batchnorm,
     "Softmax": _elementwise(5), "LogSoftmax": _elementwise(5),
-    "InstanceNormalization": _elementwise(5), "LayerNormalization": _elementwise(8),
-    "ReduceMean": data_movement, "ReduceSum": data_movement, "ReduceMax": data_movement, "ArgMax": data_movement,
+    "InstanceNormalization": _elementwise(5), "LRN": lrn, "LayerNormalization": _elementwise(8),
+    **{op: data_movement for op in ("ReduceMean", "ReduceSum", "ReduceMax", "ReduceMin", "ReduceProd", "ReduceL2",
+                                    "ReduceSumSquare", "ArgMax", "ArgMin", "GatherElements", "ScatterND", "TopK")},
     "Concat": data_movement, "Transpose": _elementwise(1), "Pad": data_movement, "Slice": data_movement,
     "Split": data_movement, "Expand": data_movement, "Tile": data_movement, "Gather": data_movement,
     "Cast": data_movement, "DepthToSpace": _elementwise(1), "SpaceToDepth": _elementwise(1),
@@ -136,12 +143,13 @@ COSTS = {
 }
 COSTS.update({op: _elementwise(1) for op in (
     "Add", "Sub", "Mul", "Div", "Relu", "LeakyRelu", "PRelu", "Clip", "Max", "Min", "Abs", "Neg", "Sqrt",
-    "Pow", "Where", "Equal", "Greater", "Less", "Not", "And", "Or")})
+    "Pow", "Where", "Equal", "Greater", "Less", "Not", "And", "Or", "Sum", "Mean", "Reciprocal", "Floor", "Ceil",
+    "Round", "Sign", "Relu6", "ThresholdedRelu", "Softsign", "GreaterOrEqual", "LessOrEqual", "Xor", "IsNaN")})
 COSTS.update({op: _elementwise(4) for op in (
     "Sigmoid", "Tanh", "Elu", "Selu", "HardSigmoid", "HardSwish", "Erf", "Exp", "Log", "Gelu", "Softplus", "Mish")})
 COSTS.update({op: free for op in (
     "Identity", "Reshape", "Flatten", "Squeeze", "Unsqueeze", "Dropout", "Constant", "Shape", "Size",
-    "ConstantOfShape")})
+    "ConstantOfShape", "Range", "EyeLike")})
 
 
 def node_cost(node: Node, g: Graph) -> Cost:

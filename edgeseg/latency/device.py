@@ -57,6 +57,7 @@ class Backend:
     layout_reorders: bool = False  # runtime reorders tensors between blocked and plain layouts (ORT CPU)
     op_efficiency: dict = field(default_factory=dict)  # op type -> efficiency replacing its class's (probed)
     nchwc_block: int = 8  # channels per NCHWc block (ORT: 8 with AVX2, 16 with AVX-512)
+    winograd_gain: float = 1.0  # multiplies a Winograd 3x3 kernel saves (F(2x2,3x3): 2.25); a constant, not fitted
 
 
 @dataclass(frozen=True)
@@ -113,6 +114,33 @@ def _toml(path: Path) -> dict:
         raise EdgesegError(f"{path}: cannot read device profile ({exc})") from None
 
 
+TOP_KEYS = ("name", "title", "memory_gb", "default_backend", "sources", "backends")
+BACKEND_KEYS = ("processor", "bandwidth_gbs", "precisions", "efficiency", "fused_activations", "layout_reorders",
+                "op_efficiency", "nchwc_block", "winograd_gain")
+PRECISION_KEYS = ("peak_gflops", "runs_as", "note")
+MAY_BE_ZERO = frozenset({"concat"})  # fraction of Concat traffic copied: 0 when the runtime concatenates in place
+
+
+def _reject_unknown(table, allowed, where: str, path: Path) -> None:
+    """Unknown keys are refused by name (a typo would otherwise silently keep a default)."""
+    if not isinstance(table, dict):
+        raise EdgesegError(f"{path}: key '{where}' must be a table")
+    for key in table:
+        if key not in allowed:
+            at = f"{where}.{key}" if where else key
+            raise EdgesegError(f"{path}: unknown key '{at}'{nearest_key(key, allowed)}; known: {', '.join(allowed)}")
+
+
+def _check_keys(data: dict, path: Path) -> None:
+    _reject_unknown(data, TOP_KEYS, "", path)
+    eff_keys = tuple(f.name for f in fields(Efficiency)) + ("source",)
+    for bname, b in (data.get("backends") or {}).items():
+        _reject_unknown(b, BACKEND_KEYS, f"backends.{bname}", path)
+        _reject_unknown(b.get("efficiency", {}), eff_keys, f"backends.{bname}.efficiency", path)
+        for p, entry in (b.get("precisions") or {}).items():
+            _reject_unknown(entry, PRECISION_KEYS, f"backends.{bname}.precisions.{p}", path)
+
+
 def _get(data: dict, key: str, path: Path, kind=float):
     node = data
     for part in key.split("."):
@@ -123,7 +151,7 @@ def _get(data: dict, key: str, path: Path, kind=float):
         value = kind(node)
     except (TypeError, ValueError):
         raise EdgesegError(f"{path}: key '{key}' must be {kind.__name__}, got {node!r}") from None
-    if kind is float and value <= 0:
+    if kind is float and (value < 0 if key.rsplit(".", 1)[-1] in MAY_BE_ZERO else value <= 0):
         raise EdgesegError(f"{path}: key '{key}' must be > 0, got {value}")
     return value
 
@@ -134,8 +162,19 @@ def _op_efficiency(data: dict, pre: str, path: Path) -> dict:
     return {op: _get(data, f"{pre}.op_efficiency.{op}", path) for op in table}
 
 
+def _winograd(data: dict, pre: str, path: Path) -> float:
+    """Optional `winograd_gain`: 1 (none) .. 4 (F(4x4,3x3), the largest tile cuDNN/TensorRT use)."""
+    if "winograd_gain" not in data["backends"][pre.split(".", 1)[1]]:
+        return 1.0
+    gain = _get(data, f"{pre}.winograd_gain", path)
+    if not 1.0 <= gain <= 4.0:
+        raise EdgesegError(f"{path}: key '{pre}.winograd_gain' must be in [1, 4] (F(4x4,3x3) saves 4x), got {gain}")
+    return gain
+
+
 def parse_profile(data: dict, path: Path) -> DeviceProfile:
     """Validate a profile dict; every error names the file and the key."""
+    _check_keys(data, path)
     backends = {}
     for bname in data.get("backends") or {}:
         pre = f"backends.{bname}"
@@ -161,7 +200,7 @@ def parse_profile(data: dict, path: Path) -> DeviceProfile:
                                   bool(data["backends"][bname].get("layout_reorders", False)),
                                   _op_efficiency(data, pre, path),
                                   int(_get(data, f"{pre}.nchwc_block", path)) if "nchwc_block" in data["backends"][bname]
-                                  else 8)
+                                  else 8, _winograd(data, pre, path))
     if not backends:
         raise EdgesegError(f"{path}: missing key 'backends'")
     default = _get(data, "default_backend", path, str)

@@ -2,8 +2,10 @@
 
 Least squares on log(predicted / published) over the rows marked `split=fit` in
 benchmarks/data/jetson_nano_published.csv, by a deterministic coordinate search in log space (no
-scipy needed). The held-out rows are never seen by the fit. `uncertainty` is the RMS log residual of
-the fit rows, so the band t*exp(+-u) is about a one-sigma band.
+scipy needed), over a few physically bounded parameters (TRT_FIT). The held-out rows (whole network
+families) are never seen by the fit. `leave_one_out` refits without each row (or each family) to give the
+cross-validated error; the bench stores its RMS as `uncertainty`, so the band t*exp(+-u) is about one sigma
+of the error on a network the fit has not seen.
 """
 from __future__ import annotations
 
@@ -20,10 +22,17 @@ from edgeseg.latency.graph import load_graph
 from edgeseg.latency.roofline import kernel_times
 
 PUBLISHED = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "jetson_nano_published.csv"
-# fitted parameter -> physical bounds (Winograd F(2x2,3x3) saves at most 2.25x the multiplies; no backend
-# beats the nominal bandwidth; a kernel launch costs microseconds)
-BOUNDS = {"conv3x3": (0.05, 2.25), "conv": (0.05, 1.0), "gemm": (0.01, 1.0), "other": (0.001, 1.0),
-          "memory": (0.2, 1.0), "concat": (0.0, 1.0), "launch_us": (2.0, 500.0), "saturation": (100.0, 1e6)}
+# TensorRT on the Nano: the free parameters and their physical bounds (shared/jetson/hardware.md). A name
+# joined by '+' is one parameter tied across those fields. Efficiencies are fractions of the nominal peak,
+# at most 1 (Winograd's saving is the profile's constant `winograd_gain`, not an efficiency above 1); memory
+# is a fraction of the 25.6 GB/s datasheet bandwidth, at most 1; a kernel costs at least LAUNCH_FLOOR_US; a
+# Maxwell SM needs ~2048 resident threads, each computing 1..32 outputs, to be busy: saturation in
+# [2048, 65536] output elements. Fixed, not fitted: tile_channels (the narrowest cuDNN/TensorRT Maxwell GEMM
+# tile, 128x32), concat (0: TensorRT concatenates in place), depthwise (no row has depthwise convs).
+LAUNCH_FLOOR_US = 5.0  # CUDA launch + TensorRT enqueue per kernel: ~5 us on desktop hosts; the Nano's A57 is slower
+TRT_FIT = {"conv3x3+conv+gemm": (0.05, 1.0), "activation+resize+other": (0.1, 1.0), "memory": (0.1, 1.0),
+           "launch_us": (LAUNCH_FLOOR_US, 100.0), "saturation": (2048.0, 65536.0)}
+BOUNDS = TRT_FIT
 
 
 @dataclass(frozen=True)
@@ -73,19 +82,26 @@ def log_residuals(items, profile: DeviceProfile, backend: Backend) -> list[float
 
 
 def param(b: Backend, name: str) -> float:
-    """A fitted parameter: an Efficiency field, or `op:TYPE` for an entry of the op_efficiency table."""
+    """A fitted parameter: an Efficiency field, `a+b` (fields tied to one value: the first's), or `op:TYPE` for an
+    entry of the op_efficiency table."""
+    name = name.split("+")[0]
     return b.op_efficiency[name[3:]] if name.startswith("op:") else getattr(b.efficiency, name)
 
 
 def with_param(b: Backend, name: str, value: float) -> Backend:
-    if name.startswith("op:"):
-        return replace(b, op_efficiency={**b.op_efficiency, name[3:]: value})
-    return replace(b, efficiency=replace(b.efficiency, **{name: value}))
+    for part in name.split("+"):
+        if part.startswith("op:"):
+            b = replace(b, op_efficiency={**b.op_efficiency, part[3:]: value})
+        else:
+            b = replace(b, efficiency=replace(b.efficiency, **{part: value}))
+    return b
 
 
 def fit_backend(profile: DeviceProfile, backend_name: str, items, rounds: int = 200, bounds=None) -> Backend:
     """Coordinate search: multiply/divide each parameter (see `param`) by a shrinking step while the loss drops."""
     backend = profile.backend(backend_name)
+    for name, (lo, hi) in (bounds or BOUNDS).items():  # start inside the bounds
+        backend = with_param(backend, name, min(hi, max(lo, param(backend, name))))
     loss = lambda b: sum(r * r for r in log_residuals(items, profile, b))  # noqa: E731
     best, best_loss, step = backend, loss(backend), 2.0
     for _ in range(rounds):
@@ -103,6 +119,31 @@ def fit_backend(profile: DeviceProfile, backend_name: str, items, rounds: int = 
     res = log_residuals(items, profile, best)
     u = math.sqrt(sum(r * r for r in res) / len(res))
     return replace(best, efficiency=replace(best.efficiency, uncertainty=u))
+
+
+def leave_one_out(profile: DeviceProfile, backend_name: str, items, bounds=None, groups=None) -> list[float]:
+    """Cross-validated log residuals: each item predicted by a fit on the others. `groups` (one label per item,
+    e.g. the network family) leaves a whole group out at once instead of one item."""
+    groups = list(groups) if groups is not None else list(range(len(items)))
+    out = [0.0] * len(items)
+    for label in dict.fromkeys(groups):
+        rest = [it for it, g in zip(items, groups) if g != label]
+        fitted = fit_backend(profile, backend_name, rest, bounds=bounds)
+        left = [(i, it) for i, (it, g) in enumerate(zip(items, groups)) if g == label]
+        for (i, _), r in zip(left, log_residuals([it for _, it in left], profile, fitted)):
+            out[i] = r
+    return out
+
+
+def rms(values) -> float:
+    values = list(values)
+    return math.sqrt(sum(v * v for v in values) / len(values))
+
+
+def family(network: str) -> str:
+    """Network family of a validation row (torchvision.resnet50 -> resnet, vgg16_bn -> vgg, fcn_resnet18 -> fcn)."""
+    name = network.removeprefix("torchvision.")
+    return "fcn" if name.startswith("fcn") else re.match(r"[a-z]+", name).group(0)
 
 
 def write_efficiency(path: Path, backend: Backend, source: str) -> None:

@@ -1,4 +1,5 @@
-"""Load an ONNX model into a flat node list with static shapes (shape inference on a fixed input shape)."""
+"""Load an ONNX model into a flat node list with static shapes: the input fixed, onnx shape inference, then
+constant folding and If resolution (fold.py) with inference again, so shapes and MACs come from onnx itself."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -30,6 +31,7 @@ class Graph:
     weights: frozenset  # names of initializers / constants
     inputs: tuple[str, ...]
     outputs: tuple[str, ...]
+    unresolved: tuple[str, ...] = ()  # control flow (If/Loop) constant folding could not resolve
 
     def shape(self, tensor: str) -> tuple[int, ...] | None:
         return self.shapes.get(tensor)
@@ -83,8 +85,7 @@ def load_graph(model_or_path, input_shape: tuple[int, ...] | None = None) -> Gra
 
     model, name = _read(model_or_path)
     g = model.graph
-    weights = {t.name for t in g.initializer}
-    real_inputs = [i for i in g.input if i.name not in weights]
+    real_inputs = [i for i in g.input if i.name not in {t.name for t in g.initializer}]
     for vi in real_inputs:
         dims = _dims(vi)
         if input_shape is not None and vi is real_inputs[0]:
@@ -93,19 +94,18 @@ def load_graph(model_or_path, input_shape: tuple[int, ...] | None = None) -> Gra
             for d, v in zip(vi.type.tensor_type.shape.dim, input_shape):
                 d.ClearField("dim_param")
                 d.dim_value = v
-        elif None in dims or not dims:
+        elif None in dims or not vi.type.tensor_type.HasField("shape"):  # a scalar (shape ()) is static
             raise EdgesegError(f"{name}: input '{vi.name}' has dynamic shape {tuple(d or '?' for d in dims)}; "
                                "pass --input-shape, e.g. --input-shape 1x3x224x224")
-    try:
-        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)
-    except Exception as exc:
-        raise EdgesegError(f"{name}: ONNX shape inference failed ({exc})") from None
+    inferred, unresolved = _infer_and_fold(model, name)
     shapes, dtypes = {}, {}
     for vi in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
         dims = _dims(vi)
         if dims and None not in dims or (vi.type.tensor_type.HasField("shape") and not dims):
             shapes[vi.name] = tuple(dims)
         dtypes[vi.name] = vi.type.tensor_type.elem_type
+    g = inferred.graph  # the folded graph: shape arithmetic is constants, resolved If nodes are their branch
+    weights = {t.name for t in g.initializer}
     for t in g.initializer:
         shapes[t.name], dtypes[t.name] = tuple(t.dims), t.data_type
     nodes = []
@@ -122,4 +122,26 @@ def load_graph(model_or_path, input_shape: tuple[int, ...] | None = None) -> Gra
                 shapes[n.output[0]], dtypes[n.output[0]] = tuple(val.dims), val.data_type
         nodes.append(Node(n.name or f"{n.op_type}_{i}", n.op_type, tuple(n.input), tuple(n.output), attrs))
     return Graph(name, tuple(nodes), shapes, dtypes, frozenset(weights),
-                 tuple(i.name for i in real_inputs), tuple(o.name for o in g.output))
+                 tuple(i.name for i in real_inputs), tuple(o.name for o in g.output), unresolved)
+
+
+def _infer(model, name: str):
+    import onnx
+
+    try:
+        return onnx.shape_inference.infer_shapes(model, data_prop=True)
+    except Exception as exc:
+        raise EdgesegError(f"{name}: ONNX shape inference failed ({exc})") from None
+
+
+def _infer_and_fold(model, name: str, passes: int = 4):
+    """Shape inference, then constant folding (fold.py) and inference again until nothing more folds."""
+    from edgeseg.latency.fold import fold
+
+    inferred, unresolved = _infer(model, name), ()
+    for _ in range(passes):
+        folded, unresolved = fold(inferred)
+        if [n.op_type for n in folded.graph.node] == [n.op_type for n in inferred.graph.node]:
+            break
+        inferred = _infer(folded, name)
+    return inferred, unresolved

@@ -9,6 +9,8 @@ from edgeseg.latency.fusion import ACTIVATIONS, FusedGraph, fuse
 from edgeseg.latency.graph import load_graph
 from edgeseg.latency.roofline import KernelTime, kernel_times
 
+UNRELIABLE_SHARE = 0.10  # above this fraction of the time priced by fallback, the prediction is flagged unreliable
+
 
 @dataclass(frozen=True)
 class Prediction:
@@ -29,6 +31,7 @@ class Prediction:
     device_memory_bytes: int
     estimated_ops: tuple[str, ...]
     layers: tuple[KernelTime, ...]
+    estimated_share: float = 0.0  # fraction of total_ms priced by the fallback (ops the cost model does not know)
 
     @property
     def peak_memory_bytes(self) -> int:
@@ -79,9 +82,15 @@ def simulate(model, device, precision: str | None = None, backend: str | None = 
     fg = fuse(g, b.fused_activations or ACTIVATIONS)
     times = kernel_times(fg, b, prec)
     total = sum(t.seconds for t in times)
+    share = sum(t.seconds for t in times if t.estimated) / total if total else 0.0
     if fg.unknown_ops:
-        warnings += (f"estimate: the cost model does not know {', '.join(fg.unknown_ops)}; "
-                     "priced from tensor sizes only",)
+        warnings += (f"estimate: the cost model does not know {', '.join(fg.unknown_ops)}; priced from tensor sizes "
+                     f"only: {100 * share:.1f} % of the predicted time"
+                     + (f" (above {100 * UNRELIABLE_SHARE:.0f} %: the prediction is unreliable)"
+                        if share > UNRELIABLE_SHARE else ""),)
+    if g.unresolved:
+        warnings += (f"control flow not resolved by constant folding: {', '.join(g.unresolved)}; "
+                     "its branches/body are not priced",)
     if fg.quantized and prec.name != "int8":
         warnings += (f"the model has Q/DQ nodes; priced as {prec.name.upper()} on {profile.name}/{b.name}",)
     size = BYTES[prec.name]
@@ -91,4 +100,4 @@ def simulate(model, device, precision: str | None = None, backend: str | None = 
     return Prediction(g.name, tuple(shape or ()), profile.name, b.name, precision, prec.name, warnings,
                       total * 1e3, (total * 1e3 * math.exp(-u), total * 1e3 * math.exp(u)), 1.0 / total,
                       sum(k.cost.macs for k in fg.kernels), len(times), weights,
-                      peak_activations(fg, size), int(profile.memory_gb * 2**30), fg.unknown_ops, times)
+                      peak_activations(fg, size), int(profile.memory_gb * 2**30), fg.unknown_ops, times, share)

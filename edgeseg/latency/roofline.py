@@ -1,7 +1,10 @@
 """Per-kernel time on a device: a roofline with shape-dependent efficiency plus a fixed launch cost.
 
-    t = max(FLOPs / (peak x eff_class x util), bytes / (bandwidth x eff_memory)) + launch_us
+    t = max(FLOPs / (gain x peak x eff_class x util), bytes / (bandwidth x eff_memory)) + launch_us
     util = work / (work + saturation) x min(1, K / 32) x min(1, Cout / tile_channels)
+
+`gain` is the backend's `winograd_gain` for dense 3x3 stride-1 convs (the multiplies Winograd saves, a
+constant of the algorithm: 2.25 for F(2x2,3x3)), 1 otherwise, so every efficiency is a fraction of the peak <= 1.
 
 Concat traffic is scaled by eff_concat (0 when the runtime writes producers into the output in place).
 `work` is the kernel's output elements (small feature maps cannot fill the machine), K the reduction
@@ -92,11 +95,13 @@ def kernel_time(k: Kernel, g: Graph, backend: Backend, precision: Precision, fil
     if cls in GEMM_SHAPED:  # short reductions and narrow outputs waste the GEMM tile
         util *= min(1.0, kdim / K_FULL) * (min(1.0, cout / eff.tile_channels) if fill is None else fill)
     rate = precision.peak_gflops * 1e9 * backend.op_efficiency.get(op or k.anchor.op, getattr(eff, cls)) * max(util, 1e-6)
-    compute = c.flops / rate
+    compute = c.flops / rate / (backend.winograd_gain if cls == "conv3x3" else 1.0)  # Winograd: fewer multiplies
     memory = nbytes / (backend.bandwidth_gbs * 1e9 * eff.memory)
     if fill is not None and cls not in GEMM_SHAPED:  # other blocked kernels move the padding channels too
         compute, memory = compute / fill, memory / fill
     total = max(compute, memory) + eff.launch_us * 1e-6
+    if k.anchor.op in COPIES and eff.concat == 0:  # concatenated in place (TensorRT): no kernel at all
+        total = compute = memory = 0.0
     return KernelTime(k.name, k.ops, cls, total, compute, memory, c.flops, nbytes, not c.known)
 
 

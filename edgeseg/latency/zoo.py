@@ -114,7 +114,9 @@ def alexnet(chw, classes):
 
 VGG = {"vgg11": [64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
        "vgg13": [64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M"],
-       "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]}
+       "vgg16": [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"],
+       "vgg19": [64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M",
+                 512, 512, 512, 512, "M"]}
 
 
 def vgg(cfg, batch_norm=False):
@@ -131,22 +133,32 @@ def vgg(cfg, batch_norm=False):
     return build
 
 
-def squeezenet1_0(chw, classes):
-    n = Net("squeezenet1_0", chw)
+# SqueezeNet: (stem conv, stem k, stem stride, stages of fire modules (cin, squeeze, expand1x1, expand3x3),
+# each stage after the first preceded by a 3x3/2 ceil-mode max pool)
+SQUEEZE = {"squeezenet1_0": (96, 7, ((96, 16, 64, 64), (128, 16, 64, 64), (128, 32, 128, 128)),
+                             ((256, 32, 128, 128), (256, 48, 192, 192), (384, 48, 192, 192), (384, 64, 256, 256)),
+                             ((512, 64, 256, 256),)),
+           "squeezenet1_1": (64, 3, ((64, 16, 64, 64), (128, 16, 64, 64)), ((128, 32, 128, 128), (256, 32, 128, 128)),
+                             ((256, 48, 192, 192), (384, 48, 192, 192), (384, 64, 256, 256), (512, 64, 256, 256)))}
 
-    def fire(x, cin, sq, e1, e3):
-        s = n.relu(n.conv(x, cin, sq, 1))
-        return n.op("Concat", [n.relu(n.conv(s, sq, e1, 1)), n.relu(n.conv(s, sq, e3, 3, 1, 1))], axis=1)
 
-    x = n.maxpool(n.relu(n.conv("input", 3, 96, 7, 2)), 3, 2, ceil=1)
-    for args in ((96, 16, 64, 64), (128, 16, 64, 64), (128, 32, 128, 128)):
-        x = fire(x, *args)
-    x = n.maxpool(x, 3, 2, ceil=1)
-    for args in ((256, 32, 128, 128), (256, 48, 192, 192), (384, 48, 192, 192), (384, 64, 256, 256)):
-        x = fire(x, *args)
-    x = fire(n.maxpool(x, 3, 2, ceil=1), 512, 64, 256, 256)
-    x = n.relu(n.conv(x, 512, classes, 1))
-    return n.model(n.op("Flatten", [n.op("GlobalAveragePool", [x])]))
+def squeezenet(version):
+    def build(chw, classes):
+        n = Net(version, chw)
+        stem, k, *stages = SQUEEZE[version]
+
+        def fire(x, cin, sq, e1, e3):
+            s = n.relu(n.conv(x, cin, sq, 1))
+            return n.op("Concat", [n.relu(n.conv(s, sq, e1, 1)), n.relu(n.conv(s, sq, e3, 3, 1, 1))], axis=1)
+
+        x = n.relu(n.conv("input", 3, stem, k, 2))
+        for stage in stages:
+            x = n.maxpool(x, 3, 2, ceil=1)
+            for args in stage:
+                x = fire(x, *args)
+        x = n.relu(n.conv(x, 512, classes, 1))
+        return n.model(n.op("Flatten", [n.op("GlobalAveragePool", [x])]))
+    return build
 
 
 def densenet(blocks, growth=32, init=64):
@@ -169,10 +181,13 @@ def densenet(blocks, growth=32, init=64):
 
 
 NETWORKS = {
-    "fcn_resnet18": fcn_resnet18, "alexnet": alexnet, "squeezenet1_0": squeezenet1_0,
-    "resnet18": resnet((2, 2, 2, 2)), "resnet34": resnet((3, 4, 6, 3)), "resnet101": resnet((3, 4, 23, 3), True),
-    "densenet121": densenet((6, 12, 24, 16)), "densenet201": densenet((6, 12, 48, 32)),
-    "vgg11": vgg("vgg11"), "vgg13": vgg("vgg13"), "vgg16_bn": vgg("vgg16", batch_norm=True),
+    "fcn_resnet18": fcn_resnet18, "alexnet": alexnet,
+    "squeezenet1_0": squeezenet("squeezenet1_0"), "squeezenet1_1": squeezenet("squeezenet1_1"),
+    "resnet18": resnet((2, 2, 2, 2)), "resnet34": resnet((3, 4, 6, 3)), "resnet50": resnet((3, 4, 6, 3), True),
+    "resnet101": resnet((3, 4, 23, 3), True), "resnet152": resnet((3, 8, 36, 3), True),
+    "densenet121": densenet((6, 12, 24, 16)), "densenet169": densenet((6, 12, 32, 32)),
+    "densenet201": densenet((6, 12, 48, 32)), "densenet161": densenet((6, 12, 36, 24), growth=48, init=96),
+    **{name: vgg(name) for name in VGG}, **{f"{name}_bn": vgg(name, batch_norm=True) for name in VGG},
 }
 
 
