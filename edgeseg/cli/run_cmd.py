@@ -23,8 +23,8 @@ def register(sub) -> None:
     p.add_argument("--no-overlay", action="store_true", help="skip the PNG overlay montage")
     p.add_argument("--trt-cache", default=None, help="TensorRT engine cache folder (default ~/.cache/edgeseg/trt)")
     p.add_argument("--sequential", action="store_true",
-                   help="build the DICOM SEG on the main thread after inference (default: its header is prepared "
-                        "on a second thread while the model infers)")
+                   help="one series and one stage at a time (default: series i+1 is read and series i-1 written "
+                        "while the model runs on series i)")
     p.add_argument("--select", default=None, metavar="RULES",
                    help="segment only series matching every rule, e.g. 'Modality=MR,SeriesDescription~T1' "
                         "(=, !=, ~ regex, !~); others are listed as skipped. The model's modality and "
@@ -72,7 +72,7 @@ def run(args) -> int:
 
     opts = Options(provider=args.provider, threads=args.threads, batch=args.batch, also=tuple(dict.fromkeys(args.also)),
                    overlay=not args.no_overlay, cache_dir=args.trt_cache,
-                   overlap=not args.sequential, select=parse_rules(args.select),
+                   pipeline=not args.sequential, select=parse_rules(args.select),
                    layout=args.layout, private=args.private)
     rows, info = run_pipeline(args.model, args.inputs, args.out, opts, show_progress=not args.quiet)
     if not args.quiet:

@@ -24,15 +24,14 @@ class Node:
         from edgeseg.node.scheduler import Scheduler
         from edgeseg.node.scp import start_server
         from edgeseg.runtime.pipeline import check_out_dir
-        from edgeseg.runtime.seg_writer import _highdicom, warm_up
+        from edgeseg.runtime.seg_writer import require_highdicom
         from edgeseg.runtime.session import Segmenter
 
         cfg = self.cfg
         log.route_pynetdicom()
         t0 = time.perf_counter()
         segmenter = Segmenter(cfg.model, cfg.provider, cfg.threads)
-        _highdicom()
-        warm_up()
+        require_highdicom()
         check_out_dir(cfg.spool)
         if cfg.out is not None:
             check_out_dir(cfg.out)

@@ -92,6 +92,7 @@ def process_nifti(seg, path: Path, out: Path, opts):
     from edgeseg.runtime.report import volumes_ml, write_json
     from edgeseg.runtime.seg_writer import atomic_write_bytes
     from edgeseg.runtime.segment import segment_volume
+    from edgeseg.runtime.stages import system_words
 
     t0 = time.perf_counter()
     nv = read_nifti(path)
@@ -129,7 +130,7 @@ def process_nifti(seg, path: Path, out: Path, opts):
         publish(tmp, final)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise EdgesegError(f"{final}: cannot write the outputs ({exc.strerror or exc})") from exc
+        raise EdgesegError(f"{final}: cannot write the outputs ({system_words(exc)})") from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

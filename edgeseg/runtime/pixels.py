@@ -40,50 +40,11 @@ def _stored_range(ds) -> tuple[int, int]:
     return 0, (1 << bits) - 1
 
 
-NATIVE = {"1.2.840.10008.1.2": "<", "1.2.840.10008.1.2.1": "<", "1.2.840.10008.1.2.2": ">"}
-
-
-def native_pixels(ds, ts: str) -> np.ndarray | None:
-    """Uncompressed integer Pixel Data straight from the file's bytes with numpy (no pixel-data plugin);
-    None whenever pydicom's decoder could give something else (then it is used instead)."""
-    order = NATIVE.get(ts)
-    if order is None or "PixelData" not in ds or int(ds.get("SamplesPerPixel", 1) or 1) != 1:
-        return None
-    bits, stored = int(ds.get("BitsAllocated", 0) or 0), int(ds.get("BitsStored", 0) or 0)
-    signed = int(ds.get("PixelRepresentation", 0) or 0) == 1
-    if bits not in (8, 16, 32) or not 0 < stored <= bits or (signed and stored != bits):
-        return None  # 1-bit, odd sizes, sign extension of fewer stored bits: pydicom's job
-    rows, cols, frames = int(ds.Rows), int(ds.Columns), int(ds.get("NumberOfFrames", 1) or 1)
-    nbytes = rows * cols * frames * bits // 8
-    try:
-        elem = ds.get_item(0x7FE00010, keep_deferred=True)
-    except TypeError:  # pydicom < 3 has no keep_deferred: let its decoder read the value
-        return None
-    if elem.value is None:  # deferred: read the value's bytes from the file, at its offset
-        if elem.length == 0xFFFFFFFF or elem.length < nbytes or not isinstance(ds.filename, str):
-            return None
-        with open(ds.filename, "rb") as f:
-            f.seek(elem.value_tell)
-            raw = f.read(nbytes)
-    else:
-        raw = elem.value
-    if not isinstance(raw, (bytes, bytearray)) or len(raw) < nbytes:
-        return None
-    dtype = np.dtype(f"{order}{'i' if signed else 'u'}{bits // 8}")
-    arr = np.frombuffer(raw, dtype=dtype, count=rows * cols * frames).reshape(frames, rows, cols)
-    if not signed and stored < bits and int(arr.max()) >> stored:
-        return None  # bits above BitsStored are set: leave the interpretation to pydicom
-    return arr.astype(dtype.newbyteorder("="), copy=False)
-
-
 def decode_pixels(ds, path: Path) -> np.ndarray:
     """(frames, rows, cols) stored values, or EdgesegError with the reason."""
     if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
         raise EdgesegError(f"{path.name}: no Pixel Data element")
     ts = UID(str(ds.file_meta.TransferSyntaxUID))
-    arr = native_pixels(ds, str(ts))
-    if arr is not None:
-        return arr
     try:
         arr = ds.pixel_array
     except Exception as exc:  # pydicom raises several types for missing plugins and corrupt data

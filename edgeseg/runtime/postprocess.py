@@ -10,15 +10,8 @@ from edgeseg.runtime.preprocess import Geometry
 
 
 def labels_from_logits(logits: np.ndarray, contract: ModelContract) -> np.ndarray:
-    """(N, C, H, W) logits -> (N, H, W) uint8 class indices; np.argmax semantics (first maximum wins),
-    as a running maximum over the few channels, which is several times faster than argmax on axis 1."""
-    best = logits[:, 0].copy()
-    labels = np.zeros(best.shape, dtype=np.uint8)
-    for k in range(1, logits.shape[1]):
-        better = logits[:, k] > best
-        labels[better] = k
-        np.maximum(best, logits[:, k], out=best)
-    return labels
+    """(N, C, H, W) logits -> (N, H, W) uint8 class indices (np.argmax: the first maximum wins)."""
+    return np.argmax(logits, axis=1).astype(np.uint8)
 
 
 def resample_nearest(labels: np.ndarray, shape: tuple[int, int], zoom: tuple[float, float]) -> np.ndarray:

@@ -14,55 +14,14 @@ from edgeseg.runtime.colours import rgb
 from edgeseg.runtime.series import Series
 
 
-def _highdicom():
+def require_highdicom():
+    """(highdicom, pydicom's codes), or a one-line EdgesegError naming the extra to install."""
     try:
         import highdicom
         from pydicom.sr.codedict import codes
     except ImportError as exc:
         raise EdgesegError("writing DICOM SEG needs highdicom: pip install 'edgeseg[dicom]'") from exc
     return highdicom, codes
-
-
-def _memoise_iod_lookups() -> None:
-    """highdicom asks "is attribute X in the IOD of SOP class Y?" once per source image (a linear scan
-    of its tables of the standard, about 1 ms each: a third of building a 32-slice SEG). The answer
-    depends on the arguments only, so it is cached. Private helper: only a speed-up, never required."""
-    import sys
-
-    try:
-        from highdicom import _standard_utils as su
-    except Exception:
-        return
-    orig = getattr(su, "is_attribute_in_iod", None)
-    if orig is None or getattr(orig, "edgeseg_memo", False):
-        return
-    memo: dict = {}
-
-    def key_of(v):
-        return tuple(v) if isinstance(v, list) else str(v) if not isinstance(v, (tuple, type(None))) else v
-
-    def is_attribute_in_iod(*args, **kwargs):
-        key = (tuple(key_of(a) for a in args), tuple(sorted((k, key_of(v)) for k, v in kwargs.items())))
-        if key not in memo:
-            memo[key] = orig(*args, **kwargs)
-        return memo[key]
-
-    is_attribute_in_iod.edgeseg_memo = True
-    for name, module in list(sys.modules.items()):
-        if name.startswith("highdicom") and getattr(module, "is_attribute_in_iod", None) is orig:
-            module.is_attribute_in_iod = is_attribute_in_iod
-
-
-def warm_up() -> None:
-    """Load highdicom's tables of the standard now (about 0.5 s, once) rather than inside the first series."""
-    _memoise_iod_lookups()
-    try:
-        from highdicom import _standard_utils as su
-
-        for name in ("get_sop_class_iod_map", "get_iod_module_map", "get_module_attribute_map"):
-            getattr(su, name, lambda: None)()
-    except Exception:  # private helpers: only a speed-up, never required
-        pass
 
 
 def property_codes(class_name: str, codes):
@@ -110,8 +69,11 @@ def _has_display_color(hd) -> bool:
 
 def build_segmentation(series: Series, mask: np.ndarray, contract: ModelContract, model_id: str):
     """mask: (N, rows, cols) class indices in the series' sorted order -> highdicom Segmentation."""
-    hd, codes = _highdicom()
-    _memoise_iod_lookups()
+    hd, codes = require_highdicom()
+    top = int(mask.max(initial=0))
+    if top >= len(contract.class_names):
+        raise EdgesegError(f"mask holds class {top}, the model has {len(contract.class_names)} classes "
+                           f"({', '.join(contract.class_names)}); no SEG written")
     alg = hd.AlgorithmIdentificationSequence(name=contract.model_name or "edgeseg", version=__version__,
                                              family=codes.cid7162.ArtificialIntelligence)
     descriptions = []

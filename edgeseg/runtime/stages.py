@@ -1,0 +1,139 @@
+"""The three stages of one DICOM series, each a plain function of the previous one's result:
+
+    load_series   headers -> sorted, checked Series + decoded pixels      (pydicom; I/O bound)
+    infer_series  volume -> label mask on the source pixels               (onnxruntime; releases the GIL)
+    write_series  mask -> SEG + masks + overlay + report, published       (highdicom + pydicom; Python bound)
+
+`process_series` runs them one after the other (the node, `--sequential`); `pipeline.run` overlaps
+them across series: series i+1 is read while series i infers, and series i-1 is written meanwhile.
+"""
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edgeseg.errors import EdgesegError
+from edgeseg.runtime import discover as disc
+from edgeseg.runtime.colours import legend
+from edgeseg.runtime.outputs import publish, series_folder, set_modes
+from edgeseg.runtime.pixels import Decoded, decode_series
+from edgeseg.runtime.report import series_report, volumes_ml, write_json
+from edgeseg.runtime.safe_paths import inside
+from edgeseg.runtime.segment import segment_volume
+from edgeseg.runtime.series import Series, build_series
+
+
+@dataclass
+class Loaded:
+    series: Series
+    decoded: Decoded
+    warnings: list[str]
+    dropped: list[tuple[str, str]]
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Inferred:
+    loaded: Loaded
+    mask: np.ndarray
+
+
+def system_words(exc: BaseException) -> str:
+    """The operating system's words for an OSError, also when a library re-raised it with its own
+    message (pydicom wraps write errors with the tag and a traceback text)."""
+    seen, e = set(), exc
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, OSError) and e.strerror:
+            return e.strerror
+        e = e.__cause__ or e.__context__
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+
+
+def _dropped_note(dropped) -> str:
+    names = [f"{Path(f).name} ({why})" for f, why in dropped[:5]]
+    more = f" and {len(dropped) - 5} more" if len(dropped) > 5 else ""
+    return f"{len(dropped)} file(s) of this series left out: {'; '.join(names)}{more}"
+
+
+def load_series(group: disc.SeriesGroup, contract, read_s: float = 0.0, notes=(), lost=()) -> Loaded:
+    """Sort and check the series, decode its pixels. `lost`: (file, why) of instances discovery could not
+    read (truncated, unreadable); they are named in the warnings and the report."""
+    t0 = time.perf_counter()
+    series = build_series(group)
+    dropped = [*((str(f), why) for f, why in lost), *series.dropped]
+    warnings = [*notes, *series.warnings, *([_dropped_note(dropped)] if dropped else [])]
+    if contract.modality and series.modality and series.modality != contract.modality:
+        raise EdgesegError(f"modality {series.modality}: the model was trained for {contract.modality} only")
+    if not series.modality:
+        warnings.append(f"no Modality in the header; assumed {contract.modality}")
+    decoded = decode_series(series)
+    return Loaded(series, decoded, warnings, dropped, {"read": read_s + time.perf_counter() - t0})
+
+
+def infer_series(seg, loaded: Loaded, batch: int = 8) -> Inferred:
+    """The model on the decoded volume; the mask comes back on the source pixels."""
+    s = loaded.series
+    mask, more = segment_volume(seg, loaded.decoded.values, s.spacing, s.orientation, s.slice_spacing,
+                                loaded.decoded, batch, loaded.timings)
+    loaded.warnings += more
+    return Inferred(loaded, mask)
+
+
+def write_series(seg, inferred: Inferred, out: Path, opts):
+    """Every output of the series into a hidden temporary folder, then one rename onto its final name."""
+    from edgeseg.runtime.mask_files import write_mask
+    from edgeseg.runtime.overlay import write_overlay
+    from edgeseg.runtime.pipeline import Row
+    from edgeseg.runtime.seg_writer import write_seg
+
+    loaded, mask, c = inferred.loaded, inferred.mask, seg.contract
+    series, t = loaded.series, loaded.timings
+    t0 = time.perf_counter()
+    final = series_folder(out, series, opts.layout)
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        inside(out, final)  # again after mkdir: a link created meanwhile is caught before anything is written
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
+    except OSError as exc:
+        raise EdgesegError(f"{final.parent}: cannot create the output folder ({exc.strerror or exc})") from exc
+    try:
+        outputs = []
+        if opts.seg:
+            write_seg(series, mask, c, tmp / "seg.dcm", seg.model_id)
+            outputs.append("seg.dcm")
+        for kind in opts.also:
+            name = "mask.nii.gz" if kind == "nifti" else "mask.npy"
+            write_mask(tmp / name, mask, series, kind)
+            outputs.append(name)
+        if opts.overlay:
+            write_overlay(tmp / "overlay.png", loaded.decoded.values, mask, c.class_names)
+            outputs.append("overlay.png")
+        t["write"] = time.perf_counter() - t0
+        volumes = volumes_ml(mask, series.spacing, series.slice_spacing, c.class_names)
+        report = series_report(series, c, seg.path, seg.provider, opts.threads, t, volumes, outputs + ["report.json"],
+                               loaded.warnings)
+        report["dropped_files"] = [{"file": str(f), "reason": why} for f, why in loaded.dropped]
+        report["colours"] = legend(c.class_names)  # as in the SEG's segments and the overlay's legend
+        write_json(tmp / "report.json", report)
+        set_modes(tmp, opts.private)
+        publish(tmp, final)
+    except OSError as exc:  # disk full, no inodes...: nothing half-written stays, the reason names the folder
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise EdgesegError(f"{final}: cannot write the outputs ({system_words(exc)})") from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return Row(series.series_uid, len(series.frames), "ok", "; ".join(loaded.warnings), sum(t.values()), str(final),
+               report)
+
+
+def process_series(seg, group: disc.SeriesGroup, out: Path, opts, read_s: float = 0.0, notes=(), lost=()):
+    """One series through the three stages, one after the other -> Row."""
+    loaded = load_series(group, seg.contract, read_s, notes, lost)
+    return write_series(seg, infer_series(seg, loaded, opts.batch), out, opts)
