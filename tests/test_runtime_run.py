@@ -141,8 +141,11 @@ def test_bad_inputs_each_get_a_reason_and_the_rest_runs(models, tmp_path, capsys
     assert not [p for p in out.rglob(".*")]  # no temporary files or folders left
     assert _digest([*pyd, *inputs.rglob("*.*")]) == before
     assert "mixed image sizes" in capsys.readouterr().out  # the summary table shows reasons
-    assert good  # the good series' folder is the one written
-    assert (out / str(pydicom.dcmread(good[0]).StudyInstanceUID)).is_dir()
+    (seg_file,) = out.rglob("seg.dcm")                       # the one written is the good series'
+    refs = {str(i.ReferencedSOPInstanceUID) for s in pydicom.dcmread(seg_file).ReferencedSeriesSequence
+            for i in s.ReferencedInstanceSequence}
+    assert refs == {str(pydicom.dcmread(f, stop_before_pixels=True).SOPInstanceUID) for f in good}
+    assert seg_file.parent.parent == out / str(pydicom.dcmread(good[0]).StudyInstanceUID)
 
 
 @pytest.mark.parametrize("case", ["foreign", "garbage", "unwritable"])
