@@ -31,6 +31,8 @@ def add_arguments(p) -> None:
     p.add_argument("--recipe", default="recipes/unet-s2-brain.toml", help="base recipe (model, head, supervision, seed are overridden)")
     p.add_argument("--out", default="runs/bench-srhead")
     p.add_argument("--retrain", action="store_true", help="ignore cached checkpoints")
+    p.add_argument("--cached-only", action="store_true",
+                   help="train nothing: tabulate the cells already under --out, listing the ones missing")
     p.add_argument("--repeats", type=int, default=30, help="timed forward passes per architecture")
     p.add_argument("--no-full-res", nargs="*", default=[], metavar="MODEL",
                    help="skip variant d for these backbones (the costliest training; to fit a time budget)")
@@ -148,10 +150,13 @@ def run(args) -> int:
     area = load_splits(base)
     splits = {s: with_sampling(area, s) for s in args.inputs}
     h, w = base.data.slices.canvas
-    cells, archs = [], {}
+    cells, archs, missing = [], {}, []
     for name, sampling, seed, key, scale in _cells(args, models):
         recipe = recipe_for(replace(base, train=replace(base.train, epochs=args.epochs)), name, scale, key, seed)
         out = Path(args.out) / f"{name}-s{scale}-{key}-{sampling}-seed{seed}-e{args.epochs}"
+        if args.cached_only and not (out / "metrics.json").is_file():
+            missing.append(out.name)
+            continue
         metrics = _train_or_load(recipe, splits[sampling], out, args.retrain)
         arch = (name, scale, VARIANTS[key].head)
         model = None
@@ -176,7 +181,7 @@ def run(args) -> int:
                   "torch_ms": latency[k][0], "ort_ms": latency[k][1], "nano_ms": latency[k][2]} for k, v in archs.items()]
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "results.json").write_text(json.dumps({"cells": cells, "architectures": arch_rows}, indent=2))
-    md = markdown(cells, arch_rows, args)
+    md = markdown(cells, arch_rows, args, missing)
     write_section(args.section, md, args.docs)
     plot(cells, args.plot)
     print(md)

@@ -30,12 +30,13 @@ def _pct(x) -> str:
     return "" if x is None else f"{100 * x:+.1f} %"
 
 
-def markdown(cells, arch_rows, args) -> str:
+def markdown(cells, arch_rows, args, missing=()) -> str:
     dice = _group(cells)
     arch = {tuple(r["arch"]): r for r in arch_rows}
     command = (f"edgeseg bench srhead --models {' '.join(sorted({c['model'] for c in cells}))} --scales {' '.join(map(str, args.scales))} "
                f"--variants {' '.join(args.variants)} --inputs {' '.join(args.inputs)} --seeds {' '.join(map(str, args.seeds))} "
-               f"--epochs {args.epochs}" + (f" --no-full-res {' '.join(args.no_full_res)}" if args.no_full_res else ""))
+               f"--epochs {args.epochs}" + (f" --no-full-res {' '.join(args.no_full_res)}" if args.no_full_res else "")
+               + (" --cached-only" if getattr(args, "cached_only", False) else ""))
     lines = [
         "## SR segmentation heads (J-Net) vs low-resolution baselines vs full resolution",
         "",
@@ -68,6 +69,9 @@ def markdown(cells, arch_rows, args) -> str:
             lines.append(f"| {model} | {scale} | {inputs} | {key}: {VARIANTS[key].label} | {a['head_params']} | {a['macs'] / 1e6:.1f} | "
                          f"{a['torch_ms']:.2f} | {a['ort_ms']:.2f} | {a['nano_ms']:.2f} | {_mean_sd(values)} | {_pct(vs_lr)} | {_pct(vs_a)} | "
                          f"{_pct(cost)} | {_pct(nano)} |")
+    if missing:
+        lines += ["", f"Cells of this grid not trained (time budget; the command without `--cached-only` trains them): "
+                      f"{', '.join(missing)}."]
     lines += ["", *_summary(dice), "", f"![SR head benchmark]({Path(args.plot).name})", ""]
     from edgeseg.bench.report import machine_line
 
