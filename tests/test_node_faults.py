@@ -110,7 +110,8 @@ def _fill(folder: Path) -> list[Path]:
 @pytest.mark.parametrize("small_spool", ["size=4m"], indirect=True)
 def test_disk_full_during_segmentation_is_retried_with_every_instance(make_node, peers, small_spool):
     peer = peers(ae_title="FWD")
-    node = make_node(spool=small_spool / "spool", series_timeout=1.0, forward=Destination("FWD", HOST, peer.port))
+    node = make_node(spool=small_spool / "spool", series_timeout=1.0, forward=Destination("FWD", HOST, peer.port),
+                     min_free_mb=0)  # this test fills the disk itself
     sent = _datasets("enospc", n=6)
     assert _send(node.port, sent) == [0] * 6                      # acknowledged before the disk fills
     fillers = _fill(small_spool)

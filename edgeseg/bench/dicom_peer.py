@@ -21,9 +21,10 @@ def _free_port() -> int:
 
 class StorePeer:
     def __init__(self, status: int = 0x0000, accept_seg: bool = True, release_delay: float = 0.0,
-                 require_calling: str | None = None, ae_title: str = "FWD", port: int | None = None):
+                 require_calling: str | None = None, ae_title: str = "FWD", port: int | None = None,
+                 ssl_context=None):
         self.status, self.accept_seg, self.release_delay = status, accept_seg, release_delay
-        self.require_calling, self.ae_title = require_calling, ae_title
+        self.require_calling, self.ae_title, self.ssl_context = require_calling, ae_title, ssl_context
         self.port = port or _free_port()
         self.received: list[str] = []            # SOP Instance UIDs, one per C-STORE request
         self.datasets: list = []                 # what was stored (when the status is a success)
@@ -54,7 +55,8 @@ class StorePeer:
                     time.sleep(self.release_delay)
 
         self.server = ae.start_server((HOST, self.port), block=False,
-                                      evt_handlers=[(evt.EVT_C_STORE, on_store), (evt.EVT_PDU_RECV, on_pdu)])
+                                      evt_handlers=[(evt.EVT_C_STORE, on_store), (evt.EVT_PDU_RECV, on_pdu)],
+                                      ssl_context=self.ssl_context)
         return self
 
     def references(self) -> list[set]:

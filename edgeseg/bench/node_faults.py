@@ -99,7 +99,8 @@ def disk_full(args, work: Path) -> dict | None:
                                            capture_output=True).returncode != 0:
         return None
     peer = StorePeer().start()
-    node = NodeProc(args, work, _port(), peer.port, spool=disk / "spool").start()  # log on the ordinary disk
+    node = NodeProc(args, work, _port(), peer.port, "--min-free-mb", "0",  # the scenario fills the disk itself
+                    spool=disk / "spool").start()  # log on the ordinary disk
     try:
         series = _series("enospc")
         acked = _acked(series, _send(node.port, series))

@@ -33,9 +33,30 @@ def register(sub) -> None:
                    "SPOOL/dead-letter/ back to the outbox (attempts reset), then exit")
     p.add_argument("--acse-timeout", type=float, default=5.0, help="seconds a new connection may take to send its "
                    "association request (default 5)")
+    g = p.add_argument_group("bounded resources (a refused instance gets 0xA700: the sender keeps it)")
+    g.add_argument("--max-dataset-mb", type=float, default=512.0, help="largest instance accepted (default 512)")
+    g.add_argument("--max-series-instances", type=int, default=10000, help="instances per series (default 10000)")
+    g.add_argument("--spool-quota-mb", type=float, default=16384.0, help="spool size limit, 0 for none (default 16384)")
+    g.add_argument("--min-free-mb", type=float, default=512.0, help="free space kept on the spool's disk (default 512)")
+    t = p.add_argument_group("DICOM over TLS")
+    t.add_argument("--tls-cert", default=None, help="this node's certificate (PEM): listen with TLS only")
+    t.add_argument("--tls-key", default=None, help="its private key (PEM)")
+    t.add_argument("--tls-client-ca", default=None, help="require client certificates signed by this CA (mutual TLS)")
+    t.add_argument("--forward-tls", action="store_true", help="forward over TLS")
+    t.add_argument("--forward-ca", default=None, help="CA to verify the destination with (default: the system's)")
+    t.add_argument("--forward-cert", default=None, help="client certificate for the destination (mutual TLS)")
+    t.add_argument("--forward-key", default=None, help="its private key")
+    p.add_argument("--max-pending-age", type=float, default=None, metavar="SECONDS",
+                   help="with --health and --spool: also fail when an item has waited longer than this")
     p.add_argument("--health", action="store_true", help="do not serve: exit 0 if a node answers C-ECHO on --port "
                    "(as --ae-title, calling as the first --allow-ae title or EDGESEG-HEALTH), else 1")
     p.set_defaults(func=run)
+
+
+def _path(value):
+    from pathlib import Path
+
+    return Path(value) if value else None
 
 
 def run(args) -> int:
@@ -49,7 +70,17 @@ def run(args) -> int:
         from edgeseg.node.health import echo
 
         host = "127.0.0.1" if args.bind in ("0.0.0.0", "::", "") else args.bind
-        ok, why = echo(host, args.port, args.ae_title, allow[0] if allow else "EDGESEG-HEALTH")
+        tls_args = None
+        if args.tls_cert:  # our own node on loopback: present our certificate, do not verify the server's
+            from edgeseg.node.tls import client_context
+
+            tls_args = (client_context(cert=args.tls_cert, key=args.tls_key, verify=False), host)
+        ok, why = echo(host, args.port, args.ae_title, allow[0] if allow else "EDGESEG-HEALTH", tls_args=tls_args)
+        if ok and args.spool:
+            from edgeseg.node.health import spool_health
+
+            ok, more = spool_health(args.spool, args.max_pending_age)
+            why = f"{why}; {more}"
         print(f"edgeseg serve --health: {'ok' if ok else 'FAILED'} ({why})", file=sys.stderr)
         return 0 if ok else 1
     if args.requeue_dead_letters:
@@ -67,7 +98,12 @@ def run(args) -> int:
                      forward=parse_destination(args.forward) if args.forward else None, allow_ae=allow,
                      series_timeout=args.series_timeout, threads=args.threads, provider=args.provider,
                      max_associations=args.max_associations, max_pdu=args.max_pdu, retry_max=args.retry_max,
-                     max_attempts=args.max_attempts, acse_timeout=args.acse_timeout)
+                     max_attempts=args.max_attempts, acse_timeout=args.acse_timeout,
+                     max_dataset_mb=args.max_dataset_mb, max_series_instances=args.max_series_instances,
+                     spool_quota_mb=args.spool_quota_mb, min_free_mb=args.min_free_mb,
+                     tls_cert=_path(args.tls_cert), tls_key=_path(args.tls_key), tls_client_ca=_path(args.tls_client_ca),
+                     forward_tls=args.forward_tls, forward_ca=_path(args.forward_ca),
+                     forward_cert=_path(args.forward_cert), forward_key=_path(args.forward_key))
     from edgeseg.node.service import Node
 
     node = Node(cfg)

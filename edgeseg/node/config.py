@@ -42,6 +42,19 @@ class NodeConfig:
     retry_base: float = 1.0         # forward back-off: base * 2**(attempt-1), capped
     retry_max: float = 60.0
     max_attempts: int = 100         # forward attempts of one result before it goes to dead-letter/
+    # bounded resources: a refusal (0xA700, the sender keeps the image) instead of accepting and losing
+    max_dataset_mb: float = 512.0   # one received instance
+    max_series_instances: int = 10000
+    spool_quota_mb: float = 16384.0  # everything in the spool; 0: no quota
+    min_free_mb: float = 512.0      # free space left on the spool's disk
+    # DICOM over TLS (node/tls.py)
+    tls_cert: Path | None = None    # with tls_key: the listening side speaks TLS only
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None  # require client certificates signed by this CA (mutual TLS)
+    forward_tls: bool = False
+    forward_ca: Path | None = None  # verify the destination against this CA (default: the system's)
+    forward_cert: Path | None = None  # client certificate for a destination that requires one
+    forward_key: Path | None = None
 
     def __post_init__(self):
         for title in (self.ae_title, *self.allow_ae):
@@ -52,6 +65,13 @@ class NodeConfig:
             raise EdgesegError("--series-timeout must be > 0 seconds")
         if self.max_attempts < 1:
             raise EdgesegError("--max-attempts must be >= 1")
+        for name in ("max_dataset_mb", "max_series_instances", "spool_quota_mb", "min_free_mb"):
+            if getattr(self, name) < 0:
+                raise EdgesegError(f"--{name.replace('_', '-')} must be >= 0")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise EdgesegError("--tls-cert and --tls-key go together")
+        if self.tls_client_ca and not self.tls_cert:
+            raise EdgesegError("--tls-client-ca needs --tls-cert/--tls-key (the listening side must speak TLS)")
         if self.out is not None:
             out, spool = Path(self.out).resolve(), Path(self.spool).resolve()
             if out == spool or spool in out.parents:

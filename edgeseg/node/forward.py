@@ -67,8 +67,10 @@ def _not_established(assoc, dest: Destination, sop_class: str, ts: str, timeout:
     return SendResult(False, "association aborted" if assoc.is_aborted else "no answer to the association request")
 
 
-def send_file(path: Path, dest: Destination, calling_ae: str, timeout: float = 30.0, on_stored=None) -> SendResult:
-    """One association, one C-STORE. `on_stored()` runs on Success, before the association is released."""
+def send_file(path: Path, dest: Destination, calling_ae: str, timeout: float = 30.0, on_stored=None,
+              tls_args=None) -> SendResult:
+    """One association, one C-STORE. `on_stored()` runs on Success, before the association is released;
+    `tls_args` (ssl context, server host name) for DICOM over TLS."""
     pnd = require_pynetdicom()
     import pydicom
 
@@ -78,7 +80,7 @@ def send_file(path: Path, dest: Destination, calling_ae: str, timeout: float = 3
     ae.connection_timeout = min(timeout, 10.0)
     ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
     ae.add_requested_context(sop_class, [ts])
-    assoc = ae.associate(dest.host, dest.port, ae_title=dest.ae_title)
+    assoc = ae.associate(dest.host, dest.port, ae_title=dest.ae_title, tls_args=tls_args)
     if not assoc.is_established:
         return _not_established(assoc, dest, sop_class, ts, timeout)
     try:
@@ -101,6 +103,11 @@ class Forwarder(threading.Thread):
         super().__init__(name="edgeseg-forwarder", daemon=True)
         self.cfg, self.spool, self.stop = cfg, spool, stop
         self.next_try: dict[str, float] = {}
+        self.tls_args = None
+        if cfg.forward_tls:
+            from edgeseg.node.tls import client_context
+
+            self.tls_args = (client_context(cfg.forward_ca, cfg.forward_cert, cfg.forward_key), cfg.forward.host)
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -115,7 +122,8 @@ class Forwarder(threading.Thread):
         dest, meta = self.cfg.forward, {}
         try:
             meta = json.loads((entry / "meta.json").read_text())
-            result = send_file(entry / "seg.dcm", dest, self.cfg.ae_title, on_stored=lambda: self.spool.mark_sent(entry))
+            result = send_file(entry / "seg.dcm", dest, self.cfg.ae_title, on_stored=lambda: self.spool.mark_sent(entry),
+                               tls_args=self.tls_args)
         except Exception as exc:  # broken file, local I/O error...: retried with back-off, bounded
             result = SendResult(False, f"{type(exc).__name__}: {str(exc)[:160]}")
         if result.stored:

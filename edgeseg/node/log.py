@@ -6,14 +6,17 @@ import logging
 import sys
 import threading
 import time
+from collections import Counter
 
 _lock = threading.Lock()
 _stream = None  # None: sys.stderr at call time (pytest capture friendly)
+counts: Counter = Counter()  # events so far, by name: the node's metrics come from the same events as its log
 
 
 def event(name: str, level: str = "info", **fields) -> None:
     """Write {"ts", "level", "event", ...fields} as one line; never raises."""
     record = {"ts": round(time.time(), 3), "level": level, "event": name, **fields}
+    counts[name] += 1
     try:
         line = json.dumps(record, default=str, ensure_ascii=True)
         with _lock:

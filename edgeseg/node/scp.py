@@ -72,7 +72,7 @@ def unprocessable(ds, file_meta, sop: str) -> str:
     return ""
 
 
-def make_store_handler(spool, on_stored):
+def make_store_handler(spool, on_stored, cfg=None):
     """C-STORE handler: decode the header, write the encoded bytes durably, then call on_stored(key, t)."""
     def handle_store(event):
         sop = str(getattr(event.request, "AffectedSOPInstanceUID", "") or "")
@@ -98,6 +98,10 @@ def make_store_handler(spool, on_stored):
             log.event("rejected_instance", level="warning", sop=sop, reason=f"cannot decode: {type(exc).__name__}: "
                       f"{str(exc)[:160]}", **_peer(event))
             return CANNOT_UNDERSTAND
+        refusal = spool.admission(series, len(data), cfg) if cfg is not None else ""
+        if refusal:
+            log.event("refused_instance", level="warning", sop=sop, series=series, reason=refusal, **_peer(event))
+            return OUT_OF_RESOURCES
         try:
             path = spool.store(series, sop, data)
         except Exception as exc:  # disk full, permissions...: the sender keeps the image and retries
@@ -137,11 +141,16 @@ def start_server(cfg: NodeConfig, modality: str, spool, on_stored):
         return lambda event: log.event(name, level=level, **_peer(event))
 
     handlers = [
-        (evt.EVT_C_ECHO, on_echo), (evt.EVT_C_STORE, make_store_handler(spool, on_stored)),
+        (evt.EVT_C_ECHO, on_echo), (evt.EVT_C_STORE, make_store_handler(spool, on_stored, cfg)),
         (evt.EVT_ACCEPTED, on_assoc("association_accepted")),
         (evt.EVT_REJECTED, on_assoc("association_rejected", "warning")),
         (evt.EVT_ABORTED, on_assoc("association_aborted", "warning")),
         (evt.EVT_RELEASED, on_assoc("association_released")),
     ]
-    server = ae.start_server((cfg.bind, cfg.port), block=False, evt_handlers=handlers)
+    ssl_context = None
+    if cfg.tls_cert:
+        from edgeseg.node.tls import server_context
+
+        ssl_context = server_context(cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca)
+    server = ae.start_server((cfg.bind, cfg.port), block=False, evt_handlers=handlers, ssl_context=ssl_context)
     return ae, server

@@ -28,6 +28,7 @@ class Node:
         from edgeseg.runtime.session import Segmenter
 
         cfg = self.cfg
+        self._counts_at_start = dict(log.counts)  # a process may run several nodes (tests): count this one's
         log.route_pynetdicom()
         t0 = time.perf_counter()
         segmenter = Segmenter(cfg.model, cfg.provider, cfg.threads)
@@ -41,6 +42,7 @@ class Node:
         self.threads = [self.scheduler]
         if cfg.forward is not None:
             self.threads.append(Forwarder(cfg, self.spool, self.stop_event))
+        self.threads.append(threading.Thread(target=self._metrics_loop, name="edgeseg-metrics", daemon=True))
         for t in self.threads:
             t.start()
         _, self.server = start_server(cfg, segmenter.contract.modality, self.spool, self.scheduler.note)
@@ -49,6 +51,28 @@ class Node:
                   out=str(cfg.out or ""), allow_ae=list(cfg.allow_ae), series_timeout=cfg.series_timeout,
                   startup_s=round(time.perf_counter() - t0, 3))
         return self
+
+    def metrics(self) -> dict:
+        """Counters of the node's events plus the spool's state, as written to SPOOL/metrics.json."""
+        sp = self.spool
+        base = getattr(self, "_counts_at_start", {})
+        counters = {k: v - base.get(k, 0) for k, v in log.counts.items() if v - base.get(k, 0)}
+        return {"ts": round(time.time(), 3), "counters": counters, "spool_bytes": sp.usage_bytes(),
+                "oldest_pending_s": round(sp.oldest_pending_s(), 1), "incoming": len(sp.incoming_series()),
+                "ready": len(sp.ready_series()), "outbox": len(sp.outbox_entries()),
+                "dead_letter": sum(1 for d in sp.dead_letter.iterdir() if d.is_dir())}
+
+    def _metrics_loop(self, every_s: float = 2.0) -> None:
+        import json
+
+        from edgeseg.node.spool import write_atomic
+
+        while not self.stop_event.is_set():
+            try:
+                write_atomic(self.spool.root / "metrics.json", json.dumps(self.metrics()).encode())
+            except Exception as exc:  # a full disk must not stop the node: the health check sees stale metrics
+                log.event("metrics_failed", level="warning", reason=f"{type(exc).__name__}: {str(exc)[:120]}")
+            self.stop_event.wait(every_s)
 
     @property
     def port(self) -> int:

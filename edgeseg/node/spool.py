@@ -68,6 +68,8 @@ class Spool:
             (self.root / name).mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._writing: Counter = Counter()  # series key -> instances being written now
+        self._usage = (0.0, 0)              # (time of the last walk, bytes then); see usage_bytes
+        self._stored_since = 0
 
     def __getattr__(self, name):  # spool.incoming, spool.ready, ...
         if name in Spool.STATES:
@@ -90,12 +92,47 @@ class Spool:
             if not folder.is_dir():
                 folder.mkdir(exist_ok=True)
                 fsync_dir(self.incoming)
-            return write_atomic(self._inside(folder / f"{safe_name(sop_uid)}.dcm"), data)
+            path = write_atomic(self._inside(folder / f"{safe_name(sop_uid)}.dcm"), data)
+            with self._lock:
+                self._stored_since += len(data)
+            return path
         finally:
             with self._lock:
                 self._writing[key] -= 1
                 if not self._writing[key]:
                     del self._writing[key]
+
+    def usage_bytes(self, max_age_s: float = 2.0) -> int:
+        """Bytes in the spool: a walk at most every `max_age_s`, plus what was stored since."""
+        now = time.monotonic()
+        if now - self._usage[0] > max_age_s:
+            total = sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+            with self._lock:
+                self._usage, self._stored_since = (now, total), 0
+        return self._usage[1] + self._stored_since
+
+    def admission(self, series_uid: str, nbytes: int, cfg) -> str:
+        """Why a received instance must be refused before it is written ('' to store it): the per-dataset
+        cap, the series size, the spool quota, the disk's free-space floor (all in NodeConfig)."""
+        mb = 1024 * 1024
+        if cfg.max_dataset_mb and nbytes > cfg.max_dataset_mb * mb:
+            return f"dataset of {nbytes / mb:.1f} MB over --max-dataset-mb {cfg.max_dataset_mb:g}"
+        folder = self.incoming / safe_name(series_uid)
+        if cfg.max_series_instances and folder.is_dir() and \
+                sum(1 for _ in folder.glob("*.dcm")) >= cfg.max_series_instances:
+            return f"series already holds --max-series-instances {cfg.max_series_instances}"
+        if cfg.spool_quota_mb and self.usage_bytes() + nbytes > cfg.spool_quota_mb * mb:
+            return f"spool over its quota (--spool-quota-mb {cfg.spool_quota_mb:g})"
+        free = shutil.disk_usage(self.root).free
+        if free - nbytes < cfg.min_free_mb * mb:
+            return f"{free / mb:.0f} MB free on the spool's disk, under --min-free-mb {cfg.min_free_mb:g}"
+        return ""
+
+    def oldest_pending_s(self) -> float:
+        """Age of the oldest item waiting in incoming/, ready/ or outbox/ (0 when nothing waits)."""
+        times = [p.stat().st_mtime for state in (self.incoming, self.ready, self.outbox)
+                 for p in state.rglob("*") if p.is_file()]
+        return max(0.0, time.time() - min(times)) if times else 0.0
 
     def incoming_series(self) -> dict[str, float]:
         """series key -> newest file time, for every series folder in incoming/."""
