@@ -21,8 +21,8 @@ VARIANTS = {
     "u8s8": ("QDQ, uint8 activations (asymmetric)", {"activation_type": "uint8"}),
     "s8s8-sr": ("as s8s8, SR head float", {"keep_float": SR_HEAD}),
     "u8s8-sr": ("as u8s8, SR head float", {"activation_type": "uint8", "keep_float": SR_HEAD}),
-    "u8s8-narrow": ("as u8s8, convs with < 8 input channels per group float", {"activation_type": "uint8", "float_below_channels": 8}),
-    "u8s8-sr-narrow": ("as u8s8, SR head and convs with < 8 input channels per group float",
+    "u8s8-narrow": ("as u8s8, convs with < 8 input channels float", {"activation_type": "uint8", "float_below_channels": 8}),
+    "u8s8-sr-narrow": ("as u8s8, SR head and convs with < 8 input channels float",
                        {"activation_type": "uint8", "keep_float": SR_HEAD, "float_below_channels": 8}),
     "u8s8-sr-narrow-pt": ("as u8s8-sr-narrow, per-tensor weights",
                           {"activation_type": "uint8", "keep_float": SR_HEAD, "float_below_channels": 8, "per_channel": False}),
@@ -35,12 +35,30 @@ TARGET_RATIO, TARGET_POINTS = 0.8, 0.5
 
 def add_arguments(p) -> None:
     p.add_argument("--model", default="export/unet-s2-brain-nano/unet-s2-brain-nano.fp32-sim.onnx", help="simplified FP32 ONNX")
-    p.add_argument("--recipe", default="recipes/unet-s2-brain.toml", help="training recipe (calibration and test slices)")
+    p.add_argument("--recipe", default="recipes/unet-s2-brain.toml", help="training recipe: its data source and split "
+                   "(slices are cut as the model's contract says)")
     p.add_argument("--variants", nargs="*", choices=list(VARIANTS), help="default: all")
     p.add_argument("--calibration-slices", type=int, default=64)
     p.add_argument("--repeats", type=int, default=200, help="timed runs per model, interleaved")
     p.add_argument("--out", default="runs/bench-int8-cpu")
+    p.add_argument("--backbones", nargs="*", default=None, help="also time these registered backbones (random weights, "
+                   "default width, SR head, scale 2) as FP32, s8s8 and the recipe's variant; no names: all")
     p.add_argument("--docs", default="docs/BENCHMARKS.md")
+
+
+def _slices(args):
+    """-> (slice sets cut as the model's contract says: plane, canvas, normalisation, fit; scale)."""
+    from dataclasses import replace
+
+    from edgeseg.contract import read_contract
+    from edgeseg.data import build_slice_sets, load_source
+    from edgeseg.train.recipe import load_recipe
+
+    c = read_contract(args.model)
+    recipe = load_recipe(args.recipe)
+    cfg = replace(recipe.data.slices, axis=c.plane, canvas=tuple(c.hr_size), clip_percentiles=tuple(c.clip_percentiles),
+                  normalization=c.normalization, fit=c.fit)
+    return build_slice_sets(load_source(recipe.data.source), cfg), c.scale
 
 
 def interleaved(paths: dict, x, repeats: int) -> tuple[dict, dict]:
@@ -79,16 +97,12 @@ def run(args) -> int:
     import numpy as np
 
     from edgeseg.bench.report import write_section
-    from edgeseg.contract import read_contract
-    from edgeseg.export.pipeline import load_data
     from edgeseg.export.quantize import calibration_slices, quantize_int8
     from edgeseg.export.recipe import QuantizeConfig
     from edgeseg.latency.profile import profile_model
-    from edgeseg.train.recipe import load_recipe
 
     names = args.variants or list(VARIANTS)
-    scale = read_contract(args.model).scale
-    sets, _, _ = load_data(load_recipe(args.recipe))
+    sets, scale = _slices(args)
     calib = calibration_slices(sets["train"].lowres(scale), args.calibration_slices)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -104,9 +118,51 @@ def run(args) -> int:
     best = DOCS_CHOICE if DOCS_CHOICE in paths else names[-1]
     ops = {k: profile_model(paths[k], runs=1, warmup=3, op_runs=args.repeats // 4).op_ms for k in ("fp32", "s8s8", best) if k in paths}
     text = _markdown(args, paths, dice, wall, cpu, kept, ops, best)
+    if args.backbones is not None:
+        text = text.replace("\n\nMachine:", "\n\n" + _backbones(args, calib, out, x, names) + "\n\nMachine:")
     write_section("int8-cpu", text, args.docs)
     print(text)
     return 0
+
+
+def _backbones(args, calib, out: Path, x, variants) -> str:
+    """FP32 vs INT8 latency of every backbone (random weights: latency only, no Dice)."""
+    import dataclasses
+
+    import torch
+
+    from edgeseg.contract import read_contract
+    from edgeseg.export.quantize import quantize_int8
+    from edgeseg.export.recipe import QuantizeConfig
+    from edgeseg.export.simplify import simplify
+    from edgeseg.export.to_onnx import export_onnx
+    from edgeseg.models import create_model, list_models
+
+    names = args.backbones or list_models()
+    base = read_contract(args.model)
+    paths, params = {}, {}
+    for name in names:
+        torch.manual_seed(0)
+        model = create_model(name, 1, len(base.class_names), base.scale, sr_head=True).eval()
+        params[name] = sum(p.numel() for p in model.parameters())
+        work = out / f"backbone-{name}"
+        work.mkdir(exist_ok=True)
+        raw = export_onnx(model, dataclasses.replace(base, model_name=name), work / "fp32.onnx", 13)
+        simplify(raw, work / "fp32-sim.onnx", calib[:2])
+        paths[(name, "fp32")] = work / "fp32-sim.onnx"
+        for v in variants:
+            cfg = dataclasses.replace(QuantizeConfig(), **VARIANTS[v][1])
+            quantize_int8(work / "fp32-sim.onnx", work / f"{v}.onnx", calib, cfg, work)
+            paths[(name, v)] = work / f"{v}.onnx"
+    _, cpu = interleaved(paths, x, max(20, args.repeats // 3))
+    lines = [f"Every backbone (random weights, default width, SR head, scale {base.scale}; latency only: Dice needs trained "
+             f"models, `edgeseg bench export`), CPU time of the calling thread, median of {max(20, args.repeats // 3)} "
+             "interleaved runs:", "", "| backbone | params | FP32 ms | " + " | ".join(f"{v} × FP32" for v in variants) + " |",
+             "|---|---:|---:|" + "---:|" * len(variants)]
+    for name in names:
+        f = cpu[(name, "fp32")]
+        lines.append(f"| {name} | {params[name]:,} | {f:.2f} | " + " | ".join(f"{cpu[(name, v)] / f:.2f}" for v in variants) + " |")
+    return "\n".join(lines)
 
 
 def _markdown(args, paths, dice, wall, cpu, kept, ops, best) -> str:

@@ -2,7 +2,7 @@
 
 Calibration uses real low-resolution slices from the training split (never the test split). The method is
 chosen by name; named nodes (globs allowed, e.g. "/sr_head/*") and convs with fewer than `float_below_channels`
-input channels per group are kept in float.
+input channels are kept in float.
 """
 from __future__ import annotations
 
@@ -64,11 +64,12 @@ def resolve_nodes(model, patterns) -> list[str]:
 
 
 def narrow_convs(model, below: int) -> list[str]:
-    """Conv / ConvTranspose nodes with fewer than `below` input channels per group (0: none).
+    """Conv / ConvTranspose nodes with fewer than `below` input channels (0: none).
 
-    On ONNX Runtime's CPU kernels such a conv gains nothing from INT8 (its im2col/GEMM has a reduction depth
-    of a few values per output; the first conv of a 1-channel image and the SR head's per-class convs are
-    2-7x slower as QLinearConv than in float, `edgeseg bench int8-cpu`), so it is kept float."""
+    On ONNX Runtime's CPU kernels such a conv gains nothing from INT8 (a reduction depth of a few values per
+    output: the first conv of a 1-channel image and the SR head's per-class convs are 2-7x slower as
+    QLinearConv than in float, `edgeseg bench int8-cpu`), so it is kept float. Depthwise convs of wide layers
+    are not narrow: keeping them float would cut the int8 graph into islands (slower, same benchmark)."""
     if below <= 0:
         return []
     import onnx
@@ -80,8 +81,8 @@ def narrow_convs(model, below: int) -> list[str]:
             continue
         dims = list(inits[n.input[1]].dims)
         group = next((onnx.helper.get_attribute_value(a) for a in n.attribute if a.name == "group"), 1)
-        per_group = dims[1] if n.op_type == "Conv" else dims[0] // group
-        if per_group < below:
+        channels = dims[1] * group if n.op_type == "Conv" else dims[0]
+        if channels < below:
             out.append(n.name)
     return out
 

@@ -31,7 +31,7 @@ class QuantizeConfig:
     per_channel: bool = True            # per-output-channel weight scales
     activation_type: str = "int8"       # int8 (symmetric, zero point 0: what TensorRT parses) or uint8
     keep_float: tuple[str, ...] = ()    # node names or globs kept in float, e.g. "/sr_head/*"
-    float_below_channels: int = 0       # convs with fewer input channels per group stay float (0: none); CPU speed
+    float_below_channels: int = 0       # convs with fewer input channels stay float (0: none); CPU speed
     percentile: float = 99.999          # for method = "percentile"
     compact_names: bool = True          # short internal tensor names in the INT8 file (node names stay readable)
     format: str = "qdq"                 # qdq (QuantizeLinear/DequantizeLinear: ORT and TensorRT) or qoperator (QLinearConv...: ORT only)

@@ -18,8 +18,6 @@ from pathlib import Path
 
 from edgeseg.errors import EdgesegError
 
-DEFAULT_DOMAINS = ("", "ai.onnx")
-
 
 def _subgraph_inputs(node) -> set[str]:
     """Names a node's subgraphs (If/Loop/Scan bodies) read from the enclosing scope."""
