@@ -140,34 +140,33 @@ def test_every_edgeseg_command_used_is_real():
     assert not unknown, f"not edgeseg subcommands: {unknown}"
 
 
-def test_config_file_maps_to_serve_flags(tmp_path):
-    from edgeseg.cli import build_parser
+def test_config_file_is_read_by_the_node_loader(tmp_path):
+    """deploy/edgeseg.toml (and its commented-out examples) load into NodeConfig through the one loader
+    `edgeseg serve --config` uses; the launcher hands that file over."""
+    from edgeseg.node.config_file import node_config, read_config_file
 
     text = (ROOT / "deploy" / "edgeseg.toml").read_text()
-    # the commented-out examples too
-    full = re.sub(r"^# (\w+ = )", r"\1", text, flags=re.M)
-    for t in (text, full):
-        cfg = edgeseg_launch._parse_flat_toml(t)
-        try:
-            import tomllib
-        except ImportError:
-            tomllib = None
-        if tomllib:
-            assert cfg == tomllib.loads(t), "the launcher's fallback parser disagrees with tomllib"
+    full = re.sub(r"^# (\w+ = )", r"\1", text, flags=re.M)  # the commented-out examples too
+    for i, t in enumerate((text, full)):
+        conf = tmp_path / f"c{i}.toml"
+        conf.write_text(t)
+        values = read_config_file(conf)
+        cfg = node_config({**values, "out": values.get("out", str(tmp_path / "out"))}, str(conf))
+        assert cfg.port == 11112 and str(cfg.trt_cache) == "/var/lib/edgeseg/trt-cache"
         for health in (False, True):
-            argv = edgeseg_launch.serve_argv(cfg, health=health)
-            args = build_parser().parse_args(argv)  # exits (SystemExit) on an unknown flag
-            assert args.command == "serve" and args.health == health
-        assert edgeseg_launch.runtime_env(cfg)["EDGESEG_TRT_CACHE"]
-    args = build_parser().parse_args(edgeseg_launch.serve_argv(edgeseg_launch._parse_flat_toml(full)))
-    assert args.allow_ae == "SCANNER1,PACS" and args.forward.startswith("PACS@") and args.series_timeout == 10
+            argv = edgeseg_launch.serve_argv(conf, values, health=health)
+            assert argv[-2:] == ["--config", str(conf)] and ("--health" in argv) == health
+    assert cfg.allow_ae == ("SCANNER1", "PACS") and cfg.forward.ae_title == "PACS" and cfg.series_timeout == 10
 
 
 def test_launcher_rejects_a_bad_config(tmp_path, capsys):
     bad = tmp_path / "bad.toml"
     bad.write_text("[srve]\nport = 1\n")
     assert edgeseg_launch.main(["--config", str(bad), "--print"]) == 2
-    assert "unknown table" in capsys.readouterr().err
+    assert "unknown table [srve] (did you mean 'serve'?)" in capsys.readouterr().err
+    bad.write_text("[serve]\nprot = 1\n")
+    assert edgeseg_launch.main(["--config", str(bad), "--print"]) == 2
+    assert "unknown key 'prot' (did you mean 'port'?)" in capsys.readouterr().err
     assert edgeseg_launch.main(["--config", str(tmp_path / "missing.toml"), "--print"]) == 2
 
 
@@ -201,10 +200,12 @@ def test_install_sh_is_idempotent_in_a_temp_prefix(tmp_path):
     r = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert r.returncode == 0, r.stdout + r.stderr
     conf = prefix / "etc" / "edgeseg.toml"
-    cfg = edgeseg_launch.load_config(conf)
-    assert cfg["serve"]["model"] == str(prefix / "models" / "model.onnx")
+    from edgeseg.node.config_file import read_config_file
+
+    cfg = read_config_file(conf)
+    assert cfg["model"] == str(prefix / "models" / "model.onnx")
     assert (prefix / "models" / "model.onnx").resolve().is_file()
-    assert Path(cfg["serve"]["spool"]).is_dir() and Path(cfg["runtime"]["trt_cache"]).is_dir()
+    assert Path(cfg["spool"]).is_dir() and Path(cfg["trt_cache"]).is_dir()
     launch = prefix / "venv" / "bin" / "edgeseg-launch"
     shown = subprocess.run([str(launch), "--config", str(conf), "--print"], capture_output=True, text=True)
     assert shown.returncode == 0 and f"edgeseg serve {prefix / 'models' / 'model.onnx'}" in shown.stdout

@@ -112,3 +112,22 @@ def test_undecodable_dataset_gets_a_failure_status(tmp_path):
     handler = make_store_handler(Spool(tmp_path / "spool"), lambda *a: None)
     assert handler(Broken()) == CANNOT_UNDERSTAND
     assert not list((tmp_path / "spool" / "incoming").iterdir())
+
+
+def test_config_file_then_flags(tmp_path):
+    """`edgeseg serve --config FILE`: the file's [serve] values, flags given on the command line win,
+    defaults from NodeConfig; unknown keys are named with the nearest valid one."""
+    from edgeseg.cli import build_parser
+    from edgeseg.cli.serve_cmd import settings
+    from edgeseg.node.config_file import node_config
+
+    conf = tmp_path / "node.toml"
+    conf.write_text('[serve]\nmodel = "m.onnx"\nspool = "sp"\nport = 1104\nforward = "PACS@10.0.0.5:104"\n'
+                    'allow_ae = ["A", "B"]\n[runtime]\ntrt_cache = "cache"\n')
+    args = build_parser().parse_args(["serve", "--config", str(conf), "--port", "2204", "--series-timeout", "3"])
+    cfg = node_config(settings(args), str(conf))
+    assert (cfg.port, cfg.series_timeout, cfg.allow_ae, str(cfg.trt_cache)) == (2204, 3.0, ("A", "B"), "cache")
+    assert cfg.forward.host == "10.0.0.5" and cfg.ae_title == NodeConfig.ae_title and cfg.max_attempts == 100
+    conf.write_text('[serve]\nmodel = "m.onnx"\nspool = "sp"\nseries_timout = 3\n')
+    with pytest.raises(EdgesegError, match="unknown key 'series_timout' \\(did you mean 'series_timeout'\\?\\)"):
+        settings(build_parser().parse_args(["serve", "--config", str(conf)]))

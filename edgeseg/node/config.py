@@ -33,6 +33,7 @@ class NodeConfig:
     series_timeout: float = 10.0
     threads: int | None = None
     provider: str = "auto"
+    trt_cache: Path | None = None   # TensorRT engine cache folder (default ~/.cache/edgeseg/trt)
     max_associations: int = 8
     max_pdu: int = 65536            # bytes we accept per PDU (advertised to the peer)
     network_timeout: float = 60.0   # idle socket

@@ -31,7 +31,7 @@ class Node:
         self._counts_at_start = dict(log.counts)  # a process may run several nodes (tests): count this one's
         log.route_pynetdicom()
         t0 = time.perf_counter()
-        segmenter = Segmenter(cfg.model, cfg.provider, cfg.threads)
+        segmenter = Segmenter(cfg.model, cfg.provider, cfg.threads, cfg.trt_cache)
         require_highdicom()
         check_out_dir(cfg.spool)
         if cfg.out is not None:
