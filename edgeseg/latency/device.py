@@ -35,6 +35,7 @@ class Efficiency:
     saturation: float  # output elements at which a kernel reaches half its efficiency
     tile_channels: float  # output channels one GEMM tile covers (GPU ~64, CPU ~8); not fitted
     uncertainty: float  # log-space spread of the fit residuals (band = t*exp(+-u))
+    inference_us: float = 0.0  # fixed cost per inference (enqueue, synchronise, input/output copies); optional key
 
 
 @dataclass(frozen=True)
@@ -118,7 +119,8 @@ TOP_KEYS = ("name", "title", "memory_gb", "default_backend", "sources", "backend
 BACKEND_KEYS = ("processor", "bandwidth_gbs", "precisions", "efficiency", "fused_activations", "layout_reorders",
                 "op_efficiency", "nchwc_block", "winograd_gain")
 PRECISION_KEYS = ("peak_gflops", "runs_as", "note")
-MAY_BE_ZERO = frozenset({"concat"})  # fraction of Concat traffic copied: 0 when the runtime concatenates in place
+MAY_BE_ZERO = frozenset({"concat", "inference_us"})
+OPTIONAL_EFFICIENCY = frozenset({"inference_us"})  # may be absent (0): profiles written before it existed  # fraction of Concat traffic copied: 0 when the runtime concatenates in place
 
 
 def _reject_unknown(table, allowed, where: str, path: Path) -> None:
@@ -192,7 +194,9 @@ def parse_profile(data: dict, path: Path) -> DeviceProfile:
             if p.runs_as not in precs or precs[p.runs_as].runs_as != p.runs_as:
                 raise EdgesegError(f"{path}: key '{pre}.precisions.{p.name}.runs_as' points to '{p.runs_as}', "
                                    "which is not a precision that runs as itself")
-        eff = Efficiency(**{f.name: _get(data, f"{pre}.efficiency.{f.name}", path) for f in fields(Efficiency)})
+        table = data["backends"][bname].get("efficiency") or {}
+        eff = Efficiency(**{f.name: _get(data, f"{pre}.efficiency.{f.name}", path) for f in fields(Efficiency)
+                            if f.name in table or f.name not in OPTIONAL_EFFICIENCY})
         backends[bname] = Backend(bname, _get(data, f"{pre}.processor", path, str),
                                   _get(data, f"{pre}.bandwidth_gbs", path), precs, eff,
                                   str(data["backends"][bname]["efficiency"].get("source", "")),

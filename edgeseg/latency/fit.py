@@ -19,7 +19,7 @@ from edgeseg.errors import EdgesegError
 from edgeseg.latency.device import Backend, DeviceProfile
 from edgeseg.latency.fusion import FusedGraph, fuse
 from edgeseg.latency.graph import load_graph
-from edgeseg.latency.roofline import kernel_times
+from edgeseg.latency.roofline import kernel_times, total_seconds
 
 PUBLISHED = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "jetson_nano_published.csv"
 # TensorRT on the Nano: the free parameters and their physical bounds (shared/jetson/hardware.md). A name
@@ -30,8 +30,9 @@ PUBLISHED = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "jetso
 # [2048, 65536] output elements. Fixed, not fitted: tile_channels (the narrowest cuDNN/TensorRT Maxwell GEMM
 # tile, 128x32), concat (0: TensorRT concatenates in place), depthwise (no row has depthwise convs).
 LAUNCH_FLOOR_US = 5.0  # CUDA launch + TensorRT enqueue per kernel: ~5 us on desktop hosts; the Nano's A57 is slower
-TRT_FIT = {"conv3x3+conv+gemm": (0.05, 1.0), "activation+resize+other": (0.1, 1.0), "memory": (0.1, 1.0),
-           "launch_us": (LAUNCH_FLOOR_US, 100.0), "saturation": (2048.0, 65536.0)}
+TRT_FIT = {"conv3x3": (0.05, 1.0), "conv+gemm": (0.05, 1.0), "activation+resize+other": (0.1, 1.0),
+           "memory": (0.1, 1.0), "launch_us": (LAUNCH_FLOOR_US, 100.0), "saturation": (2048.0, 65536.0),
+           "inference_us": (0.0, 2000.0)}
 BOUNDS = TRT_FIT
 
 
@@ -64,7 +65,7 @@ def prepare(rows: list[Row]) -> list[tuple[Row, FusedGraph]]:
 
 
 def predict_ms(fg: FusedGraph, backend: Backend, precision) -> float:
-    return 1e3 * sum(t.seconds for t in kernel_times(fg, backend, precision))
+    return 1e3 * total_seconds(kernel_times(fg, backend, precision), backend)
 
 
 def targets(prepared) -> list[tuple[FusedGraph, str, float]]:

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass
 from edgeseg.latency.device import BYTES, load_device
 from edgeseg.latency.fusion import ACTIVATIONS, FusedGraph, fuse
 from edgeseg.latency.graph import load_graph
-from edgeseg.latency.roofline import KernelTime, kernel_times
+from edgeseg.latency.roofline import KernelTime, kernel_times, total_seconds
 
 UNRELIABLE_SHARE = 0.10  # above this fraction of the time priced by fallback, the prediction is flagged unreliable
 
@@ -81,7 +81,7 @@ def simulate(model, device, precision: str | None = None, backend: str | None = 
     g = load_graph(model, input_shape)
     fg = fuse(g, b.fused_activations or ACTIVATIONS)
     times = kernel_times(fg, b, prec)
-    total = sum(t.seconds for t in times)
+    total = total_seconds(times, b)
     share = sum(t.seconds for t in times if t.estimated) / total if total else 0.0
     if fg.unknown_ops:
         warnings += (f"estimate: the cost model does not know {', '.join(fg.unknown_ops)}; priced from tensor sizes "

@@ -105,6 +105,11 @@ def kernel_time(k: Kernel, g: Graph, backend: Backend, precision: Precision, fil
     return KernelTime(k.name, k.ops, cls, total, compute, memory, c.flops, nbytes, not c.known)
 
 
+def total_seconds(times, backend: Backend) -> float:
+    """One inference: the kernels one after another (batch 1, one stream) plus the backend's per-inference cost."""
+    return sum(t.seconds for t in times) + backend.efficiency.inference_us * 1e-6
+
+
 def kernel_times(fg, backend: Backend, precision: Precision) -> tuple[KernelTime, ...]:
     """Every kernel's time on the backend, plus its layout reorders when it has them (layout.py)."""
     if not backend.layout_reorders:
