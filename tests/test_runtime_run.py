@@ -137,7 +137,8 @@ def test_bad_inputs_each_get_a_reason_and_the_rest_runs(models, tmp_path, capsys
     assert sum("no Pixel Data element" in r for _, r in reasons.values()) == 2, flat  # each file of 'nopix' 
     assert sum(s == "ok" for s, _ in reasons.values()) == 1
     assert all("\n" not in r for _, r in reasons.values())
-    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["report.json", "run_report.json", "seg.dcm"]
+    assert sorted(p.name for p in out.rglob("*") if p.is_file()) == ["manifest.csv", "report.json", "run_report.json",
+                                                                     "seg.dcm"]
     assert not [p for p in out.rglob(".*")]  # no temporary files or folders left
     assert _digest([*pyd, *inputs.rglob("*.*")]) == before
     assert "mixed image sizes" in capsys.readouterr().out  # the summary table shows reasons

@@ -32,6 +32,9 @@ def register(sub) -> None:
     p.add_argument("--layout", default="readable", choices=["readable", "uid"],
                    help="output folder names: readable (patient/date, series number/description; default) or uid")
     p.add_argument("--private", action="store_true", help="outputs readable by the owner only (0600/0700)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="also rerun series that DIR/manifest.csv lists as failed with the same model and files "
+                        "(series done before are always skipped: rerunning the command resumes)")
     p.add_argument("--quiet", action="store_true", help="print nothing but failures (no progress, no summary)")
     p.set_defaults(func=run)
 
@@ -42,7 +45,8 @@ def print_summary(rows, info, file=None) -> None:
     head = ("series / file", "slices", "status", "time s", "reason / warnings")
     data = [(r.name, str(r.slices or ""), r.status, f"{r.seconds:.2f}" if r.seconds else "", r.reason) for r in rows]
     title = f"edgeseg run: provider {info['provider']}, " + ", ".join(
-        f"{sum(r.status == s for r in rows)} {s}" for s in ("ok", "failed", "skipped", "ignored"))
+        f"{sum(r.status == s for r in rows)} {s}" for s in ("ok", "failed", "skipped", "ignored")) + (
+        f", {sum(r.status == 'done' for r in rows)} done before" if any(r.status == "done" for r in rows) else "")
     try:
         from rich.console import Console
         from rich.table import Table
@@ -52,7 +56,7 @@ def print_summary(rows, info, file=None) -> None:
         table = Table(title=title)
         for h in head:
             table.add_column(h, overflow="fold")
-        style = {"ok": "green", "failed": "red", "ignored": "yellow", "skipped": "cyan"}
+        style = {"ok": "green", "failed": "red", "ignored": "yellow", "skipped": "cyan", "done": "green"}
         for row in data:
             table.add_row(*row[:2], f"[{style[row[2]]}]{row[2]}[/]", *row[3:])
         Console(width=max(120, Console().width)).print(table)
@@ -73,7 +77,7 @@ def run(args) -> int:
     opts = Options(provider=args.provider, threads=args.threads, batch=args.batch, also=tuple(dict.fromkeys(args.also)),
                    overlay=not args.no_overlay, cache_dir=args.trt_cache,
                    pipeline=not args.sequential, select=parse_rules(args.select),
-                   layout=args.layout, private=args.private)
+                   layout=args.layout, private=args.private, retry_failed=args.retry_failed)
     rows, info = run_pipeline(args.model, args.inputs, args.out, opts, show_progress=not args.quiet)
     if not args.quiet:
         print(f"provider: {info['provider']} (session {info['session_s']:.2f} s)", file=sys.stderr)
@@ -87,7 +91,7 @@ def run(args) -> int:
     if info.get("run_report_error"):
         print(f"edgeseg run: {info['run_report_error']}", file=sys.stderr)
         return 1
-    if not any(r.status in ("ok", "failed") for r in rows):
+    if not any(r.status in ("ok", "failed", "done") for r in rows):
         skipped = sum(r.status == "skipped" for r in rows)
         print(f"edgeseg run: no series segmented ({skipped} skipped by the selection rules)" if skipped else
               "edgeseg run: no DICOM image series found in the inputs", file=sys.stderr)

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime import discover as disc
+from edgeseg.runtime.manifest import Manifest, inputs_key
 from edgeseg.runtime.report import write_json
 from edgeseg.runtime.select import skip_reason
 from edgeseg.runtime.session import Segmenter
@@ -42,13 +43,14 @@ class Options:
     select: tuple = ()                  # select.Rule: series that do not match are skipped
     layout: str = "readable"            # outputs.LAYOUTS: readable names or UIDs
     private: bool = False               # outputs 0600/0700 instead of 0644/0755
+    retry_failed: bool = False          # series the manifest lists as failed with the same inputs: try again
 
 
 @dataclass
 class Row:
     name: str
     slices: int = 0
-    status: str = "ok"                  # ok | failed | ignored | skipped (a series --select or the contract excludes)
+    status: str = "ok"                  # ok | failed | ignored | skipped (not for this model) | done (in an earlier run)
     reason: str = ""
     seconds: float = 0.0
     out: str = ""
@@ -95,21 +97,18 @@ def _run_nifti(seg: Segmenter, path: Path, out: Path, opts: Options) -> Row:
         return failure_row(str(path), 0, exc, start)
 
 
-def _sequential(seg, jobs, out, opts, advance) -> list[Row]:
-    rows = []
-    for g, kwargs in jobs:
+def _sequential(seg, jobs, out, opts, done) -> None:
+    for i, (g, kwargs) in enumerate(jobs):
         start = time.perf_counter()
         try:
-            rows.append(process_series(seg, g, out, opts, **kwargs))
+            row = process_series(seg, g, out, opts, **kwargs)
         except Exception as exc:
-            rows.append(failure_row(g.label, len(g.instances), exc, start))
-        advance(1)
-    return rows
+            row = failure_row(g.label, len(g.instances), exc, start)
+        done(i, row)
 
 
-def _pipelined(seg, jobs, out, opts, advance) -> list[Row]:
-    """load(i+1) | infer(i) | write(i-1): rows come back in the order of `jobs`."""
-    rows: list[Row | None] = [None] * len(jobs)
+def _pipelined(seg, jobs, out, opts, done) -> None:
+    """load(i+1) | infer(i) | write(i-1); `done(i, row)` is called for each series as it finishes."""
     with ThreadPoolExecutor(1, thread_name_prefix="edgeseg-read") as reader, \
             ThreadPoolExecutor(1, thread_name_prefix="edgeseg-write") as writer:
         def load(i):
@@ -120,10 +119,10 @@ def _pipelined(seg, jobs, out, opts, advance) -> list[Row]:
             i, start, future = entry
             g = jobs[i][0]
             try:
-                rows[i] = future.result()
+                row = future.result()
             except Exception as exc:
-                rows[i] = failure_row(g.label, len(g.instances), exc, start)
-            advance(1)
+                row = failure_row(g.label, len(g.instances), exc, start)
+            done(i, row)
 
         writes: deque = deque()
         next_load = load(0) if jobs else None
@@ -133,15 +132,13 @@ def _pipelined(seg, jobs, out, opts, advance) -> list[Row]:
             try:
                 inferred = infer_series(seg, current.result(), opts.batch)
             except Exception as exc:
-                rows[i] = failure_row(g.label, len(g.instances), exc, start)
-                advance(1)
+                done(i, failure_row(g.label, len(g.instances), exc, start))
                 continue
             while len(writes) >= WRITE_QUEUE:
                 finish(writes.popleft())
             writes.append((i, start, writer.submit(write_series, seg, inferred, out, opts)))
         while writes:
             finish(writes.popleft())
-    return rows
 
 
 def run(model: str | Path, inputs, out: str | Path, opts: Options = Options(), show_progress: bool = True):
@@ -178,20 +175,37 @@ def run(model: str | Path, inputs, out: str | Path, opts: Options = Options(), s
     for s in skipped:
         if s.failed and s.series_uid:
             lost.setdefault(s.series_uid, []).append((s.path, s.reason))
-    jobs = []
+    manifest = Manifest(out / "manifest.csv")
+    jobs, keys = [], []
     for g in groups:
         why_not = skip_reason(g.instances[0].header, seg.contract, opts.select)
+        key = inputs_key([i.path for i in g.instances], seg.model_id)
+        before = "" if why_not else manifest.due(g.series_uid, key, opts.retry_failed)
         if why_not:
             rows.append(Row(g.label, len(g.instances), "skipped", why_not))
+        elif before:  # resumed: done (or failed) before with this model and these very files
+            last = manifest.last[g.series_uid]
+            rows.append(Row(g.label, len(g.instances), "done" if last["status"] == "ok" else "failed", before,
+                            out=last.get("out", "")))
         else:
             jobs.append((g, {"read_s": discover_s * len(g.instances) / n_instances, "notes": notes,
                              "lost": lost.get(g.series_uid, ())}))
+            keys.append(key)
     t0 = time.perf_counter()
+    results: list[Row | None] = [None] * len(jobs)
     with progress("segmenting", total=len(jobs) + len(niftis), enabled=show_progress) as advance:
+        def done(i: int, row: Row) -> None:
+            g = jobs[i][0]
+            results[i] = row
+            manifest.record(g.series_uid, g.study_uid, keys[i], row)
+            n = sum(r is not None for r in results)
+            advance(1, series_per_s=round(n / max(time.perf_counter() - t0, 1e-9), 2))
+
         for path in niftis:
             rows.append(_run_nifti(seg, path, out, opts))
             advance(1)
-        rows += (_pipelined if opts.pipeline else _sequential)(seg, jobs, out, opts, advance)
+        (_pipelined if opts.pipeline else _sequential)(seg, jobs, out, opts, done)
+    rows += results
     info["discover_s"] = round(discover_s, 3)
     info["segment_wall_s"] = round(time.perf_counter() - t0, 3)
     try:
