@@ -80,3 +80,30 @@ def test_a_target_opset_is_its_lowest_backend_and_unknown_targets_fail():
     assert load_target("jetson-nano").max_opset == 13  # TensorRT 8.2; its ORT backend would take 16
     with pytest.raises(EdgesegError, match="unknown target"):
         load_target("jetson-xavier")
+
+
+def test_the_target_sets_quantize_defaults_and_a_recipe_overrides_them(tmp_path):
+    from edgeseg.export.recipe import load_export_recipe, recipe_for_checkpoint
+
+    # the Nano's INT8 file is its ARM-CPU model (ONNX Runtime): U8S8; Orin's TensorRT wants zero point 0
+    assert recipe_for_checkpoint("m.pt", "jetson-nano").quantize.activation_type == "uint8"
+    assert recipe_for_checkpoint("m.pt", "jetson-nano").quantize.float_below_channels == 8
+    assert recipe_for_checkpoint("m.pt", "jetson-orin-nano").quantize.activation_type == "int8"
+    assert recipe_for_checkpoint("m.pt", "jetson-orin-nano", activation_type="uint8").quantize.activation_type == "uint8"
+    recipe = tmp_path / "r.toml"
+    recipe.write_text('target = "jetson-nano"\n[source]\ncheckpoint = "m.pt"\n[quantize]\nactivation_type = "int8"\n')
+    r, _ = load_export_recipe(recipe)
+    assert (r.quantize.activation_type, r.quantize.float_below_channels) == ("int8", 8)  # own key wins, the rest from the target
+    r, _ = load_export_recipe(recipe, target="jetson-orin-nano")  # --target replaces the recipe's, with its defaults
+    assert r.target == "jetson-orin-nano" and r.quantize.float_below_channels == 0
+
+
+def test_a_misspelt_quantize_default_in_a_target_is_named(tmp_path, monkeypatch):
+    import edgeseg.export.check as check
+
+    (tmp_path / "bad.toml").write_text('name = "bad"\ntitle = "t"\ndevice = "host"\ndefault_backend = "ort-cpu"\n'
+                                       'default_opset = 13\n[quantize]\nactivation = "uint8"\n'
+                                       '[backends.ort-cpu]\nruntime = "ORT"\nmax_opset = 16\n')
+    monkeypatch.setattr(check, "TARGETS_DIR", tmp_path)
+    with pytest.raises(EdgesegError, match="activation"):
+        check.load_target("bad")

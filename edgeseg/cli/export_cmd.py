@@ -25,7 +25,7 @@ def run(args) -> int:
     from edgeseg.export.recipe import load_export_recipe, recipe_for_checkpoint
 
     if args.source.endswith(".toml"):
-        recipe, base = load_export_recipe(args.source)
+        recipe, base = load_export_recipe(args.source, target=args.target)
     else:
         recipe, base = recipe_for_checkpoint(args.source, args.target or "jetson-nano"), Path(".")
     quant = {"method": args.method, "calibration_slices": args.calibration_slices,

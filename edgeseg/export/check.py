@@ -52,6 +52,7 @@ class Target:
     default_opset: int
     backends: dict                         # backend name -> Backend
     sources: tuple[str, ...] = ()
+    quantize: dict = field(default_factory=dict)  # [quantize] defaults of an export for this target (a recipe overrides)
 
     def backend(self, name: str | None = None) -> Backend:
         name = name or self.default_backend
@@ -88,6 +89,10 @@ def load_target(name: str) -> Target:
     target = from_dict(Target, {**data, "backends": {}}, where)
     target = Target(**{**target.__dict__, "backends": backends})
     target.backend()  # the default backend exists
+    if target.quantize:
+        from edgeseg.export.recipe import QuantizeConfig
+
+        from_dict(QuantizeConfig, target.quantize, f"{where}.quantize")  # unknown keys named now, not at export
     return target
 
 

@@ -76,10 +76,23 @@ class ExportRecipe:
         return recipe_hash(self.to_dict())
 
 
-def load_export_recipe(path: str | Path) -> tuple[ExportRecipe, Path]:
-    """-> (recipe, base folder for its relative paths). Unknown keys are an error naming the key."""
+def _with_target_defaults(data: dict, target: str) -> dict:
+    """The recipe dict with the target's [quantize] defaults under its own [quantize] keys."""
+    from edgeseg.export.check import load_target
+
+    quantize = data.get("quantize") or {}
+    return {**data, "target": target, "quantize": {**load_target(target).quantize, **quantize}}
+
+
+def load_export_recipe(path: str | Path, target: str | None = None) -> tuple[ExportRecipe, Path]:
+    """-> (recipe, base folder for its relative paths). Unknown keys are an error naming the key.
+
+    `target` (the command line's --target) replaces the recipe's; the target's [quantize] defaults
+    (edgeseg/export/targets/<name>.toml) fill the keys the recipe's own [quantize] does not set."""
     path = Path(path)
-    recipe = from_dict(ExportRecipe, read_toml(path), str(path))
+    data = read_toml(path)
+    data = _with_target_defaults(data, target or data.get("target") or ExportRecipe.target)
+    recipe = from_dict(ExportRecipe, data, str(path))
     return recipe, path.resolve().parent
 
 
@@ -91,9 +104,12 @@ def resolve(base: Path, value: str) -> Path | None:
 
 
 def recipe_for_checkpoint(checkpoint: str, target: str, out_dir: str = "", **quantize) -> ExportRecipe:
-    """The recipe `edgeseg export CHECKPOINT --target T` runs."""
+    """The recipe `edgeseg export CHECKPOINT --target T` runs (the target's [quantize] defaults, then `quantize`)."""
+    from edgeseg.export.check import load_target
+
     try:
-        q = from_dict(QuantizeConfig, {k: v for k, v in quantize.items() if v is not None}, "options")
+        given = {k: v for k, v in quantize.items() if v is not None}
+        q = from_dict(QuantizeConfig, {**load_target(target).quantize, **given}, "options")
         return ExportRecipe(name=Path(checkpoint).stem, target=target, out_dir=out_dir,
                             source=SourceConfig(checkpoint=checkpoint), quantize=q)
     except ValueError as exc:
