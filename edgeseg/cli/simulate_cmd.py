@@ -33,6 +33,9 @@ def print_one(pred, top: int) -> None:
     print(f"  memory    {_mb(pred.peak_memory_bytes)} (weights {_mb(pred.weights_bytes)} + activations "
           f"{_mb(pred.peak_activation_bytes)}) of {_mb(pred.device_memory_bytes)}")
     print(f"  work      {pred.macs / 1e9:.3f} GMAC in {pred.kernels} kernels")
+    if pred.inference_ms:
+        print(f"  overhead  {pred.inference_ms:.2f} ms per inference ({100 * pred.inference_ms / pred.total_ms:.0f} %"
+              " of the latency; the device profile's inference_us)")
     if pred.estimated_ops:
         print(f"  fallback  {100 * pred.estimated_share:.1f} % of the time priced from tensor sizes "
               f"({', '.join(pred.estimated_ops)})" + ("  UNRELIABLE" if pred.estimated_share > 0.10 else ""))

@@ -32,6 +32,7 @@ class Prediction:
     estimated_ops: tuple[str, ...]
     layers: tuple[KernelTime, ...]
     estimated_share: float = 0.0  # fraction of total_ms priced by the fallback (ops the cost model does not know)
+    inference_ms: float = 0.0  # the backend's fixed cost per inference, included in total_ms (not a layer)
 
     @property
     def peak_memory_bytes(self) -> int:
@@ -100,4 +101,5 @@ def simulate(model, device, precision: str | None = None, backend: str | None = 
     return Prediction(g.name, tuple(shape or ()), profile.name, b.name, precision, prec.name, warnings,
                       total * 1e3, (total * 1e3 * math.exp(-u), total * 1e3 * math.exp(u)), 1.0 / total,
                       sum(k.cost.macs for k in fg.kernels), len(times), weights,
-                      peak_activations(fg, size), int(profile.memory_gb * 2**30), fg.unknown_ops, times, share)
+                      peak_activations(fg, size), int(profile.memory_gb * 2**30), fg.unknown_ops, times, share,
+                      b.efficiency.inference_us * 1e-3)
