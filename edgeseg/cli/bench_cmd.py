@@ -14,6 +14,7 @@ BENCHMARKS = {
     "compression": "edgeseg.bench.compression",
     "node": "edgeseg.bench.node",
     "robustness": "edgeseg.bench.robustness",
+    "scale": "edgeseg.bench.scale",
 }
 
 

@@ -35,6 +35,12 @@ def register(sub) -> None:
     p.add_argument("--retry-failed", action="store_true",
                    help="also rerun series that DIR/manifest.csv lists as failed with the same model and files "
                         "(series done before are always skipped: rerunning the command resumes)")
+    p.add_argument("--engine", default="local", choices=["local", "ray"],
+                   help="local (default): this process; ray: one task per series on a Ray cluster (edgeseg[scale])")
+    p.add_argument("--address", default=None, help="with --engine ray: an existing cluster (auto or HOST:PORT); "
+                   "default: start a local Ray")
+    p.add_argument("--workers", type=int, default=None, help="with --engine ray: model-holding workers "
+                   "(default: the CPU count)")
     p.add_argument("--quiet", action="store_true", help="print nothing but failures (no progress, no summary)")
     p.set_defaults(func=run)
 
@@ -78,9 +84,16 @@ def run(args) -> int:
                    overlay=not args.no_overlay, cache_dir=args.trt_cache,
                    pipeline=not args.sequential, select=parse_rules(args.select),
                    layout=args.layout, private=args.private, retry_failed=args.retry_failed)
-    rows, info = run_pipeline(args.model, args.inputs, args.out, opts, show_progress=not args.quiet)
+    if args.engine == "ray":
+        from edgeseg.scale.ray_engine import run as run_ray
+
+        rows, info = run_ray(args.model, args.inputs, args.out, opts, args.address, args.workers,
+                             show_progress=not args.quiet)
+    else:
+        rows, info = run_pipeline(args.model, args.inputs, args.out, opts, show_progress=not args.quiet)
     if not args.quiet:
-        print(f"provider: {info['provider']} (session {info['session_s']:.2f} s)", file=sys.stderr)
+        print(f"provider: {info['provider']}" + (f" (session {info['session_s']:.2f} s)" if "session_s" in info else
+              f" (Ray start {info.get('ray_start_s', 0):.1f} s)"), file=sys.stderr)
     for warning in info.get("warnings", []):  # a degraded run (no SEG writer) is said even when quiet
         print(f"edgeseg run: warning: {warning}", file=sys.stderr)
     failed = [r for r in rows if r.status == "failed"]

@@ -12,6 +12,7 @@ Files are 0644 and folders 0755 (others on the board, e.g. a PACS uploader, can 
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -48,16 +49,19 @@ def _holder(folder: Path) -> str | None:
         return None
 
 
-def series_folder(out: Path, series, layout: str = "readable") -> Path:
-    """The final folder of `series` under OUT, checked to resolve inside it."""
+def series_folder(out: Path, series, layout: str = "readable") -> tuple[Path, Path | None]:
+    """(final folder, the folder to use instead when another series holds that name) under OUT, both
+    checked to resolve inside it. With the uid layout names never collide: no alternative."""
     if layout not in LAYOUTS:
         raise EdgesegError(f"--layout {layout!r}: use one of {', '.join(LAYOUTS)}")
     study, name = _names(series, layout)
     final = out / study / name
-    if layout == "readable" and final.exists() and _holder(final) not in (None, series.series_uid):
-        final = out / study / f"{name}-{_short_hash(series.series_uid)}"  # that name is another series'
     inside(out, final)
-    return final
+    if layout == "uid":
+        return final, None
+    alternative = out / study / f"{name}-{_short_hash(series.series_uid)}"
+    inside(out, alternative)
+    return final, alternative
 
 
 def is_earlier_result(folder: Path) -> bool:
@@ -74,16 +78,33 @@ def set_modes(folder: Path, private: bool = False) -> None:
         os.chmod(p, 0o600 if private else 0o644)
 
 
-def publish(tmp: Path, final: Path) -> None:
-    """Rename a finished temporary folder onto its final name. An earlier result of edgeseg is replaced;
-    anything else at that name (a user's folder, a file, a link) is left untouched and the series fails."""
-    old = None
-    if final.exists() or final.is_symlink():
-        if not is_earlier_result(final):
-            raise EdgesegError(f"{final}: exists and is not an edgeseg result; left untouched (move it or use "
-                               "another --out)")
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        os.replace(final, old)
-    os.replace(tmp, final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+def publish(tmp: Path, final: Path, series_uid: str | None = None, alternative: Path | None = None) -> Path:
+    """Rename a finished temporary folder onto its final name; returns where it went.
+
+    An earlier result of the same series (or of unknown series) is replaced; a name another series holds
+    sends the result to `alternative`; anything else at that name (a user's folder, a file, a link) is left
+    untouched and the series fails. Safe with several writers at once (Ray workers): a rename onto a folder
+    that another writer has just filled fails, and the choice is made again."""
+    for _ in range(5):
+        if final.exists() or final.is_symlink():
+            if not is_earlier_result(final):
+                raise EdgesegError(f"{final}: exists and is not an edgeseg result; left untouched (move it or use "
+                                   "another --out)")
+            if alternative is not None and _holder(final) not in (None, series_uid):
+                final, alternative = alternative, None  # that name is another series'
+                continue
+            old = final.with_name(f".{final.name}.old-{os.getpid()}-{_short_hash(tmp)}")
+            try:
+                os.replace(final, old)
+            except FileNotFoundError:
+                continue  # another writer moved it away first
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+            return final
+        try:
+            os.rename(tmp, final)  # fails (ENOTEMPTY/EEXIST) when another writer published there meanwhile
+            return final
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+    raise EdgesegError(f"{final}: could not publish (other writers kept changing it)")

@@ -95,7 +95,7 @@ def write_series(seg, inferred: Inferred, out: Path, opts):
     loaded, mask, c = inferred.loaded, inferred.mask, seg.contract
     series, t = loaded.series, loaded.timings
     t0 = time.perf_counter()
-    final = series_folder(out, series, opts.layout)
+    final, alternative = series_folder(out, series, opts.layout)
     try:
         final.parent.mkdir(parents=True, exist_ok=True)
         inside(out, final)  # again after mkdir: a link created meanwhile is caught before anything is written
@@ -122,7 +122,7 @@ def write_series(seg, inferred: Inferred, out: Path, opts):
         report["colours"] = legend(c.class_names)  # as in the SEG's segments and the overlay's legend
         write_json(tmp / "report.json", report)
         set_modes(tmp, opts.private)
-        publish(tmp, final)
+        final = publish(tmp, final, series.series_uid, alternative)
     except OSError as exc:  # disk full, no inodes...: nothing half-written stays, the reason names the folder
         shutil.rmtree(tmp, ignore_errors=True)
         raise EdgesegError(f"{final}: cannot write the outputs ({system_words(exc)})") from exc
