@@ -68,16 +68,21 @@ def run(args) -> int:
     lines = ["## Latency simulator self-check on this machine", "",
              f"Command: `{COMMAND}` (calibrates the host profile on single-op probes, then predicts each registry "
              "model and measures it with ONNX Runtime, 1 thread, input 1x1x112x96). Target: within 20 %.", "",
-             "| model | predicted ms | band ms | measured p50 ms | fastest run ms | error vs p50 |", "|---|---:|---:|---:|---:|---:|"]
+             "| model | predicted ms | band ms | measured p50 ms | fastest run ms | error vs p50 | error vs fastest |",
+             "|---|---:|---:|---:|---:|---:|---:|"]
     for name, p, band, p50, best, err in rows:
-        lines.append(f"| {name} | {p:.2f} | {band[0]:.2f}..{band[1]:.2f} | {p50:.2f} | {best:.2f} | {err:+.1f} % |")
+        lines.append(f"| {name} | {p:.2f} | {band[0]:.2f}..{band[1]:.2f} | {p50:.2f} | {best:.2f} | {err:+.1f} % | "
+                     f"{100 * (p / best - 1):+.1f} % |")
     errs = [abs(r[-1]) for r in rows]
     load = os.getloadavg()[0]
     if load > (os.cpu_count() or 1):
         lines += ["", f"**Taken under load** (load average {load:.1f} on {os.cpu_count()} cores: the fastest run is often "
                       "less than half the p50). These errors measure the load as much as the model: rerun "
                       f"`{COMMAND}` on a quiet machine."]
-    lines += ["", f"Median |error| {statistics.median(errs):.1f} %, max {max(errs):.1f} % over {len(rows)} models.",
+    fast = [abs(100 * (r[1] / r[4] - 1)) for r in rows]
+    lines += ["", f"Median |error| vs p50 {statistics.median(errs):.1f} %, max {max(errs):.1f} % over {len(rows)} models; "
+              f"vs the fastest run (the least disturbed by other load) median {statistics.median(fast):.1f} %, "
+              f"max {max(fast):.1f} %.",
               "", machine_line() + f" Load average when written: {os.getloadavg()[0]:.1f} on {os.cpu_count()} "
               "logical cores (a figure above the core count means the timings were taken under load)."]
     write_section("latency-host", "\n".join(lines), args.docs)
