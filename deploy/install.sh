@@ -94,7 +94,7 @@ if [ "$NO_DEPS" -eq 0 ]; then
     say "installing the CPU onnxruntime (no --ort-wheel given: ARM CPU inference)"
     "${PIP[@]}" -q "onnxruntime>=1.11"
   fi
-  "${PIP[@]}" -q "numpy>=1.21" "pydicom>=2.4" "highdicom>=0.22" "pynetdicom>=2.0"
+  "${PIP[@]}" -q "numpy>=1.21" "pydicom>=2.4" "highdicom>=0.22" "pynetdicom>=2.0" "tomli>=1.1; python_version < '3.11'"
 fi
 # --no-deps: the GPU wheel is called onnxruntime-gpu, which would not satisfy edgeseg's 'onnxruntime'.
 "${PIP[@]}" -q --no-deps "$SRC"

@@ -27,7 +27,7 @@ RUNTIME_FILES = [
 # with `pip download --python-version 3.8 --platform manylinux2014_aarch64 --only-binary=:all:`), and
 # onnxruntime 1.11.0: the Jetson Zoo's onnxruntime-gpu for JetPack 4.6 / cp38.
 RELEASES_FOR_38 = {"numpy": "1.24.4", "onnxruntime": "1.11.0", "pydicom": "2.4.4", "highdicom": "0.22.0",
-                   "pynetdicom": "2.0.2"}
+                   "pynetdicom": "2.0.2", "tomli": "2.2.1"}
 
 
 def _vermin(*paths) -> subprocess.CompletedProcess:
