@@ -231,3 +231,23 @@ def test_base_install_without_highdicom_writes_nifti_and_says_why(models, tmp_pa
 
     nii = gzip.decompress((folder / "mask.nii.gz").read_bytes())
     assert nii[344:348] == b"n+1\0" and len(nii) == 352 + 4 * 256 * 256
+
+
+def test_logits_are_resampled_before_argmax():
+    """On a finer source grid the class border follows the interpolated logits (sub-pixel), not a
+    nearest-neighbour copy of model pixels: a border at model column 40.25 lands where it belongs."""
+    from edgeseg.runtime.postprocess import logits_to_source_grid
+    from edgeseg.runtime.preprocess import Geometry
+
+    c = make_contract(hr_size=(96, 80), scale=2, pixel_spacing_mm=(1.0, 1.0))
+    geo = Geometry(("L", "P"), (192, 160), (192, 160), (96, 80), (0.5, 0.5), (0, 0))  # 0.5 mm source pixels
+    cols = np.arange(80, dtype=np.float32)
+    logits = np.zeros((1, 3, 96, 80), np.float32)
+    logits[:, 1] = cols - 40.25                                       # class 1 right of model column 40.25
+    logits[:, 0] = -logits[:, 1]
+    logits[:, 2] = -100
+    mask = logits_to_source_grid(logits, geo, c)
+    first = int(np.argmax(mask[0, 50] == 1))
+    centre = (np.arange(160) + 0.5) * 0.5 - 0.5                       # source column centres in model columns
+    assert first == int(np.argmax(centre > 40.25))                    # 81: exact to the source pixel
+    assert (mask[0, :, first:] == 1).all() and (mask[0, :, :first] == 0).all()

@@ -7,7 +7,7 @@ import time
 
 import numpy as np
 
-from edgeseg.runtime.postprocess import labels_from_logits, to_source_grid
+from edgeseg.runtime.postprocess import logits_to_source_grid
 from edgeseg.runtime.preprocess import obliquity_deg, prepare
 
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)   # ImageOrientationPatient of plain axial slices (rows L->R, columns P)
@@ -37,7 +37,7 @@ def segment_volume(seg, volume: np.ndarray, spacing, orientation=AXIAL, slice_sp
     if orientation is not None and obliquity_deg(orientation) > 10:
         warnings.append(f"oblique slices ({obliquity_deg(orientation):.0f} deg from the {c.plane} plane)")
     t["preprocess"] = t.get("preprocess", 0.0) + time.perf_counter() - t0
-    labels = np.empty((len(lowres), *c.hr_size), dtype=np.uint8)
+    mask = np.empty((len(lowres), *geo.source_shape), dtype=np.uint8)
     t.setdefault("infer", 0.0)
     t.setdefault("postprocess", 0.0)
     for start, stop in seg.batches(len(lowres), batch):
@@ -45,10 +45,7 @@ def segment_volume(seg, volume: np.ndarray, spacing, orientation=AXIAL, slice_sp
         t0 = time.perf_counter()
         logits = seg.infer(x)
         t1 = time.perf_counter()
-        labels[start:stop] = labels_from_logits(logits[:valid], c)
+        mask[start:stop] = logits_to_source_grid(logits[:valid], geo, c)  # per batch: bounded memory
         t["postprocess"] += time.perf_counter() - t1
         t["infer"] += t1 - t0
-    t0 = time.perf_counter()
-    mask = to_source_grid(labels, geo, c)
-    t["postprocess"] += time.perf_counter() - t0
     return mask, warnings
