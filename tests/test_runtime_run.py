@@ -240,7 +240,7 @@ def test_logits_are_resampled_before_argmax():
     from edgeseg.runtime.preprocess import Geometry
 
     c = make_contract(hr_size=(96, 80), scale=2, pixel_spacing_mm=(1.0, 1.0))
-    geo = Geometry(("L", "P"), (192, 160), (192, 160), (96, 80), (0.5, 0.5), (0, 0))  # 0.5 mm source pixels
+    geo = Geometry(tuple(c.in_plane_axes), (192, 160), (192, 160), (96, 80), (0.5, 0.5), (0, 0))  # 0.5 mm pixels
     cols = np.arange(80, dtype=np.float32)
     logits = np.zeros((1, 3, 96, 80), np.float32)
     logits[:, 1] = cols - 40.25                                       # class 1 right of model column 40.25
