@@ -251,3 +251,17 @@ def test_logits_are_resampled_before_argmax():
     centre = (np.arange(160) + 0.5) * 0.5 - 0.5                       # source column centres in model columns
     assert first == int(np.argmax(centre > 40.25))                    # 81: exact to the source pixel
     assert (mask[0, :, first:] == 1).all() and (mask[0, :, :first] == 0).all()
+
+
+def test_downsampling_a_finer_series_is_antialiased():
+    """Fine stripes (1 bright pixel in 3) onto a grid 3x coarser: plain linear sampling lands on one phase
+    (all 0: aliasing, the bright third vanishes), the box prefilter gives their mean, 1/3."""
+    from edgeseg.runtime.preprocess import antialias, resample_linear
+
+    x = np.zeros((1, 18, 18), np.float32)
+    x[0, :, ::3] = 1
+    z = (1.0, 1 / 3)
+    aliased = resample_linear(x, (18, 6), z)
+    assert np.ptp(aliased[0, :, 1:-1]) == 0 and aliased[0, 0, 2] in (0.0, 1.0)
+    smooth = resample_linear(antialias(x, z), (18, 6), z)
+    np.testing.assert_allclose(smooth[0, :, 1:-1], 1 / 3, atol=1e-6)

@@ -76,6 +76,25 @@ def resample_linear(images: np.ndarray, shape: tuple[int, int], zoom: tuple[floa
     return out.astype(np.float32)
 
 
+def antialias(images: np.ndarray, zoom: tuple[float, float]) -> np.ndarray:
+    """Before shrinking an axis (zoom < 1: finer source pixels than the model's), average each pixel with
+    its neighbours over about one model pixel (a box of round(1/zoom) source pixels, edges repeated), so
+    the linear sampling that follows sees what a coarser acquisition would, not aliased fine detail."""
+    out = images
+    for axis, z in enumerate(zoom):
+        k = int(round(1.0 / z)) if z < 1.0 else 1
+        if k < 2:
+            continue
+        ax = out.ndim - 2 + axis
+        pad = [(0, 0)] * out.ndim
+        pad[ax] = (k // 2, k - 1 - k // 2)
+        c = np.cumsum(np.pad(out, pad, mode="edge"), axis=ax, dtype=np.float64)
+        c = np.concatenate([np.zeros_like(np.take(c, [0], axis=ax)), c], axis=ax)
+        n = out.shape[ax]
+        out = ((np.take(c, np.arange(k, n + k), axis=ax) - np.take(c, np.arange(n), axis=ax)) / k).astype(np.float32)
+    return out
+
+
 def _lerp(a, b, t: float):
     """numpy's linear-method interpolation between order statistics (same rounding as np.percentile)."""
     d = b - a
@@ -157,7 +176,7 @@ def prepare(volume: np.ndarray, orientation, spacing: tuple[float, float], contr
     reoriented = image.shape[-2:]
     if any(abs(z - 1.0) > 1e-3 for z in zoom):
         shape = tuple(max(1, int(round(n * z))) for n, z in zip(reoriented, zoom))
-        image = resample_linear(image, shape, zoom)
+        image = resample_linear(antialias(image, zoom), shape, zoom)
         decoded = None  # interpolated values are off the stored grid
     else:
         zoom = (1.0, 1.0)
