@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeseg.bench.node import dcmtk
+from edgeseg.node.peer import dcmtk
 
 HOST = "127.0.0.1"
 TOOLS = {t: dcmtk(t) for t in ("echoscu", "storescu", "storescp")}  # DCMTK's, not pynetdicom's same-named apps

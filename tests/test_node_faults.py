@@ -21,7 +21,7 @@ import pydicom  # noqa: E402
 from edgeseg.cli import main  # noqa: E402
 from edgeseg.node.config import Destination  # noqa: E402
 from edgeseg.node.health import echo  # noqa: E402
-from edgeseg.bench.dicom_peer import StorePeer  # noqa: E402
+from edgeseg.node.peer import StorePeer  # noqa: E402
 from edgeseg.node.spool import Spool  # noqa: E402
 from node_helpers import HOST, free_port, kill9, node_process, spool_files, wait_for  # noqa: E402
 from runtime_fixtures import SAMPLE, new_series, sample_datasets  # noqa: E402

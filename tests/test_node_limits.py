@@ -13,7 +13,7 @@ import pytest
 pytest.importorskip("pynetdicom")
 pytest.importorskip("highdicom")
 
-from edgeseg.bench.dicom_peer import StorePeer  # noqa: E402
+from edgeseg.node.peer import StorePeer  # noqa: E402
 from edgeseg.cli import main  # noqa: E402
 from edgeseg.node.config import Destination  # noqa: E402
 from edgeseg.node.health import echo  # noqa: E402

@@ -7,7 +7,6 @@ acknowledged instance the SEG does not reference); duplicated: Store requests be
 """
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shutil
@@ -20,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from edgeseg.bench.report import machine_line, write_section
+from edgeseg.node.peer import dcmtk
 
 HOST = "127.0.0.1"
 SAMPLE = Path("data/sample-mr-brain")
@@ -37,19 +37,6 @@ def add_arguments(p) -> None:
     p.add_argument("--docs", default="docs/BENCHMARKS.md")
 
 
-@functools.lru_cache(maxsize=None)
-def dcmtk(tool: str) -> str | None:
-    """Full path of the DCMTK `tool` on PATH, skipping same-named scripts (pynetdicom installs a `storescu`)."""
-    for folder in os.environ.get("PATH", "").split(os.pathsep):
-        path = os.path.join(folder, tool)
-        if os.path.isfile(path) and os.access(path, os.X_OK):
-            try:
-                r = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
-            except (OSError, subprocess.TimeoutExpired):
-                continue
-            if "dcmtk" in (r.stdout + r.stderr).lower():
-                return path
-    return None
 
 
 def _port() -> int:

@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from edgeseg.bench.dicom_peer import StorePeer
+from edgeseg.node.peer import StorePeer
 from edgeseg.bench.node import HOST, SAMPLE, NodeProc, _port, _wait
 
 

@@ -1,12 +1,32 @@
-"""A pynetdicom C-STORE peer that misbehaves on purpose (loopback only), for the node's fault tests and
-`edgeseg bench node`: a chosen C-STORE status, a slow A-RELEASE, no SEG support, a calling-AE check.
-It counts every Store request it received."""
+"""A C-STORE peer (pynetdicom) that can misbehave on purpose, for fault drills of a node before it goes
+next to a PACS — `edgeseg bench node`, the node's tests: a chosen C-STORE status, a slow A-RELEASE, no
+SEG support, a calling-AE check, TLS. It counts every Store request it received. Loopback by default.
+Also here: `dcmtk(tool)`, the DCMTK peers the benchmarks and tests use when installed."""
 from __future__ import annotations
 
+import functools
+import os
+import subprocess
 import threading
 import time
 
 HOST = "127.0.0.1"
+
+
+@functools.lru_cache(maxsize=None)
+def dcmtk(tool: str) -> str | None:
+    """Full path of the DCMTK `tool` on PATH, skipping same-named scripts (pynetdicom installs a `storescu`)."""
+    for folder in os.environ.get("PATH", "").split(os.pathsep):
+        path = os.path.join(folder, tool)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            try:
+                r = subprocess.run([path, "--version"], capture_output=True, text=True, timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                continue
+            if "dcmtk" in (r.stdout + r.stderr).lower():
+                return path
+    return None
+
 
 SEG_STORAGE = "1.2.840.10008.5.1.4.1.1.66.4"
 
