@@ -21,7 +21,7 @@ import pydicom  # noqa: E402
 from edgeseg.cli import main  # noqa: E402
 from edgeseg.node.config import Destination  # noqa: E402
 from edgeseg.node.health import echo  # noqa: E402
-from edgeseg.node.peer import StorePeer  # noqa: E402
+from edgeseg.node.peer import StorePeer, fill_disk  # noqa: E402
 from edgeseg.node.spool import Spool  # noqa: E402
 from node_helpers import HOST, free_port, kill9, node_process, spool_files, wait_for  # noqa: E402
 from runtime_fixtures import SAMPLE, new_series, sample_datasets  # noqa: E402
@@ -92,21 +92,6 @@ def small_spool(tmp_path, request):
     subprocess.run(["umount", "-l", str(where)], capture_output=True)
 
 
-def _fill(folder: Path) -> list[Path]:
-    """Write files until the file system says ENOSPC (bytes or inodes); returns them."""
-    made = []
-    for i in range(100000):
-        p = folder / f"filler-{i}"
-        try:
-            with open(p, "wb") as f:
-                f.write(b"\0" * 65536)
-        except OSError as exc:
-            assert exc.errno == errno.ENOSPC
-            return made + ([p] if p.exists() else [])
-        made.append(p)
-    raise AssertionError("the file system never filled")
-
-
 @pytest.mark.parametrize("small_spool", ["size=4m"], indirect=True)
 def test_disk_full_during_segmentation_is_retried_with_every_instance(make_node, peers, small_spool):
     peer = peers(ae_title="FWD")
@@ -114,7 +99,7 @@ def test_disk_full_during_segmentation_is_retried_with_every_instance(make_node,
                      min_free_mb=0)  # this test fills the disk itself
     sent = _datasets("enospc", n=6)
     assert _send(node.port, sent) == [0] * 6                      # acknowledged before the disk fills
-    fillers = _fill(small_spool)
+    fillers = fill_disk(small_spool)
     late = _datasets("enospc-late", n=1)
     assert _send(node.port, late) == [0xA700]                    # out of resources: the sender keeps it
     time.sleep(3.5)                                               # segmentation tried and hit ENOSPC
@@ -129,7 +114,7 @@ def test_disk_full_during_segmentation_is_retried_with_every_instance(make_node,
 @pytest.mark.parametrize("small_spool", ["size=4m,nr_inodes=40"], indirect=True)
 def test_inodes_exhausted_release_the_in_flight_count(small_spool):
     spool = Spool(small_spool / "spool")
-    fillers = _fill(small_spool)
+    fillers = fill_disk(small_spool)
     with pytest.raises(OSError):
         spool.store("1.2.3", "1.2.3.1", b"x" * 10)
     assert not spool._writing                                   # released: the series can still be promoted

@@ -10,7 +10,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from edgeseg.node.peer import StorePeer
+from edgeseg.node.peer import StorePeer, fill_disk
 from edgeseg.bench.node import HOST, SAMPLE, NodeProc, _port, _wait
 
 
@@ -78,19 +78,6 @@ def hostile_uids(args, work: Path) -> dict:
         peer.stop()
 
 
-def _fill(folder: Path) -> list[Path]:
-    made = []
-    for i in range(1_000_000):
-        p = folder / f"filler-{i}"
-        try:
-            with open(p, "wb") as f:
-                f.write(b"\0" * 65536)
-        except OSError:
-            return made + [p]
-        made.append(p)
-    return made
-
-
 def disk_full(args, work: Path) -> dict | None:
     """The spool's disk fills after a series was acknowledged and before it is segmented; then space returns."""
     disk = work / "tmpfs"
@@ -104,7 +91,7 @@ def disk_full(args, work: Path) -> dict | None:
     try:
         series = _series("enospc")
         acked = _acked(series, _send(node.port, series))
-        fillers = _fill(disk)
+        fillers = fill_disk(disk)
         refused = _send(node.port, _series("enospc-late", n=1))
         time.sleep(3 * args.series_timeout + 2)
         deferred = len(node.events("segment_deferred"))

@@ -88,3 +88,20 @@ class StorePeer:
         if self.server is not None:
             self.server.shutdown()
             self.server = None
+
+
+def fill_disk(folder, chunk: int = 65536) -> list:
+    """Write files into `folder` until its file system says no (bytes or inodes): a disk-full drill.
+    Returns the files written (delete them to give the space back)."""
+    from pathlib import Path
+
+    made = []
+    for i in range(10_000_000):
+        p = Path(folder) / f"filler-{i}"
+        try:
+            with open(p, "wb") as f:
+                f.write(b"\0" * chunk)
+        except OSError:
+            return made + ([p] if p.exists() else [])
+        made.append(p)
+    return made

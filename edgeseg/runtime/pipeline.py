@@ -74,6 +74,17 @@ def os_reason(exc: OSError) -> str:
     return f"{where}: {exc.strerror or type(exc).__name__}" + (f" (-> {exc.filename2})" if exc.filename2 else "")
 
 
+def write_run_report(out: Path, info: dict, rows) -> None:
+    """OUT/run_report.json: the run's facts and one item per series or file; a failure to write it is put
+    in info["run_report_error"] (the CLI says it in one line and exits 1)."""
+    try:
+        write_json(out / "run_report.json", {**info, "items": [
+            {"name": r.name, "slices": r.slices, "status": r.status, "reason": r.reason,
+             "seconds": round(r.seconds, 3), "out": r.out} for r in rows]})
+    except OSError as exc:
+        info["run_report_error"] = f"{out / 'run_report.json'}: not written ({exc.strerror or exc})"
+
+
 def failure_row(name: str, slices: int, exc: BaseException, start: float) -> Row:
     """The one-line reason for an exception that ended one series (the batch goes on)."""
     if isinstance(exc, EdgesegError):
@@ -208,10 +219,5 @@ def run(model: str | Path, inputs, out: str | Path, opts: Options = Options(), s
     rows += results
     info["discover_s"] = round(discover_s, 3)
     info["segment_wall_s"] = round(time.perf_counter() - t0, 3)
-    try:
-        write_json(out / "run_report.json", {**info, "items": [
-            {"name": r.name, "slices": r.slices, "status": r.status, "reason": r.reason,
-             "seconds": round(r.seconds, 3), "out": r.out} for r in rows]})
-    except OSError as exc:
-        info["run_report_error"] = f"{out / 'run_report.json'}: not written ({exc.strerror or exc})"
+    write_run_report(out, info, rows)
     return rows, info

@@ -21,7 +21,7 @@ from pathlib import Path
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime import discover as disc
 from edgeseg.runtime.manifest import Manifest, inputs_key
-from edgeseg.runtime.pipeline import Options, Row, check_out_dir, failure_row
+from edgeseg.runtime.pipeline import Options, Row, check_out_dir, failure_row, write_run_report
 
 INDEX_TAGS = ["SeriesInstanceUID", "StudyInstanceUID", "Rows", "Columns", "SOPClassUID"]
 
@@ -162,14 +162,7 @@ def run(model, inputs, out, opts: Options = Options(), address: str | None = Non
     info["segment_wall_s"] = round(time.perf_counter() - t0, 3)
     info["workers"] = len(actors)
     info["provider"] = f"{opts.provider} on {len(actors)} Ray worker(s)"
-    from edgeseg.runtime.report import write_json
-
-    try:
-        write_json(out / "run_report.json", {**info, "items": [
-            {"name": r.name, "slices": r.slices, "status": r.status, "reason": r.reason,
-             "seconds": round(r.seconds, 3), "out": r.out} for r in rows]})
-    except OSError as exc:
-        info["run_report_error"] = f"{out / 'run_report.json'}: not written ({exc.strerror or exc})"
+    write_run_report(out, info, rows)
     return rows, info
 
 
