@@ -160,10 +160,11 @@ def run(args) -> int:
         rows = measure(path, variants, args.threads)
         result = {"label": label, "model": Path(path).name, "recipe_hash": c.recipe_hash,
                   "normalization": c.normalization, "fit": c.fit, "precision": c.precision,
-                  "machine": machine_line(), "seconds": round(time.perf_counter() - started, 1), "rows": rows}
+                  "machine": machine_line(), "seconds": round(time.perf_counter() - started, 1),
+                  "command": f"edgeseg bench robustness --model {label}={path}", "rows": rows}
         (folder / f"{label}.json").write_text(json.dumps(result, indent=2) + "\n")
         print(f"{label}: {_summary(result)} ({result['seconds']} s)")
-    results = {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime)}
+    results = {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}  # by label: name them in order
     plot(results, args.plot)
     lines = [f"Acquisition variants of the {len(test)} axial test-split slices of the MNI152 T1 (positions "
              f"{test.min()}-{test.max()}, never trained on), each written as a DICOM MR series and segmented by "
@@ -174,10 +175,10 @@ def run(args) -> int:
     for lab, res in results.items():
         lines.append(f"- **{lab}** (`{res['model']}`, {res['precision']}, normalisation `{res['normalization']}`, "
                      f"fit `{res['fit']}`, training recipe {res['recipe_hash']}): {_summary(res)}. "
-                     f"Measured on: {res['machine']}")
+                     f"Command: `{res.get('command', 'edgeseg bench robustness')}`. {res['machine']}")
     lines += ["", f"![robustness]({Path(args.plot).name})", "",
-              "Command: `edgeseg bench robustness" + "".join(f" --model {m}" for m in args.model) + "` "
-              f"(results kept in `{args.results}/`, one JSON per model label)."]
+              f"Results are kept in `{args.results}/`, one JSON per model label; a rerun replaces only the labels it "
+              "measures, so an earlier release stays in the table as the baseline."]
     path = write_section("robustness", "## Robustness to acquisition (edgeseg bench robustness)\n\n" + "\n".join(lines),
                          args.out)
     print(f"wrote {path}")
