@@ -156,7 +156,7 @@ def test_config_file_is_read_by_the_node_loader(tmp_path):
         for health in (False, True):
             argv = edgeseg_launch.serve_argv(conf, values, health=health)
             assert argv[-2:] == ["--config", str(conf)] and ("--health" in argv) == health
-    assert cfg.allow_ae == ("SCANNER1", "PACS") and cfg.forward.ae_title == "PACS" and cfg.series_timeout == 10
+    assert cfg.allow_ae == ("SCANNER1", "PACS") and cfg.forward[0].ae_title == "PACS" and cfg.series_timeout == 10
 
 
 def test_launcher_rejects_a_bad_config(tmp_path, capsys):

@@ -151,7 +151,7 @@ def test_forward_destination_down_then_up(make_node, storescp, tmp_path):
     import json
 
     def attempts():
-        return sum(json.loads(p.read_text())["attempts"] for p in outbox.glob("*/attempts.json"))
+        return sum(json.loads(p.read_text())["attempts"] for p in outbox.glob("*/attempts-*.json"))
     assert wait_for(lambda: attempts() >= 2, 10), "no retry while the peer is down"
     assert list(outbox.iterdir())                               # a failed forward stays on disk
     rx = storescp(port).start()

@@ -250,3 +250,25 @@ def test_wrong_called_ae_title_is_rejected(make_node, tmp_path):
     node = make_node(out=tmp_path / "out")
     assert not echo(HOST, node.port, "SOMEONEELSE", timeout=3)[0]
     assert echo(HOST, node.port, "EDGESEG", timeout=3)[0]
+
+
+def test_fan_out_each_destination_tracked_apart(make_node, peers, tmp_path):
+    """Two destinations: the one that accepts gets the SEG once, the one that refuses for good gets one
+    attempt and a dead letter of its own; then the entry is gone. Requeue reopens only the refused one."""
+    good, bad = peers(ae_title="PACS"), peers(status=0xA900, ae_title="ARCHIVE")
+    spool = tmp_path / "spool"
+    node = make_node(series_timeout=0.5, forward=(Destination("PACS", HOST, good.port),
+                                                  Destination("ARCHIVE", HOST, bad.port)))
+    assert _send(node.port, _datasets("fan-out", n=2)) == [0, 0]
+    dead = spool / "dead-letter"
+    assert wait_for(lambda: len(good.datasets) == 1 and list(dead.glob("*/reason.json")), 30)
+    assert wait_for(lambda: not spool_files(spool, "outbox"), 10), "entry kept after every destination was done"
+    time.sleep(1.0)
+    assert len(good.received) == 1 and len(bad.received) == 1
+    (letter,) = [d for d in dead.iterdir() if d.is_dir()]
+    assert letter.name.endswith(Destination("ARCHIVE", HOST, bad.port).key)
+    assert json.loads((letter / "reason.json").read_text())["dest"] == f"ARCHIVE@{HOST}:{bad.port}"
+    node.stop(10)
+    assert main(["serve", "--requeue-dead-letters", "--spool", str(spool)]) == 0
+    (entry,) = [d for d in (spool / "outbox").iterdir() if d.is_dir()]
+    assert json.loads((entry / "meta.json").read_text())["destinations"] == [f"ARCHIVE@{HOST}:{bad.port}"]

@@ -127,7 +127,7 @@ def test_config_file_then_flags(tmp_path):
     args = build_parser().parse_args(["serve", "--config", str(conf), "--port", "2204", "--series-timeout", "3"])
     cfg = node_config(settings(args), str(conf))
     assert (cfg.port, cfg.series_timeout, cfg.allow_ae, str(cfg.trt_cache)) == (2204, 3.0, ("A", "B"), "cache")
-    assert cfg.forward.host == "10.0.0.5" and cfg.ae_title == NodeConfig.ae_title and cfg.max_attempts == 100
+    assert cfg.forward[0].host == "10.0.0.5" and cfg.ae_title == NodeConfig.ae_title and cfg.max_attempts == 100
     conf.write_text('[serve]\nmodel = "m.onnx"\nspool = "sp"\nseries_timout = 3\n')
     with pytest.raises(EdgesegError, match="unknown key 'series_timout' \\(did you mean 'series_timeout'\\?\\)"):
         settings(build_parser().parse_args(["serve", "--config", str(conf)]))

@@ -17,7 +17,7 @@ _SETTINGS = [
     ("--bind", str, "address to listen on (127.0.0.1 for local only)"),
     ("--spool", str, "spool folder (received instances and unsent results; survives restarts)"),
     ("--out", str, "also keep seg.dcm, report.json, overlay.png per series here"),
-    ("--forward", str, "C-STORE every SEG to this node, AE@HOST:PORT"),
+    ("--forward", str, "C-STORE every SEG to this node, AE@HOST:PORT; repeat (or A@h:p,B@h:p) to send to several"),
     ("--allow-ae", str, "accept only these calling AE titles, A,B"),
     ("--series-timeout", float, "seconds without a new instance that end a series"),
     ("--threads", int, "CPU threads for inference (default: onnxruntime's)"),
@@ -59,7 +59,8 @@ def register(sub) -> None:
     for flag, kind, text in _SETTINGS:
         default = _D.get(_field(flag))
         shown = f" (default {default})" if default not in (None, "", ()) else ""
-        p.add_argument(flag, type=kind, default=None, help=text + shown)
+        extra = {"action": "append"} if flag == "--forward" else {}
+        p.add_argument(flag, type=kind, default=None, help=text + shown, **extra)
     p.add_argument("--provider", default=None, choices=["auto", "tensorrt", "cuda", "cpu"],
                    help=f"execution provider (default {NodeConfig.provider})")
     p.add_argument("--forward-tls", action="store_true", default=None, help="forward over TLS")

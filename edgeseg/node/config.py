@@ -19,6 +19,13 @@ class Destination:
     def __str__(self) -> str:
         return f"{self.ae_title}@{self.host}:{self.port}"
 
+    @property
+    def key(self) -> str:
+        """A file-name-safe name of this destination (its outbox markers, its dead letters)."""
+        from edgeseg.runtime.safe_paths import readable_name
+
+        return readable_name(f"{self.ae_title}_{self.host}_{self.port}") or "dest"
+
 
 @dataclass(frozen=True)
 class NodeConfig:
@@ -28,7 +35,7 @@ class NodeConfig:
     port: int = 11112
     bind: str = "0.0.0.0"
     out: Path | None = None
-    forward: Destination | None = None
+    forward: tuple = ()             # Destination, ...: every SEG goes to each (fan-out), each tracked apart
     allow_ae: tuple[str, ...] = ()
     series_timeout: float = 10.0
     threads: int | None = None
@@ -58,6 +65,14 @@ class NodeConfig:
     forward_key: Path | None = None
 
     def __post_init__(self):
+        if isinstance(self.forward, Destination):
+            object.__setattr__(self, "forward", (self.forward,))
+        elif self.forward is None:
+            object.__setattr__(self, "forward", ())
+        else:
+            object.__setattr__(self, "forward", tuple(self.forward))
+        if len({d.key for d in self.forward}) != len(self.forward):
+            raise EdgesegError(f"--forward: a destination is given twice ({', '.join(map(str, self.forward))})")
         for title in (self.ae_title, *self.allow_ae):
             check_ae(title)
         if not 0 <= self.port <= 65535:
@@ -77,7 +92,7 @@ class NodeConfig:
             out, spool = Path(self.out).resolve(), Path(self.spool).resolve()
             if out == spool or spool in out.parents:
                 raise EdgesegError(f"--out {self.out}: must not be the spool or inside it ({self.spool})")
-        if self.forward is None and self.out is None:
+        if not self.forward and self.out is None:
             raise EdgesegError("nowhere to put results: give --forward AE@HOST:PORT and/or --out DIR")
 
 
@@ -100,3 +115,8 @@ def parse_destination(text: str) -> Destination:
 
 def parse_allow(text: str | None) -> tuple[str, ...]:
     return tuple(t.strip() for t in (text or "").split(",") if t.strip())
+
+
+def dest_key(text: str) -> str:
+    """Destination.key of an 'AE@HOST:PORT' string (as stored in an outbox entry's meta.json)."""
+    return parse_destination(text).key

@@ -1,7 +1,7 @@
 """The node's configuration file (deploy/edgeseg.toml) -> NodeConfig: the one loader that the command line
 (`edgeseg serve --config FILE`), the launcher (deploy/edgeseg_launch.py) and the health check share.
 
-[serve] keys are NodeConfig's field names (ae_title, port, spool, forward = "AE@HOST:PORT", allow_ae as
+[serve] keys are NodeConfig's field names (ae_title, port, spool, forward = "AE@HOST:PORT" or a list of them, allow_ae as
 a list or "A,B", ...); [runtime] trt_cache is the TensorRT engine cache. Defaults live in NodeConfig
 only; an unknown table or key is an error naming it and the nearest valid one. Python >= 3.8: tomllib,
 else tomli (a dependency there).
@@ -69,8 +69,9 @@ def node_config(values: dict, where: str = "config") -> NodeConfig:
             continue
         if key in PATH_FIELDS:
             value = Path(value)
-        elif key == "forward" and isinstance(value, str):
-            value = parse_destination(value)
+        elif key == "forward":
+            items = [value] if isinstance(value, str) else list(value)
+            value = tuple(parse_destination(v) for item in items for v in str(item).split(",") if v.strip())
         elif key == "allow_ae":
             value = parse_allow(",".join(value) if isinstance(value, (list, tuple)) else value)
         kw[key] = value

@@ -1,7 +1,7 @@
 """C-STORE SCU for results: each outbox entry is sent until the peer says Success, with bounded retries.
 
 The SEG's UIDs are deterministic, so a re-send after a crash is the same object (the receiver can
-deduplicate). `sent` is written the moment the peer answers Success, before A-RELEASE, so a kill
+deduplicate). Every destination (--forward, repeatable) has its own markers in the entry. `sent` is written the moment the peer answers Success, before A-RELEASE, so a kill
 during the release never sends the result twice. A failure the peer will give again (refused data set,
 cannot understand, SOP class not accepted, association rejected for good) moves the result to
 dead-letter/ at once; a transient one (refused connection, time-out, out of resources, rejected for
@@ -99,51 +99,76 @@ def send_file(path: Path, dest: Destination, calling_ae: str, timeout: float = 3
 
 
 class Forwarder(threading.Thread):
+    """Sends every outbox entry to each of its destinations (fan-out), each with its own markers,
+    attempt count and dead letter; an entry is discarded once every destination has it or gave up."""
+
     def __init__(self, cfg: NodeConfig, spool: Spool, stop: threading.Event):
         super().__init__(name="edgeseg-forwarder", daemon=True)
         self.cfg, self.spool, self.stop = cfg, spool, stop
-        self.next_try: dict[str, float] = {}
-        self.tls_args = None
+        self.next_try: dict[tuple[str, str], float] = {}
+        self.by_name = {str(d): d for d in cfg.forward}
+        self.context = None
         if cfg.forward_tls:
             from edgeseg.node.tls import client_context
 
-            self.tls_args = (client_context(cfg.forward_ca, cfg.forward_cert, cfg.forward_key), cfg.forward.host)
+            self.context = client_context(cfg.forward_ca, cfg.forward_cert, cfg.forward_key)
+        self._unknown_logged: set = set()
+
+    def targets(self, entry: Path) -> list[Destination]:
+        """The entry's destinations that this node is configured for (older entries: all configured)."""
+        names = self.spool.destinations(entry) or list(self.by_name)
+        found = [self.by_name[n] for n in names if n in self.by_name]
+        for n in names:
+            if n not in self.by_name and (entry.name, n) not in self._unknown_logged:
+                self._unknown_logged.add((entry.name, n))
+                log.event("forward_unknown_destination", level="warning", seg_uid=entry.name, dest=n,
+                          reason="no longer configured: kept in the outbox until it is again, or requeued")
+        return found
 
     def run(self) -> None:
         while not self.stop.is_set():
             for entry in self.spool.outbox_entries(sendable=True):
                 if self.stop.is_set():
                     break
-                if self.next_try.get(entry.name, 0.0) <= time.time():
-                    self.forward(entry)
+                dests = self.targets(entry)
+                for dest in dests:
+                    if not self.spool.delivered(entry, dest.key) and \
+                            self.next_try.get((entry.name, dest.key), 0.0) <= time.time():
+                        self.forward(entry, dest)
+                names = self.spool.destinations(entry) or list(self.by_name)
+                if dests and len(dests) == len(names) and self.spool.finished(entry, [d.key for d in dests]):
+                    self.spool.discard(entry)
             self.stop.wait(0.2)
 
-    def forward(self, entry: Path) -> bool:
-        dest, meta = self.cfg.forward, {}
+    def forward(self, entry: Path, dest: Destination | None = None) -> bool:
+        dest = dest or self.cfg.forward[0]
+        meta = {}
+        tls_args = (self.context, dest.host) if self.context is not None else None
         try:
             meta = json.loads((entry / "meta.json").read_text())
-            result = send_file(entry / "seg.dcm", dest, self.cfg.ae_title, on_stored=lambda: self.spool.mark_sent(entry),
-                               tls_args=self.tls_args)
+            result = send_file(entry / "seg.dcm", dest, self.cfg.ae_title,
+                               on_stored=lambda: self.spool.mark_sent(entry, dest.key), tls_args=tls_args)
         except Exception as exc:  # broken file, local I/O error...: retried with back-off, bounded
             result = SendResult(False, f"{type(exc).__name__}: {str(exc)[:160]}")
+        slot = (entry.name, dest.key)
         if result.stored:
-            self.spool.discard(entry)
-            self.next_try.pop(entry.name, None)
+            self.next_try.pop(slot, None)
             log.event("forwarded", series=meta.get("series_uid"), seg_uid=meta.get("seg_uid"), dest=str(dest),
                       latency_s=round(time.time() - float(meta.get("last_rx", time.time())), 3), result=result.reason)
             return True
-        record = self.spool.record_attempt(entry, result.reason)
+        record = self.spool.record_attempt(entry, result.reason, dest.key)
         n = int(record["attempts"])
         if result.permanent or n >= self.cfg.max_attempts:
             why = "permanent failure" if result.permanent else f"{n} attempts (--max-attempts)"
-            kept = self.spool.to_dead_letter(entry, {**record, "dest": str(dest), "status": result.status,
-                                                     "permanent": result.permanent, "why": why})
-            self.next_try.pop(entry.name, None)
+            kept = self.spool.to_dead_letter(entry, {**record, "dest": str(dest), "dest_key": dest.key,
+                                                     "status": result.status, "permanent": result.permanent,
+                                                     "why": why}, dest.key)
+            self.next_try.pop(slot, None)
             log.event("dead_lettered", level="error", seg_uid=meta.get("seg_uid"), series=meta.get("series_uid"),
                       dest=str(dest), attempts=n, reason=result.reason, why=why, kept=f"dead-letter/{kept.name}")
             return False
         delay = min(self.cfg.retry_max, self.cfg.retry_base * 2 ** (n - 1)) * random.uniform(0.75, 1.0)
-        self.next_try[entry.name] = time.time() + delay
+        self.next_try[slot] = time.time() + delay
         log.event("forward_failed", level="warning", seg_uid=meta.get("seg_uid"), dest=str(dest), attempt=n,
                   max_attempts=self.cfg.max_attempts, retry_in_s=round(delay, 2), reason=result.reason)
         return False

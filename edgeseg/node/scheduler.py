@@ -126,10 +126,10 @@ class Scheduler(threading.Thread):
             return
         seg_file = Path(row.out) / "seg.dcm"
         entry, seg_uid = None, _sop_uid(seg_file)
-        if cfg.forward is not None:
+        if cfg.forward:
             meta = {"key": key, "batch": batch, "series_uid": groups[0].series_uid, "study_uid": groups[0].study_uid,
                     "seg_uid": seg_uid, "instances": len(groups[0].instances), "last_rx": last_rx,
-                    "segmented_at": time.time()}
+                    "segmented_at": time.time(), "destinations": [str(d) for d in cfg.forward]}
             entry = self.spool.outbox_put(seg_file, seg_uid, meta)
         if cfg.out is None:
             shutil.rmtree(row.out, ignore_errors=True)

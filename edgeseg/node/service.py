@@ -40,14 +40,14 @@ class Node:
         log.event("recovered", **self.spool.recover())
         self.scheduler = Scheduler(cfg, self.spool, segmenter, self.stop_event)
         self.threads = [self.scheduler]
-        if cfg.forward is not None:
+        if cfg.forward:
             self.threads.append(Forwarder(cfg, self.spool, self.stop_event))
         self.threads.append(threading.Thread(target=self._metrics_loop, name="edgeseg-metrics", daemon=True))
         for t in self.threads:
             t.start()
         _, self.server = start_server(cfg, segmenter.contract.modality, self.spool, self.scheduler.note)
         log.event("started", ae_title=cfg.ae_title, bind=cfg.bind, port=self.port, model=cfg.model.name,
-                  provider=segmenter.provider, modality=segmenter.contract.modality, forward=str(cfg.forward or ""),
+                  provider=segmenter.provider, modality=segmenter.contract.modality, forward=",".join(map(str, cfg.forward)),
                   out=str(cfg.out or ""), allow_ae=list(cfg.allow_ae), series_timeout=cfg.series_timeout,
                   startup_s=round(time.perf_counter() - t0, 3))
         return self
@@ -60,7 +60,7 @@ class Node:
         return {"ts": round(time.time(), 3), "counters": counters, "spool_bytes": sp.usage_bytes(),
                 "oldest_pending_s": round(sp.oldest_pending_s(), 1), "incoming": len(sp.incoming_series()),
                 "ready": len(sp.ready_series()), "outbox": len(sp.outbox_entries()),
-                "dead_letter": sum(1 for d in sp.dead_letter.iterdir() if d.is_dir())}
+                "dead_letter": sp.dead_letter_count()}
 
     def _metrics_loop(self, every_s: float = 2.0) -> None:
         import json

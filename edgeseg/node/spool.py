@@ -7,8 +7,10 @@ Layout (each step is one atomic rename, so a crash at any point leaves a state t
     outbox/<seg-uid>/seg.dcm      the SEG (+ meta.json), waiting to be forwarded; `pending` while its
                                   ready/ folder still exists, `sent` once the peer acknowledged it
     failed/<series>-<time>/       a series that cannot be segmented (kept, never deleted)
-    dead-letter/<seg-uid>/        a result the destination refused for good, or after --max-attempts
-                                  tries (seg.dcm, meta.json, reason.json); `--requeue-dead-letters`
+    dead-letter/<seg-uid>-<dest>/ a copy of a result one destination refused for good, or after
+                                  --max-attempts tries (seg.dcm, meta.json, reason.json); the outbox
+                                  entry goes once every destination has it (`sent-<dest>`) or gave up
+                                  on it (`dead-<dest>`); `--requeue-dead-letters`
     trash/                        finished folders, renamed here in one step before being deleted
 
 Names come from `safe_name`: a UID made of digits and dots is used as is, anything else becomes a
@@ -26,6 +28,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from edgeseg.node.config import dest_key
 from edgeseg.runtime.safe_paths import safe_name
 
 
@@ -198,51 +201,90 @@ class Spool:
         (entry / "pending").unlink(missing_ok=True)
         fsync_dir(entry)
 
-    def mark_sent(self, entry: Path) -> None:
-        write_atomic(entry / "sent", b"")
+    @staticmethod
+    def _marker(name: str, dest_key: str = "") -> str:
+        return f"{name}-{dest_key}" if dest_key else name
+
+    def mark_sent(self, entry: Path, dest_key: str = "") -> None:
+        """The destination answered Success: durable before anything else happens (before A-RELEASE)."""
+        write_atomic(entry / self._marker("sent", dest_key), b"")
+
+    def destinations(self, entry: Path) -> list[str]:
+        """The destinations (AE@HOST:PORT) this result is for, from its meta.json."""
+        try:
+            return list(json.loads((entry / "meta.json").read_text()).get("destinations", []))
+        except (OSError, ValueError):
+            return []
+
+    def delivered(self, entry: Path, dest_key: str) -> bool:
+        """Sent to this destination, or given up on it (its copy is in dead-letter/)."""
+        return any((entry / self._marker(m, dest_key)).exists() for m in ("sent", "dead")) or (entry / "sent").exists()
+
+    def finished(self, entry: Path, dest_keys) -> bool:
+        return all(self.delivered(entry, k) for k in dest_keys)
 
     @property
     def dead_letter(self) -> Path:
         return self.root / "dead-letter"
 
-    def attempts(self, entry: Path) -> dict:
-        """The entry's forward record: attempts so far, first failure time, last reason (kept across restarts)."""
+    def attempts(self, entry: Path, dest_key: str = "") -> dict:
+        """The entry's forward record for one destination: attempts so far, first failure, last reason
+        (kept across restarts)."""
         try:
-            return json.loads((entry / "attempts.json").read_text())
+            return json.loads((entry / f"{self._marker('attempts', dest_key)}.json").read_text())
         except (OSError, ValueError):
             return {"attempts": 0}
 
-    def record_attempt(self, entry: Path, reason: str) -> dict:
-        """Count one failed forward attempt, durably; returns the updated record."""
-        record = self.attempts(entry)
+    def record_attempt(self, entry: Path, reason: str, dest_key: str = "") -> dict:
+        """Count one failed forward attempt to one destination, durably; returns the updated record."""
+        record = self.attempts(entry, dest_key)
         record["attempts"] = int(record.get("attempts", 0)) + 1
         record.setdefault("first_failure", time.time())
         record["last_reason"] = reason
-        write_atomic(entry / "attempts.json", json.dumps(record).encode())
+        write_atomic(entry / f"{self._marker('attempts', dest_key)}.json", json.dumps(record).encode())
         return record
 
-    def to_dead_letter(self, entry: Path, reason: dict) -> Path:
-        """Move a result the destination will not take to dead-letter/ with reason.json (never deleted)."""
+    def to_dead_letter(self, entry: Path, reason: dict, dest_key: str = "") -> Path:
+        """Keep a copy of the result for a destination that will not take it in dead-letter/<seg-uid>-<dest>/
+        (seg.dcm, meta.json, reason.json; never deleted) and mark that destination done in the entry."""
         entry = self._inside(Path(entry))
-        write_atomic(entry / "reason.json", json.dumps(reason, default=str).encode())
-        dst = self.dead_letter / entry.name
+        name = f"{entry.name}-{dest_key}" if dest_key else entry.name
+        dst = self.dead_letter / name
         if dst.exists():
-            dst = self.dead_letter / f"{entry.name}-{int(time.time() * 1000)}"
-        os.replace(entry, dst)
-        fsync_dir(self.outbox)
+            dst = self.dead_letter / f"{name}-{int(time.time() * 1000)}"
+        tmp = Path(tempfile.mkdtemp(dir=self.dead_letter, prefix=".tmp-"))
+        try:
+            for part in ("seg.dcm", "meta.json"):
+                write_atomic(tmp / part, (entry / part).read_bytes())
+            write_atomic(tmp / "reason.json", json.dumps(reason, default=str).encode())
+            os.replace(tmp, dst)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         fsync_dir(self.dead_letter)
+        write_atomic(entry / self._marker("dead", dest_key), b"")
         return dst
 
+    def dead_letter_count(self) -> int:
+        return sum(1 for d in self.dead_letter.iterdir() if d.is_dir() and not d.name.startswith("."))
+
     def requeue_dead_letters(self) -> int:
-        """Put every dead letter back into the outbox with a fresh attempt count; returns how many."""
+        """Give every dead letter another chance with a fresh attempt count; returns how many."""
         n = 0
-        for entry in sorted(d for d in self.dead_letter.iterdir() if d.is_dir()):
-            for name in ("attempts.json", "reason.json"):
-                (entry / name).unlink(missing_ok=True)
-            dst = self.outbox / safe_name(json.loads((entry / "meta.json").read_text()).get("seg_uid", entry.name))
-            if dst.exists():
-                continue
-            os.replace(entry, dst)
+        for item in sorted(d for d in self.dead_letter.iterdir() if d.is_dir() and not d.name.startswith(".")):
+            reason = json.loads((item / "reason.json").read_text()) if (item / "reason.json").exists() else {}
+            meta = json.loads((item / "meta.json").read_text())
+            dest, key = reason.get("dest", ""), reason.get("dest_key", "")
+            entry = self.outbox / safe_name(meta.get("seg_uid", item.name))
+            if entry.is_dir():  # the result still waits for other destinations: reopen this one there
+                for name in (self._marker("dead", key), f"{self._marker('attempts', key)}.json"):
+                    (entry / name).unlink(missing_ok=True)
+                shutil.rmtree(item, ignore_errors=True)
+            else:
+                meta["destinations"] = [dest] if dest else meta.get("destinations", [])
+                write_atomic(item / "meta.json", json.dumps(meta, default=str).encode())
+                (item / "reason.json").unlink(missing_ok=True)
+                os.replace(item, entry)
             n += 1
         fsync_dir(self.outbox)
         return n
@@ -264,8 +306,11 @@ class Spool:
             counts["partial_instances"] += 1
         for tmp in [*self.outbox.glob(".tmp-*"), *self.work.iterdir(), *self.trash.iterdir()]:
             shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+        for tmp in self.dead_letter.glob(".tmp-*"):
+            shutil.rmtree(tmp, ignore_errors=True)
         for entry in self.outbox_entries():
-            if (entry / "sent").exists():
+            keys = [dest_key(d) for d in self.destinations(entry)]
+            if (entry / "sent").exists() or (keys and self.finished(entry, keys)):
                 self.discard(entry)
                 counts["sent_not_cleaned"] += 1
             elif (entry / "pending").exists():
@@ -277,5 +322,5 @@ class Spool:
         counts["incoming"] = len(self.incoming_series())
         counts["ready"] = len(self.ready_series())
         counts["outbox"] = len(self.outbox_entries())
-        counts["dead_letter"] = sum(1 for d in self.dead_letter.iterdir() if d.is_dir())
+        counts["dead_letter"] = self.dead_letter_count()
         return dict(counts)
