@@ -28,7 +28,7 @@ def add_arguments(p) -> None:
                    help="low-res input sampling(s): area-averaged (edgeseg) or nearest-sampled (J-Net)")
     p.add_argument("--seeds", nargs="*", type=int, default=[0])
     p.add_argument("--epochs", type=int, default=30)
-    p.add_argument("--recipe", default="recipes/unet-s2-brain.toml", help="base recipe (model, head, supervision, seed are overridden)")
+    p.add_argument("--recipe", default="recipes/bench-srhead.toml", help="base recipe (model, head, supervision, seed are overridden)")
     p.add_argument("--out", default="runs/bench-srhead")
     p.add_argument("--retrain", action="store_true", help="ignore cached checkpoints")
     p.add_argument("--cached-only", action="store_true",
@@ -59,12 +59,25 @@ def _cells(args, models):
                         yield name, args.inputs[0], seed, key, 1
 
 
+def _cached(recipe, out: Path) -> bool:
+    """A finished cell whose checkpoint was trained with exactly this recipe (defaults filled in, out_dir aside)."""
+    import torch
+
+    from edgeseg.train.recipe import recipe_from_dict
+
+    if not ((out / "metrics.json").is_file() and (out / "model.pt").is_file()):
+        return False
+    stored = recipe_from_dict(torch.load(out / "model.pt", map_location="cpu", weights_only=True)["recipe"]).to_dict()
+    wanted = recipe.to_dict()
+    stored["train"].pop("out_dir"), wanted["train"].pop("out_dir")
+    return stored == wanted
+
+
 def _train_or_load(recipe, splits, out: Path, retrain: bool) -> dict:
     from edgeseg.train.trainer import train
 
-    metrics_path = out / "metrics.json"
-    if metrics_path.is_file() and (out / "model.pt").is_file() and not retrain:
-        return json.loads(metrics_path.read_text())
+    if not retrain and _cached(recipe, out):
+        return json.loads((out / "metrics.json").read_text())
     return train(recipe, out_dir=out, show_progress=True, splits=splits)
 
 
@@ -154,7 +167,7 @@ def run(args) -> int:
     for name, sampling, seed, key, scale in _cells(args, models):
         recipe = recipe_for(replace(base, train=replace(base.train, epochs=args.epochs)), name, scale, key, seed)
         out = Path(args.out) / f"{name}-s{scale}-{key}-{sampling}-seed{seed}-e{args.epochs}"
-        if args.cached_only and not (out / "metrics.json").is_file():
+        if args.cached_only and not _cached(recipe, out):
             missing.append(out.name)
             continue
         metrics = _train_or_load(recipe, splits[sampling], out, args.retrain)
