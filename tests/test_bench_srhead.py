@@ -51,3 +51,19 @@ def test_report_verdict_ablation_and_missing_cells():
     assert "vs the LR mask upsampled nearest (lr-nn): 1 of 1" in md
     assert "| unet | 8 | area | +4.2 % | +1.3 % | +1.3 % | +1.3 % | +8.3 % |" in md  # the ablation chain
     assert "+20.0 %" in md  # ORT latency of the head: 1.2 / 1.0
+
+
+def test_a_cached_cell_is_reused_only_for_the_same_recipe(tmp_path):
+    from dataclasses import replace
+
+    from edgeseg.bench.srhead import _cached
+    from edgeseg.train.checkpoint import build_model, save_checkpoint
+
+    recipe = recipe_for(Recipe(), "unet", 8, "c", 0)
+    recipe = replace(recipe, model=replace(recipe.model, width=2))
+    save_checkpoint(tmp_path / "model.pt", build_model(recipe, 3), recipe, ("bg", "gm", "wm"), "tiny-test", {})
+    assert not _cached(recipe, tmp_path)  # no metrics.json: not finished
+    (tmp_path / "metrics.json").write_text("{}")
+    assert _cached(recipe, tmp_path)
+    assert not _cached(replace(recipe, train=replace(recipe.train, seed=1)), tmp_path)
+    assert not _cached(replace(recipe, train=replace(recipe.train, augment=replace(recipe.train.augment, enabled=True))), tmp_path)
