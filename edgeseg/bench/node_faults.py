@@ -164,8 +164,27 @@ def permanent_refusal(args, work: Path) -> dict:
         peer.stop()
 
 
+def fan_out(args, work: Path) -> dict:
+    """Two destinations: a PACS that takes the SEG, an archive that refuses it for good (0xA900)."""
+    pacs, archive = StorePeer().start(), StorePeer(status=0xA900, ae_title="ARCHIVE").start()
+    node = NodeProc(args, work, _port(), pacs.port, "--forward", f"ARCHIVE@{HOST}:{archive.port}").start()
+    try:
+        series = _series("fan-out")
+        acked = _acked(series, _send(node.port, series))
+        dead = work / "spool" / "dead-letter"
+        _wait(lambda: pacs.datasets and any(dead.glob("*/seg.dcm")), args.time_limit)
+        time.sleep(2)
+        return {"acked": len(acked), "pacs": len(pacs.datasets), "archive_attempts": len(archive.received),
+                "dead_lettered": sum(1 for _ in dead.glob("*/seg.dcm")), "lost": _lost([acked], pacs),
+                "duplicated": len(pacs.received) - len(pacs.datasets) + max(0, len(archive.received) - 1)}
+    finally:
+        node.stop()
+        pacs.stop()
+        archive.stop()
+
+
 SCENARIOS = {"hostile UIDs": hostile_uids, "disk full": disk_full, "kill -9 during A-RELEASE": kill_during_release,
-             "truncated instance": truncated, "permanent refusal": permanent_refusal}
+             "truncated instance": truncated, "permanent refusal": permanent_refusal, "fan-out": fan_out}
 
 
 def describe(name: str, r: dict | None) -> str:
@@ -185,5 +204,7 @@ def describe(name: str, r: dict | None) -> str:
                                       f"{r['acked']} acknowledged, {r['segs']} SEG referencing them",
         "permanent refusal": lambda: f"peer answers 0xA900: {r['attempts']} attempt, {r['dead_lettered']} SEG kept in "
                                      "dead-letter/ (with reason.json)",
+        "fan-out": lambda: f"two destinations: the PACS got {r['pacs']} SEG, the archive (0xA900) {r['archive_attempts']} "
+                           f"attempt and {r['dead_lettered']} dead letter of its own",
     }[name]()
     return f"| {name} | {details}; lost {r['lost']}, duplicated {r['duplicated']} |"
