@@ -14,21 +14,14 @@ import numpy as np
 import pydicom
 from pydicom.uid import generate_uid
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from edgeseg.data.copy_series import write_series_copy  # noqa: E402
+
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample-mr-brain"
 
 
 def _copy(files, folder: Path, tag: str, edit) -> list[Path]:
-    folder.mkdir(parents=True, exist_ok=True)
-    series = generate_uid(entropy_srcs=["edgeseg-study", tag])
-    out = []
-    for i, f in enumerate(files):
-        ds = pydicom.dcmread(f)
-        ds.SeriesInstanceUID = series
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=["edgeseg-study", tag, str(i)])
-        edit(ds)
-        out.append(folder / f"IM{i:04d}.dcm")
-        ds.save_as(out[-1], enforce_file_format=True)
-    return out
+    return write_series_copy(files, folder, f"edgeseg-study-{tag}", edit)
 
 
 def _t2_like(ds) -> None:

@@ -62,21 +62,14 @@ def _echo(port: int, ae: str) -> bool:
 def _make_series(src: Path, n: int) -> list[tuple[Path, str, set]]:
     """n copies of the sample series with fresh deterministic series/instance UIDs: (folder, series, sops)."""
     import pydicom
-    from pydicom.uid import generate_uid
 
-    files = sorted(SAMPLE.glob("*.dcm"))
+    from edgeseg.data.copy_series import write_series_copy
+
     out = []
     for i in range(n):
-        folder = src / f"s{i:02d}"
-        folder.mkdir(parents=True)
-        series, sops = generate_uid(entropy_srcs=["bench-node", str(i)]), set()
-        for j, f in enumerate(files):
-            ds = pydicom.dcmread(f)
-            ds.SeriesInstanceUID = series
-            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=["bench-node", str(i), str(j)])
-            ds.save_as(folder / f"IM{j:04d}.dcm", enforce_file_format=False)
-            sops.add(ds.SOPInstanceUID)
-        out.append((folder, series, sops))
+        paths = write_series_copy(sorted(SAMPLE.glob("*.dcm")), src / f"s{i:02d}", f"bench-node-{i}")
+        heads = [pydicom.dcmread(p, stop_before_pixels=True) for p in paths]
+        out.append((src / f"s{i:02d}", str(heads[0].SeriesInstanceUID), {str(h.SOPInstanceUID) for h in heads}))
     return out
 
 

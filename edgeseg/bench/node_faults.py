@@ -16,20 +16,12 @@ from edgeseg.bench.node import HOST, SAMPLE, NodeProc, _port, _wait
 
 def _series(tag: str, n: int = 6, **uids) -> list:
     """n slices of the sample series with fresh deterministic UIDs (and any UID overrides)."""
-    import pydicom
-    from pydicom.uid import generate_uid
+    from edgeseg.data.copy_series import renamed_series
 
-    files = sorted(SAMPLE.glob("*.dcm"))[::5][:n]
-    series = generate_uid(entropy_srcs=["bench-faults", tag])
-    out = []
-    for j, f in enumerate(files):
-        ds = pydicom.dcmread(f)
-        ds.SeriesInstanceUID = series
-        ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=["bench-faults", tag, str(j)])
+    def edit(ds):
         for key, value in uids.items():
             setattr(ds, key, value)
-        out.append(ds)
-    return out
+    return renamed_series(sorted(SAMPLE.glob("*.dcm"))[::5][:n], f"bench-faults-{tag}", edit)
 
 
 def _send(port: int, datasets) -> list:

@@ -132,18 +132,10 @@ def _child(code: str, *args) -> dict:
 
 def _copies(series: str, n: int, folder: Path) -> Path:
     """n copies of the series with their own series and instance UIDs (deterministic)."""
-    import pydicom
-    from pydicom.uid import generate_uid
+    from edgeseg.data.copy_series import write_series_copy
 
     for i in range(n):
-        (folder / f"s{i}").mkdir(parents=True)
-        uid = generate_uid(entropy_srcs=["bench-runner", str(i)])
-        for j, f in enumerate(sorted(Path(series).glob("*.dcm"))):
-            ds = pydicom.dcmread(f)
-            ds.SeriesInstanceUID = uid
-            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(
-                entropy_srcs=["bench-runner", str(i), str(j)])
-            ds.save_as(folder / f"s{i}" / f.name, enforce_file_format=True)
+        write_series_copy(sorted(Path(series).glob("*.dcm")), folder / f"s{i}", f"bench-runner-{i}")
     return folder
 
 

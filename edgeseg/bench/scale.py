@@ -23,20 +23,11 @@ def add_arguments(p) -> None:
 
 
 def _archive(root: Path, n: int, slices: int) -> Path:
-    import pydicom
-    from pydicom.uid import generate_uid
+    from edgeseg.data.copy_series import write_series_copy
 
     files = sorted(Path("data/sample-mr-brain").glob("*.dcm"))[::max(1, 32 // slices)][:slices]
     for i in range(n):
-        folder = root / f"s{i:03d}"
-        folder.mkdir(parents=True)
-        uid = generate_uid(entropy_srcs=["bench-scale", str(i)])
-        for j, f in enumerate(files):
-            ds = pydicom.dcmread(f)
-            ds.SeriesInstanceUID = uid
-            ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(
-                entropy_srcs=["bench-scale", str(i), str(j)])
-            ds.save_as(folder / f.name, enforce_file_format=True)
+        write_series_copy(files, root / f"s{i:03d}", f"bench-scale-{i}")
     return root
 
 
