@@ -58,20 +58,10 @@ def _row(method: str, setting: str, m: dict, group: str) -> dict:
 
 
 def _latency(paths: dict, x, repeats: int) -> dict:
-    import statistics
+    from edgeseg.ort import cpu_session, interleaved_medians
 
-    from edgeseg.export.simplify import ort_session
-
-    sessions = {k: ort_session(p, threads=1) for k, p in paths.items()}
-    names = {k: s.get_inputs()[0].name for k, s in sessions.items()}
-    times = {k: [] for k in sessions}
-    for r in range(repeats + 3):
-        for k, s in sessions.items():
-            t0 = time.perf_counter()
-            s.run(None, {names[k]: x})
-            if r >= 3:
-                times[k].append((time.perf_counter() - t0) * 1e3)
-    return {k: statistics.median(v) for k, v in times.items()}
+    sessions = {k: cpu_session(p, threads=1) for k, p in paths.items()}
+    return interleaved_medians(sessions, {k: {s.get_inputs()[0].name: x} for k, s in sessions.items()}, repeats)[0]
 
 
 def run(args) -> int:

@@ -9,8 +9,6 @@ Checkpoints and exports are cached under --out.
 from __future__ import annotations
 
 import json
-import statistics
-import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -30,20 +28,10 @@ def add_arguments(p) -> None:
 
 
 def _interleaved_latency(paths: dict, x, repeats: int) -> dict:
-    from edgeseg.export.simplify import ort_session
+    from edgeseg.ort import cpu_session, interleaved_medians
 
-    sessions = {k: ort_session(p, threads=1) for k, p in paths.items()}
-    feeds = {k: {s.get_inputs()[0].name: x[k]} for k, s in sessions.items()}
-    times = {k: [] for k in sessions}
-    for _ in range(3):
-        for k, s in sessions.items():
-            s.run(None, feeds[k])
-    for _ in range(repeats):
-        for k, s in sessions.items():
-            t = time.perf_counter()
-            s.run(None, feeds[k])
-            times[k].append((time.perf_counter() - t) * 1e3)
-    return {k: statistics.median(v) for k, v in times.items()}
+    sessions = {k: cpu_session(p, threads=1) for k, p in paths.items()}
+    return interleaved_medians(sessions, {k: {s.get_inputs()[0].name: x[k]} for k, s in sessions.items()}, repeats)[0]
 
 
 def run(args) -> int:

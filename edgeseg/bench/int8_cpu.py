@@ -10,8 +10,6 @@ split at full resolution, vs the FP32 ONNX model. The per-operator split comes f
 from __future__ import annotations
 
 import os
-import statistics
-import time
 from pathlib import Path
 
 SR_HEAD = ("/sr_head/*",)
@@ -63,22 +61,11 @@ def _slices(args):
 
 def interleaved(paths: dict, x, repeats: int) -> tuple[dict, dict]:
     """-> (median wall ms, median thread-CPU ms) per key, one thread, the models taking turns."""
-    from edgeseg.export.simplify import ort_session
+    from edgeseg.ort import cpu_session, interleaved_medians
 
-    sessions = {k: ort_session(p, threads=1) for k, p in paths.items()}
-    feeds = {k: {s.get_inputs()[0].name: x} for k, s in sessions.items()}
-    wall = {k: [] for k in sessions}
-    cpu = {k: [] for k in sessions}
-    for _ in range(5):
-        for k, s in sessions.items():
-            s.run(None, feeds[k])
-    for _ in range(repeats):
-        for k, s in sessions.items():
-            c, t = time.thread_time(), time.perf_counter()
-            s.run(None, feeds[k])
-            wall[k].append((time.perf_counter() - t) * 1e3)
-            cpu[k].append((time.thread_time() - c) * 1e3)
-    return {k: statistics.median(v) for k, v in wall.items()}, {k: statistics.median(v) for k, v in cpu.items()}
+    sessions = {k: cpu_session(p, threads=1) for k, p in paths.items()}
+    return interleaved_medians(sessions, {k: {s.get_inputs()[0].name: x} for k, s in sessions.items()}, repeats,
+                               warmup=5)
 
 
 def _dice(path, test, scale: int) -> float:

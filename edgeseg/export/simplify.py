@@ -10,13 +10,9 @@ from edgeseg.errors import EdgesegError
 
 
 def ort_session(path, threads: int = 1):
-    import onnxruntime as ort
+    from edgeseg.ort import cpu_session
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return cpu_session(path, threads)
 
 
 def run_onnx(session, x: np.ndarray, batch: int = 1) -> np.ndarray:

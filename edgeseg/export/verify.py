@@ -7,8 +7,6 @@ targeted. Everything is also written as Markdown next to the models.
 from __future__ import annotations
 
 import json
-import statistics
-import time
 from pathlib import Path
 
 import numpy as np
@@ -21,16 +19,11 @@ LABELS = {"fp32": "FP32 ONNX (raw)", "fp32-sim": "FP32 ONNX (simplified)", "fp16
 
 def latency_ms(path, x: np.ndarray, runs: int, threads: int = 1) -> float:
     """Median wall time of one (1, 1, h, w) inference, ORT CPU, `threads` intra-op threads, after 3 warm-ups."""
+    from edgeseg.ort import interleaved_medians
+
     session = ort_session(path, threads=threads)
-    name = session.get_inputs()[0].name
-    for _ in range(3):
-        session.run(None, {name: x})
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        session.run(None, {name: x})
-        times.append((time.perf_counter() - t) * 1e3)
-    return float(statistics.median(times))
+    wall, _ = interleaved_medians({"m": session}, {"m": {session.get_inputs()[0].name: x}}, runs)
+    return float(wall["m"])
 
 
 def _dice(pred, label, class_names) -> dict:

@@ -50,19 +50,9 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def _session(path: str, threads: int, profile_prefix: str | None = None):
-    import onnxruntime as ort
+    from edgeseg.ort import cpu_session
 
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.log_severity_level = 3
-    if profile_prefix:
-        opts.enable_profiling = True
-        opts.profile_file_prefix = profile_prefix
-    try:
-        return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
-    except Exception as exc:  # ORT raises its own exception types
-        raise EdgesegError(f"{path}: ONNX Runtime cannot load the model ({str(exc).splitlines()[0][:200]})") from None
+    return cpu_session(path, threads, profile_prefix)
 
 
 def _feeds(sess, input_shape):
