@@ -5,8 +5,9 @@ import datetime
 import os
 import platform
 import re
-import tempfile
 from pathlib import Path
+
+from edgeseg.io import atomic_write
 
 HEADER = "# Benchmarks\n\nEvery table below is written by the command named in its section; rerun it to reproduce.\n"
 
@@ -42,8 +43,4 @@ def write_section(name: str, markdown: str, path: str | Path = "docs/BENCHMARKS.
     pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
     text = pattern.sub(lambda _: block, text) if pattern.search(text) else text.rstrip() + "\n\n" + block + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-    return path
+    return atomic_write(path, text)

@@ -28,38 +28,15 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from edgeseg.io import atomic_write, fsync_dir
 from edgeseg.node.config import dest_key
 from edgeseg.runtime.safe_paths import safe_name
 
 
-def fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def write_atomic(path: Path, data: bytes) -> Path:
-    """tmp file in the same folder, fsync, rename, fsync the folder: all or nothing, durable."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".rx-", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
-    return path
+    """tmp file in the same folder, fsync, rename, fsync the folder: all or nothing, durable. (The `.rx-`
+    prefix is what recover() drops after a crash.)"""
+    return atomic_write(path, data, durable=True, prefix=".rx-")
 
 
 class Spool:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeseg.runtime.seg_writer import atomic_write_bytes
+from edgeseg.io import atomic_write
 
 
 def nifti_affine(series) -> np.ndarray:
@@ -56,4 +56,4 @@ def write_mask(path: Path, mask: np.ndarray, series, kind: str) -> Path:
 
         def write(tmp):
             Path(tmp).write_bytes(payload)
-    return atomic_write_bytes(path, write)
+    return atomic_write(path, write)

@@ -90,7 +90,7 @@ def process_nifti(seg, path: Path, out: Path, opts):
     from edgeseg.runtime.overlay import write_overlay
     from edgeseg.runtime.pipeline import Row
     from edgeseg.runtime.report import volumes_ml, write_json
-    from edgeseg.runtime.seg_writer import atomic_write_bytes
+    from edgeseg.io import atomic_write
     from edgeseg.runtime.segment import segment_volume
     from edgeseg.runtime.stages import system_words
 
@@ -110,7 +110,7 @@ def process_nifti(seg, path: Path, out: Path, opts):
         out_img = nib.Nifti1Image(np.ascontiguousarray(np.transpose(mask, (2, 1, 0))), nv.image.affine, header)
         out_img.header.set_slope_inter(1, 0)
         payload = gzip.compress(out_img.to_bytes(), mtime=0)
-        atomic_write_bytes(tmp / "mask.nii.gz", lambda p: Path(p).write_bytes(payload))
+        atomic_write(tmp / "mask.nii.gz", lambda p: Path(p).write_bytes(payload))
         outputs = ["mask.nii.gz"]
         if opts.overlay:
             write_overlay(tmp / "overlay.png", nv.volume, mask, c.class_names)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeseg.runtime.colours import PALETTE
-from edgeseg.runtime.seg_writer import atomic_write_bytes
+from edgeseg.io import atomic_write
 
 COLOURS = PALETTE.astype(np.float32)
 
@@ -62,4 +62,4 @@ def write_overlay(path: Path, volume: np.ndarray, mask: np.ndarray, class_names=
     if len(class_names) > 1:
         picture = np.concatenate([picture, legend_strip(class_names, picture.shape[1])], axis=0)
     data = encode_png(picture)
-    return atomic_write_bytes(path, lambda tmp: Path(tmp).write_bytes(data))
+    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))

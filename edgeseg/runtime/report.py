@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeseg.runtime.seg_writer import atomic_write_bytes
+from edgeseg.io import atomic_write
 
 STAGES = ("read", "preprocess", "infer", "postprocess", "write")
 
@@ -20,7 +20,7 @@ def volumes_ml(mask: np.ndarray, spacing: tuple[float, float], slice_spacing: fl
 
 def write_json(path: Path, data: dict) -> Path:
     text = json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
-    return atomic_write_bytes(Path(path), lambda tmp: Path(tmp).write_text(text))
+    return atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
 
 
 def series_report(series, contract, model_path, provider, threads, timings, volumes, outputs, warnings) -> dict:

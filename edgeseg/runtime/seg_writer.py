@@ -1,8 +1,6 @@
 """DICOM Segmentation (BINARY) written with highdicom, referencing the source instances; atomic write."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +8,7 @@ import numpy as np
 from edgeseg import __version__
 from edgeseg.contract import ModelContract
 from edgeseg.errors import EdgesegError
+from edgeseg.io import atomic_write
 from edgeseg.runtime.colours import rgb
 from edgeseg.runtime.series import Series
 
@@ -100,24 +99,9 @@ def build_segmentation(series: Series, mask: np.ndarray, contract: ModelContract
         raise EdgesegError(f"cannot build DICOM SEG: {str(exc).splitlines()[0][:200]}") from exc
 
 
-def atomic_write_bytes(path: Path, write) -> Path:
-    """Call write(tmp_path), then rename onto `path`; the temporary file never survives a failure."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="." + path.name, suffix=".part")
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def write_seg(series: Series, mask: np.ndarray, contract: ModelContract, path: Path, model_id: str) -> Path:
     seg = build_segmentation(series, mask, contract, model_id)
-    return atomic_write_bytes(path, lambda tmp: seg.save_as(tmp, **save_kwargs()))
+    return atomic_write(path, lambda tmp: seg.save_as(tmp, **save_kwargs()))
 
 
 def save_kwargs() -> dict:

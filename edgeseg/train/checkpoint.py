@@ -1,14 +1,13 @@
 """Checkpoints: a plain dict of state_dict + recipe + facts, loadable with torch.load(weights_only=True)."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from edgeseg import __version__
 from edgeseg.errors import EdgesegError
+from edgeseg.io import atomic_write
 from edgeseg.models import create_model
 from edgeseg.train.recipe import Recipe, recipe_from_dict
 
@@ -30,14 +29,7 @@ def save_checkpoint(path: Path, model, recipe: Recipe, class_names, data_identit
         "edgeseg_version": __version__,
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write(path, lambda tmp: torch.save(payload, tmp))
 
 
 def load_checkpoint(path: str | Path):
