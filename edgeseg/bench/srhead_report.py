@@ -33,7 +33,8 @@ def _pct(x) -> str:
 def markdown(cells, arch_rows, args, missing=()) -> str:
     dice = _group(cells)
     arch = {tuple(r["arch"]): r for r in arch_rows}
-    command = (f"edgeseg bench srhead --models {' '.join(sorted({c['model'] for c in cells}))} --scales {' '.join(map(str, args.scales))} "
+    models = getattr(args, "models", None) or sorted({c["model"] for c in cells})
+    command = (f"edgeseg bench srhead --models {' '.join(models)} --scales {' '.join(map(str, args.scales))} "
                f"--variants {' '.join(args.variants)} --inputs {' '.join(args.inputs)} --seeds {' '.join(map(str, args.seeds))} "
                f"--epochs {args.epochs}" + (f" --no-full-res {' '.join(args.no_full_res)}" if args.no_full_res else "")
                + (" --cached-only" if getattr(args, "cached_only", False) else ""))
@@ -75,7 +76,11 @@ def markdown(cells, arch_rows, args, missing=()) -> str:
     lines += ["", *_summary(dice), "", f"![SR head benchmark]({Path(args.plot).name})", ""]
     from edgeseg.bench.report import machine_line
 
-    lines.append(machine_line())
+    import os
+
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    lines.append(machine_line() + f" Load average when the table was written: {load:.1f} (latencies are medians of "
+                 "interleaved runs, so ratios between variants are fairer than the absolute ms).")
     return "\n".join(lines)
 
 
