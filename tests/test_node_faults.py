@@ -272,3 +272,13 @@ def test_fan_out_each_destination_tracked_apart(make_node, peers, tmp_path):
     assert main(["serve", "--requeue-dead-letters", "--spool", str(spool)]) == 0
     (entry,) = [d for d in (spool / "outbox").iterdir() if d.is_dir()]
     assert json.loads((entry / "meta.json").read_text())["destinations"] == [f"ARCHIVE@{HOST}:{bad.port}"]
+
+
+def test_retries_end_after_the_maximum_age(make_node, tmp_path):
+    node = make_node(series_timeout=0.5, forward=Destination("FWD", HOST, free_port()), max_attempts=10_000,
+                     retry_max_age=1.0)
+    assert _send(node.port, _datasets("max-age", n=2)) == [0, 0]
+    dead = tmp_path / "spool" / "dead-letter"
+    assert wait_for(lambda: list(dead.glob("*/reason.json")), 30), "retried past --retry-max-age"
+    reason = json.loads(next(dead.glob("*/reason.json")).read_text())
+    assert "--retry-max-age" in reason["why"] and 1 < reason["attempts"] < 10_000

@@ -28,6 +28,8 @@ _SETTINGS = [
     ("--retry-max", float, "longest wait between two forward attempts, seconds"),
     ("--max-attempts", int, "forward attempts of one SEG before it goes to SPOOL/dead-letter/ (a permanent "
                             "refusal goes there at once)"),
+    ("--retry-max-age", float, "seconds a destination may keep failing before the SEG goes to dead-letter/ (0: "
+                               "no limit)"),
     ("--max-dataset-mb", float, "largest instance accepted (refused with 0xA700: the sender keeps it)"),
     ("--max-series-instances", int, "instances per series"),
     ("--spool-quota-mb", float, "spool size limit, 0 for none"),

@@ -50,6 +50,7 @@ class NodeConfig:
     retry_base: float = 1.0         # forward back-off: base * 2**(attempt-1), capped
     retry_max: float = 60.0
     max_attempts: int = 100         # forward attempts of one result before it goes to dead-letter/
+    retry_max_age: float = 86400.0  # seconds since a destination's first failure before it goes there too; 0: none
     # bounded resources: a refusal (0xA700, the sender keeps the image) instead of accepting and losing
     max_dataset_mb: float = 512.0   # one received instance
     max_series_instances: int = 10000
@@ -81,6 +82,8 @@ class NodeConfig:
             raise EdgesegError("--series-timeout must be > 0 seconds")
         if self.max_attempts < 1:
             raise EdgesegError("--max-attempts must be >= 1")
+        if self.retry_max_age < 0:
+            raise EdgesegError("--retry-max-age must be >= 0 seconds")
         for name in ("max_dataset_mb", "max_series_instances", "spool_quota_mb", "min_free_mb"):
             if getattr(self, name) < 0:
                 raise EdgesegError(f"--{name.replace('_', '-')} must be >= 0")

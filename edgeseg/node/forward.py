@@ -158,8 +158,11 @@ class Forwarder(threading.Thread):
             return True
         record = self.spool.record_attempt(entry, result.reason, dest.key)
         n = int(record["attempts"])
-        if result.permanent or n >= self.cfg.max_attempts:
-            why = "permanent failure" if result.permanent else f"{n} attempts (--max-attempts)"
+        age = time.time() - float(record.get("first_failure", time.time()))
+        too_old = bool(self.cfg.retry_max_age) and age >= self.cfg.retry_max_age
+        if result.permanent or n >= self.cfg.max_attempts or too_old:
+            why = ("permanent failure" if result.permanent else f"{n} attempts (--max-attempts)"
+                   if n >= self.cfg.max_attempts else f"failing for {age:.0f} s (--retry-max-age)")
             kept = self.spool.to_dead_letter(entry, {**record, "dest": str(dest), "dest_key": dest.key,
                                                      "status": result.status, "permanent": result.permanent,
                                                      "why": why}, dest.key)
