@@ -11,3 +11,14 @@ def nearest_key(key: str, valid) -> str:
 
     match = difflib.get_close_matches(key, list(valid), n=1)
     return f" (did you mean '{match[0]}'?)" if match else ""
+
+
+def os_errors(exc: BaseException):
+    """Every OSError in `exc`'s cause/context chain, outermost first (libraries re-raise the system's
+    error under their own message: pydicom wraps write errors, the runner wraps them in EdgesegError)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError):
+            yield exc
+        exc = exc.__cause__ or exc.__context__

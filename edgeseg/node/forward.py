@@ -114,8 +114,9 @@ class Forwarder(threading.Thread):
             self.context = client_context(cfg.forward_ca, cfg.forward_cert, cfg.forward_key)
         self._unknown_logged: set = set()
 
-    def targets(self, entry: Path) -> list[Destination]:
-        """The entry's destinations that this node is configured for (older entries: all configured)."""
+    def targets(self, entry: Path) -> tuple[list[Destination], bool]:
+        """(the entry's destinations that this node is configured for, whether that is all of them);
+        an entry without a list (older spools) is for every configured destination."""
         names = self.spool.destinations(entry) or list(self.by_name)
         found = [self.by_name[n] for n in names if n in self.by_name]
         for n in names:
@@ -123,20 +124,19 @@ class Forwarder(threading.Thread):
                 self._unknown_logged.add((entry.name, n))
                 log.event("forward_unknown_destination", level="warning", seg_uid=entry.name, dest=n,
                           reason="no longer configured: kept in the outbox until it is again, or requeued")
-        return found
+        return found, len(found) == len(names)
 
     def run(self) -> None:
         while not self.stop.is_set():
             for entry in self.spool.outbox_entries(sendable=True):
                 if self.stop.is_set():
                     break
-                dests = self.targets(entry)
+                dests, all_known = self.targets(entry)
                 for dest in dests:
                     if not self.spool.delivered(entry, dest.key) and \
                             self.next_try.get((entry.name, dest.key), 0.0) <= time.time():
                         self.forward(entry, dest)
-                names = self.spool.destinations(entry) or list(self.by_name)
-                if dests and len(dests) == len(names) and self.spool.finished(entry, [d.key for d in dests]):
+                if dests and all_known and self.spool.finished(entry, [d.key for d in dests]):
                     self.spool.discard(entry)
             self.stop.wait(0.2)
 

@@ -15,6 +15,7 @@ import threading
 import time
 from pathlib import Path
 
+from edgeseg.errors import os_errors
 from edgeseg.node import log
 from edgeseg.node.config import NodeConfig
 from edgeseg.node.spool import Spool
@@ -26,13 +27,7 @@ TRANSIENT_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EMFILE, errno.ENFILE, errn
 
 def transient_error(exc: BaseException) -> OSError | None:
     """The OSError behind `exc` (its cause/context chain) when it is one that goes away by itself."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno in TRANSIENT_ERRNOS:
-            return exc
-        exc = exc.__cause__ or exc.__context__
-    return None
+    return next((e for e in os_errors(exc) if e.errno in TRANSIENT_ERRNOS), None)
 
 
 class Scheduler(threading.Thread):

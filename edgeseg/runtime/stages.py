@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeseg.errors import EdgesegError
+from edgeseg.errors import EdgesegError, os_errors
 from edgeseg.runtime import discover as disc
 from edgeseg.runtime.colours import legend
 from edgeseg.runtime.outputs import publish, series_folder, set_modes
@@ -46,13 +46,8 @@ class Inferred:
 def system_words(exc: BaseException) -> str:
     """The operating system's words for an OSError, also when a library re-raised it with its own
     message (pydicom wraps write errors with the tag and a traceback text)."""
-    seen, e = set(), exc
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, OSError) and e.strerror:
-            return e.strerror
-        e = e.__cause__ or e.__context__
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+    words = next((e.strerror for e in os_errors(exc) if e.strerror), None)
+    return words or (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
 
 
 def _dropped_note(dropped) -> str:

@@ -149,14 +149,10 @@ def run(model, inputs, out, opts: Options = Options(), address: str | None = Non
     with progress("segmenting", total=len(jobs), enabled=show_progress) as advance:
         done = 0
         while pool.has_next():
-            result = [Row(**r) for r in pool.get_next_unordered()]
-            series_rows = [r for r in result if r.name in by_uid] or result[-1:]
-            for r in result:
+            for r in (Row(**r) for r in pool.get_next_unordered()):
                 rows.append(r)
-            for r in series_rows:
-                study, key = by_uid.get(r.name, ("", ""))
-                if key:
-                    manifest.record(r.name, study, key, r)
+                if r.name in by_uid:  # the series' own row (file rows of its broken instances are not recorded)
+                    manifest.record(r.name, *by_uid[r.name], r)
             done += 1
             advance(1, series_per_s=round(done / max(time.perf_counter() - t0, 1e-9), 2))
     info["segment_wall_s"] = round(time.perf_counter() - t0, 3)
