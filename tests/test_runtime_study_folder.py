@@ -194,3 +194,18 @@ def test_single_slice_and_bad_nifti_say_so(model, tmp_path):
     items = {Path(i["name"]).name: i for i in json.loads((out / "run_report.json").read_text())["items"]}
     assert items["one.nii"]["status"] == "ok" and "partial coverage: 1 slice(s)" in items["one.nii"]["reason"]
     assert items["broken.nii.gz"]["status"] == "failed" and "not a readable NIfTI file" in items["broken.nii.gz"]["reason"]
+
+
+def test_malformed_inputs_to_the_new_entry_points_say_so_and_write_nothing(model, tmp_path, capsys):
+    from edgeseg.runtime.session import Segmenter
+
+    with pytest.raises(EdgesegError, match=r"expected a \(rows, cols\) or \(slices, rows, cols\) array"):
+        Segmenter(model).predict(np.zeros((1, 2, 8, 8), np.float32))
+    out = tmp_path / "out"
+    assert main(["run", str(model), str(tmp_path), "--out", str(out), "--select", "SeriesDescripton~T1"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown DICOM keyword 'SeriesDescripton'" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()
+    assert main(["serve", "--config", str(tmp_path / "missing.toml")]) == 2
+    err = capsys.readouterr().err
+    assert "cannot read the config file" in err and "Traceback" not in err
