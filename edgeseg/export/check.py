@@ -53,6 +53,8 @@ class Target:
     backends: dict                         # backend name -> Backend
     sources: tuple[str, ...] = ()
     quantize: dict = field(default_factory=dict)  # [quantize] defaults of an export for this target (a recipe overrides)
+    # TensorRT versions to write an INT8 calibration cache for (export/trt_calib.py; empty: none), e.g. ["8.5.2"]
+    tensorrt_calibration: tuple[str, ...] = ()
 
     def backend(self, name: str | None = None) -> Backend:
         name = name or self.default_backend

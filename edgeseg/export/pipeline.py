@@ -141,6 +141,11 @@ def _run(recipe, base, target, opset, work, show_progress, data, progress) -> di
         advance(step="int8")
         files["int8"] = work / f"{stem}.int8.onnx"
         quant_info = quantize_int8(files["fp32-sim"], files["int8"], calib, recipe.quantize, scratch)
+        if target.tensorrt_calibration:  # same slices, same calibration method, for the FP32 file TensorRT parses
+            from edgeseg.export.trt_calib import write_calibration
+
+            quant_info["tensorrt_calibration"] = write_calibration(
+                files["fp32-sim"], calib, stem, work, scratch / "trt", target.tensorrt_calibration, recipe.quantize.method)
         advance(step="fp16")
         if recipe.fp16:
             files["fp16"] = to_fp16(files["fp32-sim"], work / f"{stem}.fp16.onnx")
