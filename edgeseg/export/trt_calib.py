@@ -5,8 +5,8 @@ TensorRT's implicit INT8 mode (an FP32 ONNX + a calibration cache, e.g. `trtexec
 parser names each network tensor after the ONNX tensor it comes from (graph inputs, node outputs), so the cache
 keys are those names of the simplified FP32 file. Ranges come from ONNX Runtime's calibrator (`create_calibrator`,
 the same min/max pass `quantize_static` runs) over the same slices the INT8 export uses; it collects every float
-tensor that is a node input or output (graph inputs, activations, graph outputs; not initializers; the outputs of
-Constant nodes, e.g. a Resize's scales, are dropped: TensorRT makes them weights, not network tensors). Scale =
+tensor that is a node input or output (graph inputs, activations, graph outputs; not initializers; tensors computed
+from initializers only, e.g. a Constant holding a Resize's scales, are dropped: TensorRT makes them weights). Scale =
 max(|min|, |max|) / 127 (symmetric int8, as TensorRT uses it).
 
 Cache text (TensorRT's format): a header `TRT-<version>-<calibrator>` (version as TensorRT encodes it: 8.5.2 ->
@@ -50,6 +50,17 @@ def tensor_ranges(fp32_path: str | Path, calib: np.ndarray, work_dir: str | Path
     for name, value in data.items():
         lo, hi = value.range_value
         out[name] = (float(np.asarray(lo).min()), float(np.asarray(hi).max()))
+    return out
+
+
+def constant_tensors(model) -> set:
+    """Tensors computed from initializers only (Constant outputs, Identity of a weight ...): weights to TensorRT."""
+    known = {i.name for i in model.graph.initializer}
+    out = set()
+    for node in model.graph.node:  # save_checked keeps the nodes topologically sorted
+        if all(x in known or not x for x in node.input):
+            out.update(node.output)
+            known.update(node.output)
     return out
 
 
@@ -111,7 +122,7 @@ def write_calibration(fp32_path, calib: np.ndarray, stem: str, out_dir, work_dir
     ranges = tensor_ranges(fp32_path, calib, work_dir, method)
     model = onnx.load(str(fp32_path))
     known = {i.name for i in model.graph.input} | {o for n in model.graph.node for o in n.output}
-    constants = {o for n in model.graph.node if n.op_type == "Constant" for o in n.output}
+    constants = constant_tensors(model)
     ranges = {k: v for k, v in ranges.items() if k not in constants}  # weights, not activations (Resize scales)
     missing = sorted(set(ranges) - known)
     if missing:  # every key must name a tensor of the FP32 file TensorRT parses
