@@ -144,7 +144,7 @@ def test_example_recipes_parse_and_bad_keys_are_named(tmp_path):
     from edgeseg.compress.recipe import load_compress_recipe
 
     for path in sorted(Path(__file__).resolve().parents[1].glob("recipes/compress-*.toml")):
-        assert load_compress_recipe(path).make_scheme().name in ("fixedpoint", "ternary", "binary", "tucker")
+        assert load_compress_recipe(path).make_scheme().name in ("fixedpoint", "perone", "ternary", "binary", "ternarynet", "tucker")
     bad = tmp_path / "bad.toml"
     bad.write_text('[scheme]\nname = "fixedpoint"\nweight_bits = 9\n')
     with pytest.raises(EdgesegError, match="bits must be 2..8"):

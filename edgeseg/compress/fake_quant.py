@@ -2,7 +2,8 @@
 
 Weights: symmetric, one scale per output channel, s = max|W_c| / (2^(b-1) - 1), integers in
 [-(2^(b-1) - 1), 2^(b-1) - 1] (a 2-bit weight is {-s, 0, s}). With `pow2=True` the scale is rounded up
-to a power of two, i.e. true fixed point Q0.f per channel (Perone et al.); the default float scale
+to a power of two, i.e. true fixed point Q0.f per channel; with `per_layer=True` too, one Q-format for
+the whole layer (Perone et al.'s fixed point); the default float scale
 is what TensorRT / ONNX Runtime per-channel INT8 use and loses less. Gradient: identity (Perone's
 rule); nothing is clipped because the scale covers the channel's range.
 
@@ -39,10 +40,15 @@ def pow2_ceil(scale: torch.Tensor) -> torch.Tensor:
 class WeightFakeQuant(nn.Module):
     """Per-output-channel symmetric weight quantizer (dim 0 = output channels)."""
 
-    def __init__(self, bits: int, pow2: bool = False):
+    def __init__(self, bits: int, pow2: bool = False, per_layer: bool = False):
         super().__init__()
         self.bits = check_bits(bits, "weight")
         self.pow2 = bool(pow2)
+        self.per_layer = bool(per_layer)
+
+    def scale_count(self, out_channels: int) -> int:
+        """Scales stored for the layer (1 per layer, or 1 per output channel)."""
+        return 1 if self.per_layer else out_channels
 
     @property
     def qmax(self) -> int:
@@ -50,6 +56,8 @@ class WeightFakeQuant(nn.Module):
 
     def scale(self, w: torch.Tensor) -> torch.Tensor:
         amax = w.detach().abs().flatten(1).amax(1).clamp_min(1e-12)
+        if self.per_layer:  # one Q-format for the whole layer, repeated per channel for the export's axis-0 scale
+            amax = amax.max().expand_as(amax)
         s = amax / self.qmax
         return pow2_ceil(s) if self.pow2 else s
 
@@ -64,7 +72,7 @@ class WeightFakeQuant(nn.Module):
         return w + (q * s.view((-1,) + (1,) * (w.dim() - 1)) - w).detach()
 
     def extra_repr(self) -> str:
-        return f"bits={self.bits}, pow2={self.pow2}"
+        return f"bits={self.bits}, pow2={self.pow2}, per_layer={self.per_layer}"
 
 
 class ActFakeQuant(nn.Module):

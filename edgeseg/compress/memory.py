@@ -1,7 +1,8 @@
 """Honest weight storage: packed bits x parameters, plus the float scales the low-bit values need.
 
 FP32 model: 32 bits x every parameter. Compressed: each quantized conv weight costs its packed bits
-(fixed point b, ternary 2, binary 1) plus one 32-bit scale per output channel; its input-activation
+(fixed point b, ternary 2, binary 1) plus one 32-bit scale per output channel (one per layer with a
+per-layer Q-format); its input-activation
 quantizer one 32-bit scale; every other parameter (biases, BN affine, float layers, SR head) 32 bits.
 BN running statistics are not counted in either (they fold into the conv at export).
 """
@@ -27,7 +28,7 @@ def storage(model: nn.Module) -> dict:
             if m.weight_q is not None:
                 quant_weights += m.weight.numel()
                 quant_bits += m.weight_q.bits * m.weight.numel()
-                scales += m.out_channels
+                scales += m.weight_q.scale_count(m.out_channels) if hasattr(m.weight_q, "scale_count") else m.out_channels
                 counted.add(id(m.weight))
             if m.act_q is not None:
                 scales += 1

@@ -62,17 +62,23 @@ def compress(recipe, show_progress: bool = True, data=None, source=None, out_dir
     out = Path(out_dir or recipe.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     scheme = recipe.make_scheme()
-    model = copy.deepcopy(fp32).eval()
-    records = scheme.apply(model, shape)
-    calib = calibration_batches(sets["train"], scale, recipe.finetune.calibration_batches, recipe.finetune.batch_size)
-    scheme.calibrate(model, calib)
     metrics = {"scheme": recipe.scheme, "label": scheme.label(), "fp32": {**summary(fp32, shape), "storage": fp32_storage(fp32),
-               "test_dice": evaluate_model(fp32, sets["test"], scale)["mean_foreground_dice"]},
-               "post_training_test_dice": evaluate_model(model, sets["test"], scale)["mean_foreground_dice"],
-               "layers": records, "seed": recipe.finetune.seed}
-    if recipe.finetune.epochs > 0:
+               "test_dice": evaluate_model(fp32, sets["test"], scale)["mean_foreground_dice"]}, "seed": recipe.finetune.seed}
+    if recipe.scratch.enabled:  # the compressed architecture trained from random weights, not from the checkpoint
+        from edgeseg.compress.scratch import train_scratch
+
+        model, records, trecipe, metrics["scratch"] = train_scratch(trecipe, scheme, sets, recipe.scratch, recipe.finetune, shape,
+                                                                    show_progress, scheme.label())
+        metrics.update(layers=records, post_training_test_dice=None)
+    else:
+        model = copy.deepcopy(fp32).eval()
+        records = scheme.apply(model, shape)
+        calib = calibration_batches(sets["train"], scale, recipe.finetune.calibration_batches, recipe.finetune.batch_size)
+        scheme.calibrate(model, calib)
+        metrics.update(layers=records, post_training_test_dice=evaluate_model(model, sets["test"], scale)["mean_foreground_dice"])
+    if recipe.finetune.epochs > 0 and not recipe.scratch.enabled:
         metrics["finetune"] = finetune(model, scheme, sets, scale, recipe.finetune, show_progress, scheme.label())
-    if hasattr(scheme, "after_finetune"):  # e.g. TernaryNet: BN statistics for the hard activations
+    if hasattr(scheme, "after_finetune") and not recipe.scratch.enabled:  # e.g. TernaryNet: BN statistics for the hard activations
         metrics["test_dice_before_bn_reestimate"] = evaluate_model(model, sets["test"], scale)["mean_foreground_dice"]
         train_x = sets["train"].lowres(scale)[:, None]
         scheme.after_finetune(model, [torch.from_numpy(train_x[i: i + 8].copy()) for i in range(0, len(train_x), 8)])

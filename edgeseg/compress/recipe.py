@@ -1,4 +1,4 @@
-"""The compression recipe: [source], [scheme], [finetune], [export] (TOML -> frozen dataclasses).
+"""The compression recipe: [source], [scheme], [finetune], [scratch], [export] (TOML -> frozen dataclasses).
 
 Paths are relative to the current directory, like a training recipe's out_dir. The [scheme] table is
 `name = "<scheme>"` plus that scheme's own keys (see edgeseg/compress/schemes.py); unknown keys are
@@ -32,6 +32,24 @@ class FinetuneConfig:
 
 
 @dataclass(frozen=True)
+class ScratchConfig:
+    """Train the scheme's model from random weights (TernaryNet's protocol) instead of compressing the checkpoint.
+
+    Batch size, seed, threads, flips and the loss weights come from [finetune]."""
+    enabled: bool = False
+    width: int = 0                 # backbone base width; 0 = the training recipe's
+    epochs: int = 30
+    lr: float = 2.5e-3             # Adam
+    lr_decay: float = 0.9          # lr x this after every epoch (TernaryNet: 0.9)
+    bn_freeze_epochs: int = 3      # the last epochs run with BN statistics frozen (eval-mode BN)
+    bn_recalibrate: bool = True    # candidate: BN statistics recomputed on the training slices; kept if validation improves
+
+    def __post_init__(self):
+        if self.epochs < 1 or not 0 < self.lr_decay <= 1 or not 0 <= self.bn_freeze_epochs <= self.epochs:
+            raise ValueError("[scratch] needs epochs >= 1, 0 < lr_decay <= 1, 0 <= bn_freeze_epochs <= epochs")
+
+
+@dataclass(frozen=True)
 class ExportConfig:
     onnx: bool = True              # write the compressed ONNX and check its Dice in ONNX Runtime
     opset: int = 13
@@ -44,6 +62,7 @@ class CompressRecipe:
     scheme: dict = field(default_factory=lambda: {"name": "fixedpoint"})
     source: SourceConfig = field(default_factory=SourceConfig)
     finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    scratch: ScratchConfig = field(default_factory=ScratchConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     out_dir: str = "runs/compress"
 

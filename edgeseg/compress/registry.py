@@ -13,9 +13,13 @@ from edgeseg.config import from_dict
 from edgeseg.errors import EdgesegError, nearest_key
 
 SCHEMES = {
+    "float": "edgeseg.compress.schemes:Float",
     "fixedpoint": "edgeseg.compress.schemes:FixedPoint",
+    "perone": "edgeseg.compress.schemes:PeroneFixedPoint",
     "ternary": "edgeseg.compress.schemes:Ternary",
     "binary": "edgeseg.compress.schemes:Binary",
+    "ternarynet": "edgeseg.compress.schemes:TernaryNet",
+    "binarynet": "edgeseg.compress.schemes:BinaryNet",
     "tucker": "edgeseg.compress.schemes:Tucker",
 }
 

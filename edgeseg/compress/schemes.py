@@ -1,4 +1,4 @@
-"""The four schemes of the papers, each a small class over the machinery in qat/ternary/tucker."""
+"""The schemes of the papers, each a small class over the machinery in qat/ternary/ternarynet/tucker."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -28,10 +28,33 @@ class Scheme:
 
 
 @dataclass(frozen=True)
+class FloatParams:
+    pass
+
+
+class Float(Scheme):
+    """No compression: the FP32 control of a from-scratch comparison (same width and protocol)."""
+
+    name = "float"
+    Params = FloatParams
+    export_kind = "float"
+
+    def label(self) -> str:
+        return "FP32"
+
+    def apply(self, model, input_shape) -> list[dict]:
+        return []
+
+    def calibrate(self, model, batches) -> None:
+        pass
+
+
+@dataclass(frozen=True)
 class FixedPointParams:
     weight_bits: int = 4
     act_bits: int = 8
     pow2: bool = False            # power-of-two scales (strict fixed point) instead of float scales
+    per_layer: bool = False       # one weight scale per layer (a Q-format per layer) instead of per output channel
     keep_first_last: bool = True  # first conv and classifier stay float (both papers)
     quantize_head: bool = False   # the SR head (< 200 params) stays float unless true
     layers: dict[str, str] = field(default_factory=dict)  # glob -> "float" | "w4a8"
@@ -53,8 +76,25 @@ class FixedPoint(Scheme):
     def apply(self, model, input_shape) -> list[dict]:
         p = self.params
         plan = qat.plan_layers(model, input_shape, (p.weight_bits, p.act_bits), p.keep_first_last, p.quantize_head, p.layers)
-        qat.swap_convs(model, plan, lambda name, s: (WeightFakeQuant(s[0], p.pow2), ActFakeQuant(s[1], p.pow2)))
+        qat.swap_convs(model, plan, lambda name, s: (WeightFakeQuant(s[0], p.pow2, p.per_layer), ActFakeQuant(s[1], p.pow2)))
         return [{"layer": n, "weight_bits": s[0], "act_bits": s[1]} for n, s in plan.items()]
+
+
+@dataclass(frozen=True)
+class PeroneParams(FixedPointParams):
+    pow2: bool = True
+    per_layer: bool = True
+
+
+class PeroneFixedPoint(FixedPoint):
+    """Perone et al.'s fixed point: power-of-two scales, one Q-format per layer for the weights
+    (Q(m).(b-1-m) with m from the layer's largest weight) and per tensor for the activations."""
+
+    name = "perone"
+    Params = PeroneParams
+
+    def label(self) -> str:
+        return f"Q W{self.params.weight_bits}A{self.params.act_bits}"
 
 
 @dataclass(frozen=True)
@@ -121,6 +161,67 @@ class Binary(Ternary):
         from edgeseg.compress.ternary import BinaryAct, BinaryWeight
 
         return BinaryWeight(), BinaryAct(self.params.beta_start)
+
+
+@dataclass(frozen=True)
+class TernaryNetParams:
+    beta_start: float = 3.0   # slope of the surrogate gradient (or smooth forward) at the first epoch ...
+    beta_end: float = 8.0     # ... and at the last
+    ste: bool = True          # hard step forward in training too (else the smooth tt_beta forward)
+    keep_first_last: bool = True
+    quantize_head: bool = False
+
+    def __post_init__(self):
+        if not 0 < self.beta_start <= self.beta_end:
+            raise ValueError("need 0 < beta_start <= beta_end")
+
+
+class TernaryNet(Scheme):
+    """TernaryNet's own placement: ternary weights, conv -> BN -> tt_beta replacing every backbone ReLU
+    (signed, {-1, 0, +1} in BN units); meant to be trained from scratch ([scratch] in the recipe)."""
+
+    name = "ternarynet"
+    Params = TernaryNetParams
+
+    def _weight(self):
+        from edgeseg.compress.ternary import TernaryWeight
+
+        return TernaryWeight()
+
+    def _act(self):
+        from edgeseg.compress.ternarynet import SignedTernary
+
+        return SignedTernary(self.params.beta_start, self.params.ste)
+
+    def apply(self, model, input_shape) -> list[dict]:
+        from edgeseg.compress.ternarynet import replace_relus
+
+        p = self.params
+        plan = qat.plan_layers(model, input_shape, True, p.keep_first_last, p.quantize_head)
+        qat.swap_convs(model, plan, lambda name, s: (self._weight(), None))
+        return [{"layer": n} for n in plan] + [{"activation": n} for n in replace_relus(model, self._act)]
+
+    def on_epoch(self, model, epoch: int, epochs: int) -> None:
+        from edgeseg.compress.ternary import beta_schedule
+        from edgeseg.compress.ternarynet import set_beta
+
+        set_beta(model, beta_schedule(epoch, epochs, self.params.beta_start, self.params.beta_end))
+
+
+class BinaryNet(TernaryNet):
+    """The binary baseline in the same placement: sign weights, sign activations replacing the ReLUs."""
+
+    name = "binarynet"
+
+    def _weight(self):
+        from edgeseg.compress.ternary import BinaryWeight
+
+        return BinaryWeight()
+
+    def _act(self):
+        from edgeseg.compress.ternarynet import SignedBinary
+
+        return SignedBinary(self.params.beta_start, self.params.ste)
 
 
 @dataclass(frozen=True)
