@@ -16,14 +16,20 @@ import numpy as np
 MATRIX = (256, 256)
 
 
+AXIAL_IOP = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+
+
 @dataclass(frozen=True)
 class Stack:
-    """Display-oriented raw slices: images (N, rows, cols) float32, labels uint8, z (mm) per slice."""
+    """Display-oriented raw slices: images (N, rows, cols) float32, labels uint8, z (mm) per slice.
+    A stack re-sliced into another plane (`reslice`) carries its own orientation and positions (LPS)."""
     images: np.ndarray
     labels: np.ndarray
     z: np.ndarray
     spacing: tuple[float, float] = (1.0, 1.0)
     thickness: float = 1.0
+    orientation: tuple = AXIAL_IOP
+    positions: np.ndarray | None = None
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,10 @@ class Variant:
 
 def geometry(stack: Stack) -> dict:
     """LPS geometry for edgeseg.data.make_dicom.series_datasets: rows toward P, columns toward L, matrix centred on 0."""
+    if stack.positions is not None:
+        step = float(np.median(np.linalg.norm(np.diff(stack.positions, axis=0), axis=1))) if len(stack.z) > 1 else 1.0
+        return {"positions": list(stack.positions), "orientation": list(stack.orientation),
+                "spacing": tuple(map(float, stack.spacing)), "slice_spacing": step}
     rows, cols = stack.images.shape[1:]
     sr, sc = stack.spacing
     origin = np.array([-(cols - 1) * sc / 2, -(rows - 1) * sr / 2, 0.0])
@@ -60,6 +70,37 @@ def base_stack(t1_display: np.ndarray, labels_display: np.ndarray, positions, th
     imgs = [t1_display[max(0, p - half):p - half + thickness].mean(axis=0) for p in positions]
     return Stack(_place(np.stack(imgs).astype(np.float32), MATRIX), _place(labels_display[positions], MATRIX),
                  positions.astype(np.float64), (1.0, 1.0), float(thickness))
+
+
+def reslice(s: Stack, plane: str, margin: int = 4) -> Stack:
+    """An axial display stack of contiguous slices re-sliced, without interpolation, into a `sagittal`
+    (rows toward I, columns toward P, slices toward R: ImageOrientationPatient [0,1,0, 0,0,-1]) or
+    `coronal` (rows toward I, columns toward L, slices toward P: [1,0,0, 0,0,-1]) stack on the same LPS
+    grid as `geometry` places the axial one; slices without signal are dropped except `margin` of them
+    on each side (a real acquisition covers the head, not the whole padded matrix)."""
+    if len(s.z) > 1 and np.ptp(np.diff(s.z)) > 1e-6:
+        raise ValueError("reslice needs evenly spaced axial slices (one contiguous block)")
+    k, r, c = s.images.shape
+    sr, sc = s.spacing
+    dz = float(s.z[1] - s.z[0]) if k > 1 else float(s.thickness)
+    x0, y0, top = -(c - 1) * sc / 2, -(r - 1) * sr / 2, float(s.z[-1])
+    if plane == "sagittal":   # S[n, i, j] = D[K-1-i, j, C-1-n]
+        order, iop, spacing, step = (2, 0, 1), (0.0, 1.0, 0.0, 0.0, 0.0, -1.0), (dz, sr), sc
+        pos = lambda n: (x0 + (c - 1 - n) * sc, y0, top)
+        flip = lambda a: a[::-1, :, ::-1]
+    elif plane == "coronal":  # C[n, i, j] = D[K-1-i, n, j]
+        order, iop, spacing, step = (1, 0, 2), (1.0, 0.0, 0.0, 0.0, 0.0, -1.0), (dz, sc), sr
+        pos = lambda n: (x0, y0 + n * sr, top)
+        flip = lambda a: a[::-1]
+    else:
+        raise ValueError(f"unknown plane '{plane}' (sagittal, coronal)")
+    images = np.ascontiguousarray(np.transpose(flip(s.images), order))
+    labels = np.ascontiguousarray(np.transpose(flip(s.labels), order))
+    signal = np.where((images > 0).any(axis=(1, 2)) | (labels > 0).any(axis=(1, 2)))[0]
+    keep = np.arange(max(0, signal[0] - margin), min(len(images), signal[-1] + margin + 1))
+    positions = np.array([pos(n) for n in keep], dtype=np.float64)
+    return Stack(images[keep], labels[keep], np.arange(len(keep), dtype=np.float64) * step, spacing, step,
+                 iop, positions)
 
 
 def _blocks(z: np.ndarray) -> list[np.ndarray]:

@@ -44,6 +44,7 @@ class NiftiVolume:
     spacing: tuple[float, float]       # (between rows, between columns), mm
     orientation: tuple                 # six direction cosines, LPS (DICOM convention)
     slice_spacing: float
+    slice_direction: tuple = (0.0, 0.0, 1.0)  # LPS direction of the array's third axis (slices)
 
 
 def read_nifti(path: Path) -> NiftiVolume:
@@ -69,7 +70,7 @@ def read_nifti(path: Path) -> NiftiVolume:
     cosines = axes / sizes
     return NiftiVolume(path, image, np.ascontiguousarray(np.transpose(values, (2, 1, 0))),
                        (float(sizes[1]), float(sizes[0])), tuple(np.concatenate([cosines[:, 0], cosines[:, 1]])),
-                       float(sizes[2]))
+                       float(sizes[2]), tuple(float(v) for v in cosines[:, 2]))
 
 
 def _folder(out: Path, path: Path) -> Path:
@@ -98,7 +99,7 @@ def process_nifti(seg, path: Path, out: Path, opts):
     nv = read_nifti(path)
     t = {"read": time.perf_counter() - t0}
     mask, warnings = segment_volume(seg, nv.volume, nv.spacing, nv.orientation, nv.slice_spacing, None,
-                                    opts.batch, t)
+                                    opts.batch, t, slice_direction=nv.slice_direction)
     c, nib = seg.contract, _nibabel()
     final = _folder(out, path)
     final.parent.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,7 @@ import time
 
 import numpy as np
 
+from edgeseg.runtime import reformat
 from edgeseg.runtime.postprocess import logits_to_source_grid
 from edgeseg.runtime.preprocess import obliquity_deg, prepare
 
@@ -15,16 +16,34 @@ FEW_SLICES = 10  # below this the series is a partial volume for the model's sta
 
 
 def segment_volume(seg, volume: np.ndarray, spacing, orientation=AXIAL, slice_spacing: float | None = None,
-                   decoded=None, batch: int = 8, timings: dict | None = None) -> tuple[np.ndarray, list[str]]:
+                   decoded=None, batch: int = 8, timings: dict | None = None, positions=None,
+                   slice_direction=None) -> tuple[np.ndarray, list[str]]:
     """volume (N, rows, cols) in the modality's units -> ((N, rows, cols) uint8 class indices, warnings).
 
     `spacing`: (between rows, between columns) in mm; `orientation`: the six direction cosines (LPS);
-    `decoded`: pixels.Decoded of the same volume, for exact percentiles; `timings` gets the stage times."""
-    c = seg.contract
-    t = timings if timings is not None else {}
+    `decoded`: pixels.Decoded of the same volume, for exact percentiles; `timings` gets the stage times.
+    A 3-D series in another plane than the model's is re-sliced into it and the mask mapped back
+    (runtime.reformat; `positions` per slice or `slice_direction` place its slices in 3-D)."""
     volume = np.asarray(volume, dtype=np.float32)
     if volume.ndim == 2:
         volume = volume[None]
+    t = timings if timings is not None else {}
+    t0 = time.perf_counter()
+    rf = reformat.plan(orientation, spacing, slice_spacing, len(volume), seg.contract, positions, slice_direction)
+    if rf is None:
+        return _segment(seg, volume, spacing, orientation, slice_spacing, decoded, batch, t)
+    model_plane = rf.forward(volume)
+    t["preprocess"] = t.get("preprocess", 0.0) + time.perf_counter() - t0
+    mask, warnings = _segment(seg, model_plane, rf.spacing, rf.orientation, rf.slice_spacing, decoded, batch, t)
+    t0 = time.perf_counter()
+    mask = rf.backward(mask)
+    t["postprocess"] += time.perf_counter() - t0
+    return mask, [rf.note(len(volume), len(model_plane), seg.contract.plane), *warnings]
+
+
+def _segment(seg, volume, spacing, orientation, slice_spacing, decoded, batch, t) -> tuple[np.ndarray, list[str]]:
+    """The model's own plane: preprocess, infer per batch, logits back onto the source pixels."""
+    c = seg.contract
     warnings = []
     if len(volume) < FEW_SLICES:
         extent = f", {len(volume) * slice_spacing:.0f} mm" if slice_spacing else ""

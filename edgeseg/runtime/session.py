@@ -99,16 +99,20 @@ class Segmenter:
         self.path = path
         self.model_id = f"{path.name}|{path.stat().st_size}|{self.contract.recipe_hash}|{self.contract.precision}"
 
-    def predict(self, volume: np.ndarray, spacing=(1.0, 1.0), orientation=None) -> np.ndarray:
+    def predict(self, volume: np.ndarray, spacing=(1.0, 1.0), orientation=None, slice_spacing=None) -> np.ndarray:
         """Array API: (N, rows, cols) or (rows, cols) image in the modality's units -> uint8 label mask of the
         same shape. `spacing` (between rows, between columns) in mm; `orientation`: the six DICOM direction
-        cosines of the rows and columns (LPS), plain axial when None."""
+        cosines of the rows and columns (LPS), plain axial when None. A 3-D volume in another plane than the
+        model's (slices ordered along row x column, `slice_spacing` mm apart) is reformatted and back."""
         from edgeseg.runtime.segment import AXIAL, segment_volume
 
         volume = np.asarray(volume)
         if volume.ndim not in (2, 3):
             raise EdgesegError(f"predict: expected a (rows, cols) or (slices, rows, cols) array, got shape {volume.shape}")
-        mask, _ = segment_volume(self, volume, spacing, AXIAL if orientation is None else orientation)
+        try:
+            mask, _ = segment_volume(self, volume, spacing, AXIAL if orientation is None else orientation, slice_spacing)
+        except EdgesegError as exc:
+            raise EdgesegError(f"predict: {exc}") from exc
         return mask[0] if volume.ndim == 2 else mask
 
     def infer(self, lowres: np.ndarray) -> np.ndarray:

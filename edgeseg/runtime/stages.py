@@ -75,7 +75,7 @@ def infer_series(seg, loaded: Loaded, batch: int = 8) -> Inferred:
     """The model on the decoded volume; the mask comes back on the source pixels."""
     s = loaded.series
     mask, more = segment_volume(seg, loaded.decoded.values, s.spacing, s.orientation, s.slice_spacing,
-                                loaded.decoded, batch, loaded.timings)
+                                loaded.decoded, batch, loaded.timings, positions=[f.position for f in s.frames])
     loaded.warnings += more
     return Inferred(loaded, mask)
 
