@@ -28,6 +28,7 @@ def add_arguments(p) -> None:
                    help="low-res input sampling(s): area-averaged (edgeseg) or nearest-sampled (J-Net)")
     p.add_argument("--seeds", nargs="*", type=int, default=[0])
     p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--threads", type=int, default=1, help="torch threads for training (a cached cell trained with another count is reused)")
     p.add_argument("--recipe", default="recipes/bench-srhead.toml", help="base recipe (model, head, supervision, seed are overridden)")
     p.add_argument("--out", default="runs/bench-srhead")
     p.add_argument("--retrain", action="store_true", help="ignore cached checkpoints")
@@ -36,9 +37,13 @@ def add_arguments(p) -> None:
     p.add_argument("--repeats", type=int, default=30, help="timed forward passes per architecture")
     p.add_argument("--no-full-res", nargs="*", default=[], metavar="MODEL",
                    help="skip variant d for these backbones (the costliest training; to fit a time budget)")
+    p.add_argument("--onnx-dice", nargs="*", default=["lr", "a", "c"], metavar="VARIANT",
+                   help="variants whose cells are exported by `edgeseg export`'s pipeline and evaluated as ONNX on the "
+                        "test split (default: lr a c; none when given without values)")
     p.add_argument("--docs", default="docs/BENCHMARKS.md")
     p.add_argument("--section", default="srhead", help="section of --docs to write (e.g. srhead-seeds for a seed study)")
     p.add_argument("--plot", default="docs/srhead.png")
+    p.add_argument("--title", default="", help="heading of the section (default: the SR-head benchmark's)")
 
 
 def _cells(args, models):
@@ -60,7 +65,8 @@ def _cells(args, models):
 
 
 def _cached(recipe, out: Path) -> bool:
-    """A finished cell whose checkpoint was trained with exactly this recipe (defaults filled in, out_dir aside)."""
+    """A finished cell whose checkpoint was trained with exactly this recipe (defaults filled in; out_dir and the
+    thread count aside: threads change only the order of floating-point sums)."""
     import torch
 
     from edgeseg.train.recipe import recipe_from_dict
@@ -69,7 +75,8 @@ def _cached(recipe, out: Path) -> bool:
         return False
     stored = recipe_from_dict(torch.load(out / "model.pt", map_location="cpu", weights_only=True)["recipe"]).to_dict()
     wanted = recipe.to_dict()
-    stored["train"].pop("out_dir"), wanted["train"].pop("out_dir")
+    for key in ("out_dir", "threads"):
+        stored["train"].pop(key), wanted["train"].pop(key)
     return stored == wanted
 
 
@@ -95,52 +102,53 @@ def _lr_mask_dice(model, test_set, scale: int) -> float:
 
 
 def _onnx(model, x):
-    """Export at opset 13 and simplify (what `edgeseg export` ships) -> (ORT 1-thread call, simulated Nano ms)."""
+    """Export at opset 13 and simplify (what `edgeseg export` ships) -> (ORT 1-thread session, simulated Nano ms)."""
     import io
 
     import onnx
-    import onnxruntime as ort
     import onnxsim
     import torch
 
     from edgeseg.latency.predict import simulate
+    from edgeseg.ort import cpu_session
 
     f = io.BytesIO()
-    try:
-        torch.onnx.export(model, x, f, opset_version=13, dynamo=False, input_names=["x"])
-    except TypeError:  # torch without the dynamo switch
-        torch.onnx.export(model, x, f, opset_version=13, input_names=["x"])
+    torch.onnx.export(model, x, f, opset_version=13, dynamo=False, input_names=["x"])
     proto, ok = onnxsim.simplify(onnx.load_from_string(f.getvalue()))
     if not ok:
         raise RuntimeError(f"onnxsim could not validate the simplified {model.name}")
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = opts.inter_op_num_threads = 1
-    session = ort.InferenceSession(proto.SerializeToString(), opts, providers=["CPUExecutionProvider"])
-    feed = {"x": x.numpy()}
-    return (lambda: session.run(None, feed)), simulate(proto, "jetson-nano").total_ms
+    return cpu_session(proto.SerializeToString(), threads=1), simulate(proto, "jetson-nano").total_ms
+
+
+class _TorchRun:
+    """A torch model behind the ONNX Runtime `run(None, feed)` call, so one interleaved timer times both."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def run(self, _, feed):
+        import torch
+
+        with torch.no_grad():
+            return self.model(torch.from_numpy(feed["x"]))
 
 
 def _time_architectures(models: dict, repeats: int) -> dict:
     """{key: (model, x)} -> {key: (torch ms, ORT ms, simulated Nano ms)}; measured ones are medians of
-    interleaved single-thread runs."""
+    single-thread runs interleaved across every architecture and runtime (edgeseg.ort.interleaved_medians)."""
     import torch
 
+    from edgeseg.ort import interleaved_medians
+
     torch.set_num_threads(1)
-    calls, nano = {}, {}
-    with torch.no_grad():
-        for key, (model, x) in models.items():
-            calls[(key, "torch")] = (lambda m=model, x=x: m(x))
-            calls[(key, "ort")], nano[key] = _onnx(model, x)
-        for _ in range(3):  # warm-up
-            for call in calls.values():
-                call()
-        times = {k: [] for k in calls}
-        for _ in range(repeats):
-            for k, call in calls.items():
-                t0 = time.perf_counter()
-                call()
-                times[k].append((time.perf_counter() - t0) * 1e3)
-    return {key: (statistics.median(times[(key, "torch")]), statistics.median(times[(key, "ort")]), nano[key]) for key in models}
+    sessions, feeds, nano = {}, {}, {}
+    for key, (model, x) in models.items():
+        model.eval()
+        sessions[(key, "torch")] = _TorchRun(model)
+        sessions[(key, "ort")], nano[key] = _onnx(model, x)
+        feeds[(key, "torch")] = feeds[(key, "ort")] = {"x": x.numpy()}
+    wall, _ = interleaved_medians(sessions, feeds, repeats)
+    return {key: (wall[(key, "torch")], wall[(key, "ort")], nano[key]) for key in models}
 
 
 def run(args) -> int:
@@ -149,6 +157,7 @@ def run(args) -> int:
 
     import torch
 
+    from edgeseg.bench.srhead_onnx import onnx_dice
     from edgeseg.bench.srhead_report import markdown, plot
     from edgeseg.bench.srhead_variants import recipe_for, with_sampling
     from edgeseg.bench.report import write_section
@@ -156,16 +165,18 @@ def run(args) -> int:
     from edgeseg.models.complexity import count_macs, count_parameters
     from edgeseg.train.checkpoint import load_checkpoint
     from edgeseg.train.recipe import load_recipe
-    from edgeseg.train.trainer import load_splits
+    from edgeseg.export.pipeline import load_data
 
     base = load_recipe(args.recipe)
     models = args.models or list_models()
-    area = load_splits(base)
-    splits = {s: with_sampling(area, s) for s in args.inputs}
+    sets, identity, spacing = load_data(base)
+    splits = {s: with_sampling((sets, identity), s) for s in args.inputs}
+    args.data = (f"`{base.data.source}`, {base.data.slices.axis} slices, {'x'.join(map(str, base.data.slices.canvas))} "
+                 f"full-resolution grid, classes {'/'.join(sets['test'].class_names)}")
     h, w = base.data.slices.canvas
     cells, archs, missing = [], {}, []
     for name, sampling, seed, key, scale in _cells(args, models):
-        recipe = recipe_for(replace(base, train=replace(base.train, epochs=args.epochs)), name, scale, key, seed)
+        recipe = recipe_for(replace(base, train=replace(base.train, epochs=args.epochs, threads=args.threads)), name, scale, key, seed)
         out = Path(args.out) / f"{name}-s{scale}-{key}-{sampling}-seed{seed}-e{args.epochs}"
         if args.cached_only and not _cached(recipe, out):
             missing.append(out.name)
@@ -182,7 +193,11 @@ def run(args) -> int:
         cells.append({"model": name, "scale": scale, "variant": key, "inputs": sampling, "seed": seed,
                       "dice": metrics["test"]["mean_foreground_dice"], "dice_per_class": metrics["test"]["dice"],
                       "best_epoch": metrics["best_epoch"], "supervision": metrics.get("supervision", "final"),
-                      "arch": list(arch)})
+                      "train_seconds": metrics.get("train_seconds"), "arch": list(arch)})
+        if key in args.onnx_dice:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                cells[-1]["onnx"] = onnx_dice(out, (*splits[sampling], spacing))
         for derived, v in VARIANTS.items():
             if v.derived == key:  # evaluated from this checkpoint, not trained
                 cells.append({**cells[-1], "variant": derived, "dice": _lr_mask_dice(model, splits[sampling][0]["test"], scale),

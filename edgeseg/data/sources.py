@@ -74,20 +74,29 @@ def mni_labels(gm: np.ndarray, wm: np.ndarray, threshold: float = MNI_TISSUE_THR
 
 
 @register_source("mni152")
-def load_mni152(_: str = "") -> list[LabelledVolume]:
+def load_mni152(target: str = "") -> list[LabelledVolume]:
+    """`mni152`: background/GM/WM; `mni152:<target>`: a binary target derived from them (edgeseg.data.targets)."""
+    from edgeseg.data.targets import binary_target, check_target
+
+    if target:
+        check_target(target)
     nib = _nibabel()
     files = mni152_files()
     images = {k: np.asarray(nib.load(str(p)).dataobj, dtype=np.float32) for k, p in files.items()}
     # nilearn stores the probability maps scaled to 0..255
     label = mni_labels(images["gm"] / 255.0, images["wm"] / 255.0)
     version = importlib.metadata.version("nilearn")
+    identity, class_names = f"mni152-2009a-sym (nilearn {version}), tissue threshold {MNI_TISSUE_THRESHOLD}", MNI_CLASS_NAMES
+    if target:
+        label, class_names = binary_target(target, label)
+        identity += f", binary target {target}"
     return [
         LabelledVolume(
             image=images["t1"],
             label=label,
             spacing=(1.0, 1.0, 1.0),
-            class_names=MNI_CLASS_NAMES,
-            identity=f"mni152-2009a-sym (nilearn {version}), tissue threshold {MNI_TISSUE_THRESHOLD}",
+            class_names=class_names,
+            identity=identity,
         )
     ]
 
