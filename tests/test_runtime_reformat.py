@@ -180,3 +180,18 @@ def test_array_api_reformats_a_sagittal_volume_like_the_axial_one(stacks):
     assert np.array_equal(_to_axial(sag, "sagittal"), axial)  # the same input to the model: the same mask
     with pytest.raises(EdgesegError, match="predict: sagittal series .* no slice spacing given"):
         seg.predict(full.images, spacing=full.spacing, orientation=full.orientation)
+
+
+def test_sagittal_nifti_takes_the_same_path(stacks, tmp_path):
+    """A sagittal NIfTI (the DICOM run's own mask affine, the same stored values) gives the DICOM run's mask."""
+    nib = pytest.importorskip("nibabel")
+    rc, out, _ = _run(tmp_path, stacks["sagittal"], "sagittal", "--also", "nifti")
+    assert rc == 0
+    (dicom_mask,) = out.rglob("mask.nii.gz")
+    ref = nib.load(str(dicom_mask))
+    values = np.clip(np.round(stacks["sagittal"].images * 16), 0, 4095) / 16  # what the DICOM files store
+    nib.save(nib.Nifti1Image(np.transpose(values, (2, 1, 0)).astype(np.float32), ref.affine), tmp_path / "sag.nii.gz")
+    assert main(["run", str(RELEASED), str(tmp_path / "sag.nii.gz"), "--out", str(tmp_path / "nout"), "--quiet",
+                 "--no-overlay", "--threads", "1"]) == 0
+    (got,) = (tmp_path / "nout").rglob("mask.nii.gz")
+    assert np.array_equal(np.asarray(nib.load(str(got)).dataobj), np.asarray(ref.dataobj))
