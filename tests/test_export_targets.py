@@ -107,3 +107,60 @@ def test_a_misspelt_quantize_default_in_a_target_is_named(tmp_path, monkeypatch)
     monkeypatch.setattr(check, "TARGETS_DIR", tmp_path)
     with pytest.raises(EdgesegError, match="activation"):
         check.load_target("bad")
+
+
+@pytest.mark.parametrize("target,activation", [("cpu-x86", "uint8"), ("cpu-arm64", "int8")])
+def test_generic_cpu_targets_set_their_quantize_defaults(target, activation):
+    from edgeseg.export.check import list_targets, load_target
+    from edgeseg.export.recipe import recipe_for_checkpoint
+
+    assert target in list_targets()
+    t = load_target(target)
+    assert list(t.backends) == ["ort-cpu"] and t.default_backend == "ort-cpu" and not t.tensorrt_calibration
+    q = recipe_for_checkpoint("m.pt", target).quantize
+    # x86 (VNNI): U8S8 measured faster than S8S8; Arm: S8S8 runs ORT's sdot kernels; both keep convs < 8 channels float
+    assert (q.activation_type, q.float_below_channels, q.format) == (activation, 8, "qdq")
+
+
+def test_check_knows_the_generic_cpu_targets_and_warns_on_arm_only(tmp_path, capsys):
+    path = _qdq_model(tmp_path / "q.onnx")
+    assert main(["check", str(path), "--target", "cpu-x86"]) == 0
+    assert "warning" not in capsys.readouterr().out
+    assert main(["check", str(path), "--target", "cpu-arm64"]) == 0
+    out = capsys.readouterr().out
+    assert "warning:" in out and "dot product" in out  # no speed-up expected on A53/A57/A72
+    too_new = _qdq_model(tmp_path / "ml.onnx", extra_imports=(("ai.onnx.ml", 5),))
+    for target in ("cpu-x86", "cpu-arm64"):  # the ORT 1.11 floor rules apply to both
+        assert main(["check", str(too_new), "--target", target]) == 1
+    capsys.readouterr()
+    assert main(["check", str(path), "--target", "cpu-arm"]) == 2
+    assert "cpu-arm64" in capsys.readouterr().err  # the nearest name is suggested
+
+
+@pytest.mark.parametrize("target", ["cpu-x86", "cpu-arm64"])
+def test_generic_cpu_target_defaults_give_the_stated_int8_graph(tmp_path, target):
+    from collections import Counter
+
+    from onnx import numpy_helper
+
+    from export_helpers import tiny_checkpoint, tiny_fp32
+
+    from edgeseg.export.quantize import narrow_convs, quantize_int8
+    from edgeseg.export.recipe import recipe_for_checkpoint
+
+    fp32, x = tiny_fp32(tiny_checkpoint(tmp_path / "model.pt"), tmp_path)
+    q = recipe_for_checkpoint("m.pt", target).quantize
+    info = quantize_int8(fp32, tmp_path / "q.onnx", x, q, tmp_path)
+    model = onnx.load(str(tmp_path / "q.onnx"))
+    inits = {i.name: numpy_helper.to_array(i) for i in model.graph.initializer}
+    zps = [inits[n.input[2]] for n in model.graph.node if n.op_type == "QuantizeLinear"]
+    assert zps and {z.dtype.name for z in zps} == {q.activation_type}
+    if target == "cpu-arm64":
+        assert all(not z.any() for z in zps)  # symmetric: zero point 0
+    narrow = narrow_convs(onnx.load(str(fp32)), 8)
+    assert narrow and set(narrow) <= set(info["kept_float"])  # the 1-channel input conv, the SR head's convs
+    convs = sum(1 for n in onnx.load(str(fp32)).graph.node if n.op_type == "Conv")
+    dq_out = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    quantized = [n for n in model.graph.node if n.op_type == "Conv" and n.input[1] in dq_out]
+    assert Counter(n.op_type for n in model.graph.node)["Conv"] == convs  # QDQ keeps every conv a Conv
+    assert len(quantized) == convs - len(narrow)  # int8 weights everywhere except the narrow convs
