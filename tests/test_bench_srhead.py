@@ -67,3 +67,51 @@ def test_a_cached_cell_is_reused_only_for_the_same_recipe(tmp_path):
     assert _cached(recipe, tmp_path)
     assert not _cached(replace(recipe, train=replace(recipe.train, seed=1)), tmp_path)
     assert not _cached(replace(recipe, train=replace(recipe.train, augment=replace(recipe.train.augment, enabled=True))), tmp_path)
+
+
+def test_onnx_dice_is_edgeseg_exports_verification_on_the_cells_own_sampling(tmp_path):
+    """A tiny jnet x8 checkpoint, labelled with its own PyTorch prediction on nearest-sampled inputs: through
+    the exported ONNX (edgeseg export's pipeline) the Dice stays 1 only if those same inputs were evaluated."""
+    import warnings
+
+    import torch
+
+    from edgeseg.bench.srhead_onnx import onnx_dice
+    from edgeseg.data.slices import SliceConfig
+    from edgeseg.train.checkpoint import build_model, save_checkpoint
+    from edgeseg.train.predict import predict_labels
+    from edgeseg.train.recipe import DataConfig, ModelConfig
+
+    torch.manual_seed(0)
+    recipe = Recipe(model=ModelConfig(name="unet", scale=8, sr_head=True, head="jnet", width=2),
+                    data=DataConfig(slices=SliceConfig(canvas=(32, 32))))
+    model = build_model(recipe, 2).eval()
+    hr = np.random.default_rng(0).normal(size=(6, 32, 32)).astype(np.float32)
+    label = predict_labels(model, nearest_lowres(hr, 8))
+    assert 0 < label.mean() < 1  # both classes predicted: the Dice is not trivial
+    s = SliceSet(hr=hr, label=label, positions=np.arange(6), class_names=("background", "ventricles"))
+    sets, identity = with_sampling(({k: s for k in ("train", "val", "test")}, "tiny"), "nearest")
+    cell = tmp_path / "cell"
+    save_checkpoint(cell / "model.pt", model, recipe, s.class_names, identity, {})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = onnx_dice(cell, (sets, identity, (1.0, 1.0, 1.0)))
+    assert got["pytorch"] == 1.0 and got["onnx"] >= 0.99 and got["parity"] < 1e-4
+    assert (cell / "export-jetson-nano" / "model.fp32-sim.onnx").is_file()
+    done = cell / "export-jetson-nano" / "verification.json"
+    stamp = done.stat().st_mtime_ns
+    assert onnx_dice(cell, (sets, identity, (1.0, 1.0, 1.0))) == got and done.stat().st_mtime_ns == stamp  # reused
+
+
+def test_paired_gains_and_the_verdict_line():
+    from edgeseg.bench.srhead_report import _verdict, paired_gain
+
+    seeds = {"lr": {0: 0.5, 1: 0.6, 2: 0.7}, "c": {0: 0.55, 1: 0.6, 2: 0.84}}
+    assert np.allclose(paired_gain(seeds, "c", "lr"), [0.1, 0.0, 0.2])
+    dice = {("m1", 8, "nearest", "lr"): [0.5], ("m1", 8, "nearest", "c"): [0.56],  # +12 %
+            ("m2", 8, "nearest", "lr"): [0.5], ("m2", 8, "nearest", "c"): [0.52]}  # +4 %
+    arch = {("m1", 8, ""): {"ort_ms": 1.0, "nano_ms": 2.0}, ("m1", 8, "jnet"): {"ort_ms": 1.2, "nano_ms": 2.6},  # Nano +30 %
+            ("m2", 8, ""): {"ort_ms": 1.0, "nano_ms": 2.0}, ("m2", 8, "jnet"): {"ort_ms": 1.1, "nano_ms": 2.2}}
+    (line,) = _verdict(dice, arch)
+    assert "Dice target met on 1 of 2" in line and "together on 0" in line and "not reproduced" in line
+    assert "m1 +12.0 % Dice, +20.0 % ORT, +30.0 % Nano" in line
