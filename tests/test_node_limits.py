@@ -16,19 +16,33 @@ pytest.importorskip("highdicom")
 from edgeseg.node.peer import StorePeer  # noqa: E402
 from edgeseg.cli import main  # noqa: E402
 from edgeseg.node.config import Destination  # noqa: E402
+from edgeseg.node import log  # noqa: E402
 from edgeseg.node.health import echo  # noqa: E402
 from node_helpers import HOST, spool_files, wait_for  # noqa: E402
 from test_node_dicom import _send, make_node, model  # noqa: E402,F401  (shared fixtures)
 from test_node_faults import _datasets  # noqa: E402
 
 
-@pytest.mark.parametrize("limit,value,sent,acked", [("max_dataset_mb", 0.05, 1, 0), ("max_series_instances", 2, 3, 2),
-                                                    ("spool_quota_mb", 0.2, 3, 1), ("min_free_mb", 1e9, 1, 0)])
+@pytest.mark.parametrize("limit,value,sent,acked", [("max_series_instances", 2, 3, 2), ("spool_quota_mb", 0.2, 3, 1),
+                                                    ("min_free_mb", 1e9, 1, 0)])
 def test_each_limit_refuses_with_out_of_resources(make_node, tmp_path, limit, value, sent, acked):
     node = make_node(out=tmp_path / "out", series_timeout=30, **{limit: value})
     codes = _send(node.port, _datasets(f"limit-{limit}", n=sent))
     assert codes == [0x0000] * acked + [0xA700] * (sent - acked), codes
     assert len(spool_files(tmp_path / "spool", "incoming")) == acked      # refused ones were never stored
+
+
+def test_dataset_over_the_cap_is_aborted_while_received(make_node, tmp_path):
+    """A 130 kB instance against a 0.05 MB cap: the association is aborted once 52 kB have arrived (a C-STORE
+    response can only follow the whole data set); nothing is stored, the partial file is swept."""
+    node = make_node(out=tmp_path / "out", series_timeout=30, max_dataset_mb=0.05)
+    before = log.counts["receive_aborted"]
+    assert _send(node.port, _datasets("limit-dataset", n=1)) == [None]
+    assert log.counts["receive_aborted"] == before + 1
+    assert spool_files(tmp_path / "spool", "incoming") == []
+    assert wait_for(lambda: spool_files(tmp_path / "spool", "receiving") == [], 10), "partial data set left"
+    assert log.counts["receive_aborted"] == before + 1                       # one line per aborted association
+    assert echo(HOST, node.port, "EDGESEG", timeout=5)[0]                   # still serving
 
 
 def test_metrics_and_spool_health(make_node, tmp_path):

@@ -76,11 +76,13 @@ def test_recover_resumes_every_crash_point(tmp_path):
     orphan = _outbox(spool, "9.2", "3.3", "0" * 16)                         # ready/ removed, not yet released
     sent = _outbox(spool, "9.3", "4.4", "0" * 16, "sent")                   # forwarded, not cleaned
     (spool.trash / "tmp1" / "5.5").mkdir(parents=True)                      # killed while deleting
+    (spool.receiving / "tmpab12.dcm").write_bytes(b"half a data set")       # killed while pynetdicom wrote it
     counts = Spool(tmp_path / "spool").recover()
-    assert counts == {"partial_instances": 1, "sent_not_cleaned": 1, "released": 1, "incoming": 1, "ready": 1,
+    assert counts == {"partial_received": 1, "partial_instances": 1, "sent_not_cleaned": 1, "released": 1, "incoming": 1, "ready": 1,
                       "outbox": 2, "dead_letter": 0}
     assert (kept / "pending").exists() and not (orphan / "pending").exists() and not sent.exists()
     assert spool.outbox_entries(sendable=True) == [orphan] and not list(spool.trash.iterdir())
+    assert not list(spool.receiving.iterdir())
     assert json.loads((kept / "meta.json").read_text())["key"] == "2.2"
     assert _outbox(spool, "9.1", "x", "y") == kept  # same SEG UID again: no second entry
 

@@ -9,6 +9,7 @@ import time
 
 from edgeseg.node import log, require_pynetdicom
 from edgeseg.node.config import NodeConfig
+from edgeseg.node.receive import ReceiveGuard
 
 # C-STORE failure statuses (PS3.4 B.2.3)
 CANNOT_UNDERSTAND = 0xC210
@@ -72,12 +73,30 @@ def unprocessable(ds, file_meta, sop: str) -> str:
     return ""
 
 
+def _received_file(event):
+    """The file pynetdicom wrote the data set to (node/receive.py), or None when it kept it in memory."""
+    try:
+        return event.dataset_path
+    except AttributeError:
+        return None
+
+
 def make_store_handler(spool, on_stored, cfg=None):
-    """C-STORE handler: decode the header, write the encoded bytes durably, then call on_stored(key, t)."""
+    """C-STORE handler: check and decode the instance, put it durably in the spool, then call on_stored(key, t).
+    The data set arrives as a file (receive_to_disk) that is moved into the spool, or in memory."""
     def handle_store(event):
+        import pydicom
+
         sop = str(getattr(event.request, "AffectedSOPInstanceUID", "") or "")
+        src = _received_file(event)
+        mb = 1024 * 1024
+        if src is not None and cfg is not None and cfg.max_dataset_mb and src.stat().st_size > cfg.max_dataset_mb * mb:
+            log.event("refused_instance", level="warning", sop=sop, reason=f"dataset of {src.stat().st_size / mb:.1f} "
+                      f"MB over --max-dataset-mb {cfg.max_dataset_mb:g}", **_peer(event))
+            return OUT_OF_RESOURCES                   # never read into memory
         try:
-            ds = event.dataset
+            ds = pydicom.dcmread(src) if src is not None else event.dataset
+            file_meta = ds.file_meta if src is not None else event.file_meta
             for _ in ds:   # parse every top-level element now: a broken dataset fails here, not later
                 pass
             series = str(ds.get("SeriesInstanceUID", "") or "")
@@ -89,28 +108,53 @@ def make_store_handler(spool, on_stored, cfg=None):
                 log.event("rejected_instance", level="warning", sop=sop, reason="SOPInstanceUID differs from request",
                           **_peer(event))
                 return DATASET_MISMATCH
-            problem = unprocessable(ds, event.file_meta, sop)
+            problem = unprocessable(ds, file_meta, sop)
             if problem:
                 log.event("rejected_instance", level="warning", sop=sop, reason=problem, **_peer(event))
                 return CANNOT_UNDERSTAND
-            data = event.encoded_dataset(include_meta=True)
+            del ds
+            data = event.encoded_dataset(include_meta=True) if src is None else None
         except Exception as exc:
             log.event("rejected_instance", level="warning", sop=sop, reason=f"cannot decode: {type(exc).__name__}: "
                       f"{str(exc)[:160]}", **_peer(event))
             return CANNOT_UNDERSTAND
-        refusal = spool.admission(series, len(data), cfg) if cfg is not None else ""
+        nbytes = src.stat().st_size if src is not None else len(data)
+        refusal = spool.admission(series, nbytes, cfg) if cfg is not None else ""
         if refusal:
             log.event("refused_instance", level="warning", sop=sop, series=series, reason=refusal, **_peer(event))
             return OUT_OF_RESOURCES
         try:
-            path = spool.store(series, sop, data)
+            path = spool.store_file(series, sop, src) if src is not None else spool.store(series, sop, data)
         except Exception as exc:  # disk full, permissions...: the sender keeps the image and retries
             log.event("store_failed", level="error", sop=sop, reason=f"{type(exc).__name__}: {str(exc)[:160]}")
             return OUT_OF_RESOURCES
         on_stored(path.parent.name, time.time())
-        log.event("received", series=series, sop=sop, bytes=len(data), **_peer(event))
+        log.event("received", series=series, sop=sop, bytes=nbytes, **_peer(event))
         return 0x0000
     return handle_store
+
+
+def connection_handlers(guard) -> list:
+    """EVT_CONN_OPEN/EVT_CONN_CLOSE: a connection that closes without ever having an association accepted or
+    rejected (garbage bytes, an invalid PDU, no A-ASSOCIATE-RQ in time) gets a `connection_dropped` line."""
+    from pynetdicom import evt
+
+    seen: dict[int, str] = {}
+
+    def opened(event):
+        seen[id(event.assoc)] = f"{event.address[0]}:{event.address[1]}" if getattr(event, "address", None) else ""
+
+    def settled(event):
+        seen.pop(id(event.assoc), None)
+
+    def closed(event):
+        guard.forget(event)
+        if id(event.assoc) in seen:
+            log.event("connection_dropped", level="warning", peer=seen.pop(id(event.assoc)),
+                      reason="closed before any association (not DICOM, an invalid PDU, or no A-ASSOCIATE-RQ "
+                             "within --acse-timeout)")
+    return [(evt.EVT_CONN_OPEN, opened), (evt.EVT_ACCEPTED, settled), (evt.EVT_REJECTED, settled),
+            (evt.EVT_CONN_CLOSE, closed)]
 
 
 def start_server(cfg: NodeConfig, modality: str, spool, on_stored):
@@ -140,12 +184,16 @@ def start_server(cfg: NodeConfig, modality: str, spool, on_stored):
     def on_assoc(name, level="info"):
         return lambda event: log.event(name, level=level, **_peer(event))
 
+    guard = ReceiveGuard(int(cfg.max_dataset_mb * 1024 * 1024), cfg.max_pdu)
+
     handlers = [
         (evt.EVT_C_ECHO, on_echo), (evt.EVT_C_STORE, make_store_handler(spool, on_stored, cfg)),
         (evt.EVT_ACCEPTED, on_assoc("association_accepted")),
         (evt.EVT_REJECTED, on_assoc("association_rejected", "warning")),
         (evt.EVT_ABORTED, on_assoc("association_aborted", "warning")),
         (evt.EVT_RELEASED, on_assoc("association_released")),
+        (evt.EVT_PDU_RECV, guard.on_pdu),
+        *connection_handlers(guard),
     ]
     ssl_context = None
     if cfg.tls_cert:

@@ -45,11 +45,14 @@ class Node:
         self.threads.append(threading.Thread(target=self._metrics_loop, name="edgeseg-metrics", daemon=True))
         for t in self.threads:
             t.start()
+        from edgeseg.node.receive import receive_to_disk
+
+        self._to_disk = receive_to_disk(self.spool.receiving)
         _, self.server = start_server(cfg, segmenter.contract.modality, self.spool, self.scheduler.note)
         log.event("started", ae_title=cfg.ae_title, bind=cfg.bind, port=self.port, model=cfg.model.name,
                   provider=segmenter.provider, modality=segmenter.contract.modality, forward=",".join(map(str, cfg.forward)),
                   out=str(cfg.out or ""), allow_ae=list(cfg.allow_ae), series_timeout=cfg.series_timeout,
-                  startup_s=round(time.perf_counter() - t0, 3))
+                  receive_to_disk=self._to_disk, startup_s=round(time.perf_counter() - t0, 3))
         return self
 
     def metrics(self) -> dict:
@@ -65,10 +68,15 @@ class Node:
     def _metrics_loop(self, every_s: float = 2.0) -> None:
         import json
 
+        from edgeseg.node.receive import sweep
         from edgeseg.node.spool import write_atomic
 
+        stale = max(self.cfg.network_timeout, self.cfg.dimse_timeout) * 2
         while not self.stop_event.is_set():
             try:
+                removed = sweep(self.spool.receiving, stale_s=stale)
+                if removed:
+                    log.event("partial_removed", files=removed, reason="left by an association that ended mid-data-set")
                 write_atomic(self.spool.root / "metrics.json", json.dumps(self.metrics()).encode())
             except Exception as exc:  # a full disk must not stop the node: the health check sees stale metrics
                 log.event("metrics_failed", level="warning", reason=f"{type(exc).__name__}: {str(exc)[:120]}")
@@ -86,6 +94,10 @@ class Node:
         self.stop_event.set()
         for t in self.threads:
             t.join(timeout)
+        if getattr(self, "_to_disk", False):
+            from edgeseg.node.receive import receive_done
+
+            receive_done(self.spool.receiving)
         log.event("stopped")
 
     def serve_forever(self) -> int:

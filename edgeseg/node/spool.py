@@ -2,6 +2,8 @@
 
 Layout (each step is one atomic rename, so a crash at any point leaves a state the restart resumes):
 
+    receiving/                    data sets being received (pynetdicom writes them here, see node/receive.py);
+                                  never acknowledged: emptied at start, an aborted one swept within seconds
     incoming/<series>/<sop>.dcm   received, acknowledged (written tmp + fsync + rename before the ack)
     ready/<series>/               complete (no instance for --series-timeout); waits for segmentation
     outbox/<seg-uid>/seg.dcm      the SEG (+ meta.json), waiting to be forwarded; `pending` while its
@@ -18,6 +20,7 @@ hash, so no UID or tag value can name a path outside the spool.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -33,6 +36,22 @@ from edgeseg.node.config import dest_key
 from edgeseg.runtime.safe_paths import safe_name
 
 
+def move_durably(src: Path, dst: Path) -> Path:
+    """fsync `src`, rename it to `dst`, fsync the folder; across file systems a copy to a `.rx-` temporary
+    (what recover() drops) and a rename. All or nothing either way."""
+    with open(src, "rb") as f:
+        os.fsync(f.fileno())
+    try:
+        os.replace(src, dst)
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        write_atomic(dst, lambda tmp: shutil.copyfile(src, tmp))
+        src.unlink(missing_ok=True)
+    fsync_dir(dst.parent)
+    return dst
+
+
 def write_atomic(path: Path, data: bytes) -> Path:
     """tmp file in the same folder, fsync, rename, fsync the folder: all or nothing, durable. (The `.rx-`
     prefix is what recover() drops after a crash.)"""
@@ -40,7 +59,7 @@ def write_atomic(path: Path, data: bytes) -> Path:
 
 
 class Spool:
-    STATES = ("incoming", "ready", "outbox", "failed", "work", "trash")
+    STATES = ("receiving", "incoming", "ready", "outbox", "failed", "work", "trash")
 
     def __init__(self, root: str | Path):
         self.root = Path(root).resolve()
@@ -64,6 +83,15 @@ class Spool:
     # receiving -----------------------------------------------------------------------------------
     def store(self, series_uid: str, sop_uid: str, data: bytes) -> Path:
         """Write one received instance durably; returns its path. Call before answering the C-STORE."""
+        return self._put(series_uid, sop_uid, len(data), lambda dst: write_atomic(dst, data))
+
+    def store_file(self, series_uid: str, sop_uid: str, src: Path) -> Path:
+        """Move a received file (pynetdicom's, in receiving/) into the spool durably: fsync it, rename it
+        (copy + rename when it lies on another file system); returns its path."""
+        src = Path(src)
+        return self._put(series_uid, sop_uid, src.stat().st_size, lambda dst: move_durably(src, dst))
+
+    def _put(self, series_uid: str, sop_uid: str, nbytes: int, write) -> Path:
         key = safe_name(series_uid)
         folder = self._inside(self.incoming / key)
         with self._lock:
@@ -72,9 +100,9 @@ class Spool:
             if not folder.is_dir():
                 folder.mkdir(exist_ok=True)
                 fsync_dir(self.incoming)
-            path = write_atomic(self._inside(folder / f"{safe_name(sop_uid)}.dcm"), data)
+            path = write(self._inside(folder / f"{safe_name(sop_uid)}.dcm"))
             with self._lock:
-                self._stored_since += len(data)
+                self._stored_since += nbytes
             return path
         finally:
             with self._lock:
@@ -277,7 +305,12 @@ class Spool:
 
     def recover(self) -> dict[str, int]:
         """At start: drop half-written temporaries (never acknowledged) and results already sent."""
+        from edgeseg.node.receive import sweep
+
         counts = Counter()
+        partial = sweep(self.receiving, everything=True)   # data sets being received at the crash: never acked
+        if partial:
+            counts["partial_received"] = partial
         for part in self.incoming.glob("*/.rx-*.part"):
             part.unlink(missing_ok=True)
             counts["partial_instances"] += 1
