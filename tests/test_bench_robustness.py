@@ -20,7 +20,7 @@ def test_variants_are_aligned_and_shaped():
     variants = V.build_variants(t1, lab, [2, 3, 4, 8, 9])
     kinds = {v.kind for v in variants}
     assert {"in-distribution", "coverage", "background", "bias", "noise", "gamma", "thick slices", "pixel spacing",
-            "rotation", "field of view"} <= kinds
+            "rotation", "field of view", "sagittal reformat", "coronal reformat"} <= kinds
     for v in variants:
         s = v.stack
         assert s.images.shape == s.labels.shape and len(s.z) == len(s.images), v.name
@@ -33,6 +33,22 @@ def test_variants_are_aligned_and_shaped():
     assert by["off-centre field of view"].images.shape[1:] == (320, 320)
     g = V.geometry(by["pixel spacing 0.7 mm"])
     assert g["spacing"] == (0.7, 0.7) and len(g["positions"]) == 5
+    sag = by["sagittal 3-D, inferior block (3 rows)"]
+    head_columns = int(np.count_nonzero(lab.any(axis=(0, 1))))  # sagittal positions through the head, + 4 each side
+    assert sag.images.shape == (head_columns + 2 * 4, 3, 256) and sag.orientation == (0.0, 1.0, 0.0, 0.0, 0.0, -1.0)
+    g = V.geometry(sag)
+    assert g["slice_spacing"] == 1.0 and g["positions"][1][0] == g["positions"][0][0] - 1  # toward R
+
+
+def test_reslice_is_the_axial_stack_reordered():
+    t1, lab = _volumes()
+    base = V.base_stack(t1, lab, [3, 4, 5, 6])
+    for plane, back in (("sagittal", lambda a: np.transpose(a, (1, 2, 0))[::-1, :, ::-1]),
+                        ("coronal", lambda a: np.transpose(a, (1, 0, 2))[::-1])):
+        s = V.reslice(base, plane, margin=1000)
+        assert np.array_equal(back(s.images), base.images) and np.array_equal(back(s.labels), base.labels), plane
+    with pytest.raises(ValueError, match="evenly spaced"):
+        V.reslice(V.base_stack(t1, lab, [2, 3, 7]), "sagittal")
 
 
 @pytest.mark.parametrize("fit", ["foreground_box", "center_crop_or_pad"])
@@ -44,9 +60,14 @@ def test_runner_measures_variants_and_foreground_box_holds_off_centre(tmp_path, 
     c = make_contract(hr_size=(96, 96), input_shape=("batch", 1, 48, 48), normalization="foreground_percentile", fit=fit)
     model = export_threshold_model(tmp_path / "m.onnx", c)
     t1, lab = _volumes()
-    variants = [v for v in V.build_variants(t1, lab, [2, 3, 4]) if v.kind in ("in-distribution", "field of view")]
+    variants = [v for v in V.build_variants(t1, lab, [2, 3, 4])
+                if v.kind in ("in-distribution", "field of view") or v.name.startswith("sagittal 3-D, inferior")]
     rows = measure(str(model), variants, threads=1)
-    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert [r["status"] for r in rows] == ["ok", "ok", "ok"]
+    assert "reformatted: sagittal series" in rows[2]["warnings"][0]
+    if fit == "foreground_box":  # the same voxels re-sliced: the same white matter
+        assert abs(rows[2]["dice"]["white_matter"] - rows[0]["dice"]["white_matter"]) < 0.01
+    rows = rows[:2]
     # the threshold model calls its normalised input's bright part (the inner ellipse) class 2; its class 1
     # also takes the canvas' background, so only class 2 is comparable between matrices
     base, off = (r["dice"]["white_matter"] for r in rows)

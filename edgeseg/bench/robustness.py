@@ -10,6 +10,7 @@ release is replaced.
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -155,12 +156,13 @@ def run(args) -> int:
     t1, lab, test = template_display()
     variants = build_variants(t1, lab, test)
     for label, path in models.items():
-        started = time.perf_counter()
+        started, load = time.perf_counter(), os.getloadavg()[0]
         c = read_contract(path)
         rows = measure(path, variants, args.threads)
         result = {"label": label, "model": Path(path).name, "recipe_hash": c.recipe_hash,
                   "normalization": c.normalization, "fit": c.fit, "precision": c.precision,
-                  "machine": machine_line(), "seconds": round(time.perf_counter() - started, 1),
+                  "machine": machine_line(), "load": [round(load, 2), round(os.getloadavg()[0], 2)],
+                  "seconds": round(time.perf_counter() - started, 1),
                   "command": f"edgeseg bench robustness --model {label}={path}", "rows": rows}
         (folder / f"{label}.json").write_text(json.dumps(result, indent=2) + "\n")
         print(f"{label}: {_summary(result)} ({result['seconds']} s)")
@@ -170,12 +172,17 @@ def run(args) -> int:
              f"{test.min()}-{test.max()}, never trained on), each written as a DICOM MR series and segmented by "
              "`edgeseg.runtime.pipeline.run` (the code of `edgeseg run`, CPU provider); Dice per class pooled over "
              "the series' pixels against the template's labels on the same pixels; volumes from the runner's report "
-             "vs the labels' (truth).", ""]
+             "vs the labels' (truth). The test split is two 8-slice blocks, not one slab: the sagittal / coronal "
+             "3-D variants re-slice each block on its own (8-row sagittal images, one instance per sagittal "
+             "position through the head, 1 mm, or 1.0 x 1.2 x 1.2 mm after linear resampling), which the runner "
+             "reformats into axial slices and maps back onto the sagittal instances (runtime/reformat.py).", ""]
     lines += _table(results) + [""]
     for lab, res in results.items():
         lines.append(f"- **{lab}** (`{res['model']}`, {res['precision']}, normalisation `{res['normalization']}`, "
                      f"fit `{res['fit']}`, training recipe {res['recipe_hash']}): {_summary(res)}. "
-                     f"Command: `{res.get('command', 'edgeseg bench robustness')}`. {res['machine']}")
+                     f"Command: `{res.get('command', 'edgeseg bench robustness')}`. {res['machine']}"
+                     + (f" Load (1 min) {res['load'][0]} at start, {res['load'][1]} at end; {res['seconds']} s."
+                        if "load" in res else ""))
     lines += ["", f"![robustness]({Path(args.plot).name})", "",
               f"Results are kept in `{args.results}/`, one JSON per model label; a rerun replaces only the labels it "
               "measures, so an earlier release stays in the table as the baseline."]

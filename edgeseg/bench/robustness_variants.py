@@ -2,7 +2,7 @@
 
 Each variant is what a scanner or a protocol could plausibly send: a subset of the slices, another
 background level, a bias field, noise, a contrast change, thick slices, another pixel spacing, an
-in-plane rotation, the head away from the centre of the matrix. A variant holds the image values, the
+in-plane rotation, the head away from the centre of the matrix, a sagittal or coronal 3-D series. A variant holds the image values, the
 ground-truth labels on the same pixels and the geometry the DICOM writer needs. Built from the raw
 template values of the test-split positions only, so no slice the model trained on is measured.
 """
@@ -205,4 +205,16 @@ def build_variants(t1_display: np.ndarray, labels_display: np.ndarray, test_posi
         ("rotation 12 deg", "rotation", lambda: _rotate(base, 12.0)),
         ("off-centre field of view", "field of view", lambda: _off_centre(base)),
     ]
-    return out + [Variant(name, kind, make()) for name, kind, make in builders]
+    out += [Variant(name, kind, make()) for name, kind, make in builders]
+    # 3-D series in another plane: the test split is two 8-slice blocks, not one slab, so each contiguous
+    # block is re-sliced on its own into a sagittal (or coronal) series of 8-row images, one instance per
+    # sagittal position through the head (no interpolation; the 1.2 mm one resampled linearly first)
+    blocks = [base_stack(t1_display, labels_display, base.z[idx].astype(int)) for idx in _blocks(base.z)]
+    for i, block in enumerate(blocks[:2]):
+        out.append(Variant(f"sagittal 3-D, {names[i]} block ({len(block.z)} rows)", "sagittal reformat",
+                           reslice(block, "sagittal")))
+    out.append(Variant(f"sagittal 3-D 1.0 x 1.2 x 1.2 mm, {names[0]} block", "sagittal reformat",
+                       reslice(_respace(blocks[0], 1.2), "sagittal")))
+    out.append(Variant(f"coronal 3-D, {names[min(1, len(blocks) - 1)]} block", "coronal reformat",
+                       reslice(blocks[min(1, len(blocks) - 1)], "coronal")))
+    return out
