@@ -91,7 +91,8 @@ def send_file(path: Path, dest: Destination, calling_ae: str, timeout: float = 3
                 on_stored()
             return SendResult(True, f"status 0x{code:04X}", status=code)
         if code is None:
-            return SendResult(False, "no response to the C-STORE")
+            return SendResult(False, "association aborted during the C-STORE" if assoc.is_aborted
+                              else "no response to the C-STORE")
         return SendResult(False, f"status 0x{code:04X}", permanent_status(code), code)
     finally:
         if assoc.is_established:

@@ -1,6 +1,9 @@
 """A C-STORE peer (pynetdicom) that can misbehave on purpose, for fault drills of a node before it goes
-next to a PACS — `edgeseg bench node`, the node's tests: a chosen C-STORE status, a slow A-RELEASE, no
-SEG support, a calling-AE check, TLS. It counts every Store request it received. Loopback by default.
+next to a PACS — `edgeseg bench node`, the node's tests: a chosen C-STORE status, a slow A-RELEASE, a slow
+C-STORE answer, no SEG support, a calling-AE check, TLS, accepting an association then aborting it in the
+middle of the data set. It counts every Store request it received. Loopback by default.
+Misbehaving senders too: garbage PDUs (`send_garbage`) and a data set far over a node's cap, written as a
+sparse file so it costs no time or memory to make (`write_oversized`, `store_file`).
 Also here: `dcmtk(tool)`, the DCMTK peers the benchmarks and tests use when installed."""
 from __future__ import annotations
 
@@ -42,8 +45,13 @@ def _free_port() -> int:
 class StorePeer:
     def __init__(self, status: int = 0x0000, accept_seg: bool = True, release_delay: float = 0.0,
                  require_calling: str | None = None, ae_title: str = "FWD", port: int | None = None,
-                 ssl_context=None):
+                 ssl_context=None, drop_first: int = 0, store_delay: float = 0.0):
+        """`drop_first`: abort the first N associations once their data set starts arriving (accepted, then
+        dropped mid-transfer); `store_delay`: hold back the first C-STORE answer this many seconds."""
         self.status, self.accept_seg, self.release_delay = status, accept_seg, release_delay
+        self.drop_first, self.store_delay = drop_first, store_delay
+        self.dropped = 0                         # associations aborted mid-transfer
+        self.store_requested = threading.Event()
         self.require_calling, self.ae_title, self.ssl_context = require_calling, ae_title, ssl_context
         self.port = port or _free_port()
         self.received: list[str] = []            # SOP Instance UIDs, one per C-STORE request
@@ -66,13 +74,26 @@ class StorePeer:
             self.received.append(str(event.request.AffectedSOPInstanceUID))
             if self.status == 0x0000:
                 self.datasets.append(event.dataset)
+            if self.store_delay and not self.store_requested.is_set():
+                self.store_requested.set()
+                time.sleep(self.store_delay)
             return self.status
 
+        dropping: set = set()
+
         def on_pdu(event):  # runs in the DUL thread: sleeping here holds back the A-RELEASE-RP
-            if type(event.pdu).__name__ == "A_RELEASE_RQ":
+            name = type(event.pdu).__name__
+            if name == "A_RELEASE_RQ":
                 self.release_requested.set()
                 if self.release_delay:
                     time.sleep(self.release_delay)
+            elif name == "P_DATA_TF" and self.dropped < self.drop_first and id(event.assoc) not in dropping and \
+                    any(v.presentation_data_value[:1] and not v.presentation_data_value[0] & 1
+                        for v in event.pdu.presentation_data_value_items):
+                dropping.add(id(event.assoc))
+                self.dropped += 1
+                # Association.abort() waits for this thread to stop: call it from another one
+                threading.Thread(target=event.assoc.abort, daemon=True).start()
 
         self.server = ae.start_server((HOST, self.port), block=False,
                                       evt_handlers=[(evt.EVT_C_STORE, on_store), (evt.EVT_PDU_RECV, on_pdu)],
@@ -88,6 +109,91 @@ class StorePeer:
         if self.server is not None:
             self.server.shutdown()
             self.server = None
+
+
+# misbehaving senders ------------------------------------------------------------------------------------------
+GARBAGE = {
+    "unknown PDU type": b"\x47\x00\x00\x00\x00\x10" + b"\xab" * 16,
+    "HTTP request": b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    "P-DATA before any association": b"\x04\x00\x00\x00\x00\x08\x00\x00\x00\x04\x01\x03\x00\x00",
+    "A-ASSOCIATE-RQ with a garbage body": b"\x01\x00\x00\x00\x00\x40" + bytes(range(64)),
+    "A-ASSOCIATE-RQ claiming 4 GB, then hang-up": b"\x01\x00\xff\xff\xff\xff" + b"A" * 4000,
+}
+
+
+def send_garbage(port: int, host: str = HOST, timeout: float = 5.0) -> int:
+    """Open one connection per GARBAGE payload, send it, hang up; returns how many were sent."""
+    import socket
+
+    sent = 0
+    for payload in GARBAGE.values():
+        try:
+            with socket.create_connection((host, port), timeout=timeout) as s:
+                s.sendall(payload)
+                s.settimeout(0.5)
+                try:
+                    s.recv(64)          # an A-ABORT or nothing; either way we go
+                except OSError:
+                    pass
+            sent += 1
+        except OSError:
+            pass
+    return sent
+
+
+def write_oversized(path, nbytes: int, like) -> "object":
+    """A valid-looking MR image file of about `nbytes` pixel bytes, made from the header of the DICOM file
+    `like` (new UIDs): the pixel data is a sparse hole, so a 200 MB file costs no time, memory or disk.
+    Returns its (pixel-less) dataset."""
+    import math
+    import struct
+    from pathlib import Path
+
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    ds = pydicom.dcmread(like)
+    del ds.PixelData
+    side = math.isqrt(max(1, nbytes // 2)) + 1
+    ds.Rows = ds.Columns = side
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.SamplesPerPixel = 16, 16, 15, 1
+    ds.SeriesInstanceUID = generate_uid(entropy_srcs=["edgeseg-oversized", str(nbytes)])
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID = generate_uid(entropy_srcs=["edgeseg-oversized-i", str(nbytes)])
+    ds.file_meta.TransferSyntaxUID = pydicom.uid.ExplicitVRLittleEndian
+    path = Path(path)
+    try:
+        pydicom.dcmwrite(path, ds, enforce_file_format=True)
+    except TypeError:  # pydicom < 3
+        pydicom.dcmwrite(path, ds, write_like_original=False)
+    length = side * side * 2
+    with open(path, "r+b") as f:    # (7FE0,0010) OW, explicit VR little endian, then a hole of `length` bytes
+        f.seek(0, 2)
+        f.write(struct.pack("<HH2sHI", 0x7FE0, 0x0010, b"OW", 0, length))
+        f.truncate(f.tell() + length)
+    return ds
+
+
+def store_file(port: int, path, called: str = "EDGESEG", calling: str = "BIGSCU", host: str = HOST,
+               timeout: float = 30.0):
+    """C-STORE one file (pynetdicom reads it in chunks: the sender's memory stays small); the status code,
+    or None when the association was refused or aborted."""
+    import pydicom
+    from pynetdicom import AE
+
+    head = pydicom.dcmread(path, stop_before_pixels=True)
+    ae = AE(ae_title=calling)
+    ae.acse_timeout = ae.dimse_timeout = ae.network_timeout = timeout
+    ae.add_requested_context(head.SOPClassUID, str(head.file_meta.TransferSyntaxUID))
+    assoc = ae.associate(host, port, ae_title=called)
+    if not assoc.is_established:
+        return None
+    try:
+        return getattr(assoc.send_c_store(str(path)), "Status", None)
+    except Exception:       # the association died under the send
+        return None
+    finally:
+        if assoc.is_established:
+            assoc.release()
 
 
 def fill_disk(folder, chunk: int = 65536) -> list:

@@ -60,7 +60,9 @@ class Node:
         sp = self.spool
         base = getattr(self, "_counts_at_start", {})
         counters = {k: v - base.get(k, 0) for k, v in log.counts.items() if v - base.get(k, 0)}
-        return {"ts": round(time.time(), 3), "counters": counters, "spool_bytes": sp.usage_bytes(),
+        from edgeseg.node.memory import memory
+
+        return {"ts": round(time.time(), 3), "counters": counters, "spool_bytes": sp.usage_bytes(), **memory(),
                 "oldest_pending_s": round(sp.oldest_pending_s(), 1), "incoming": len(sp.incoming_series()),
                 "ready": len(sp.ready_series()), "outbox": len(sp.outbox_entries()),
                 "dead_letter": sp.dead_letter_count()}
