@@ -20,6 +20,8 @@ FOREGROUND_TOP_PERCENTILE = 99.0
 # training and at run time; a 256x256 series has 16k samples per slice, more than enough for percentiles)
 STATS_STRIDE = 2
 OTSU_BINS = 256
+# foreground_percentile_component: connected components on blocks of this many sampled pixels a side
+COMPONENT_BLOCK = 4
 
 
 @dataclass(frozen=True)
@@ -85,10 +87,71 @@ def foreground_percentile_stats(volume: np.ndarray, clip_percentiles=(0.5, 99.5)
     return Intensity(offset - 0.5 * scale, offset + 1.5 * scale, offset, scale, offset, t)
 
 
+def _label_components(mask: np.ndarray) -> np.ndarray:
+    """Face-connected components of a boolean array: every foreground element gets the smallest flat index
+    in its component, background gets mask.size (min-label propagation with pointer jumping, numpy only)."""
+    n = mask.size
+    fg = np.flatnonzero(mask)
+    lab = np.where(mask.ravel(), np.arange(n), n).reshape(mask.shape)
+    while True:
+        new = lab.copy()
+        for ax in range(mask.ndim):
+            hi = tuple(slice(1, None) if a == ax else slice(None) for a in range(mask.ndim))
+            lo = tuple(slice(None, -1) if a == ax else slice(None) for a in range(mask.ndim))
+            both = mask[hi] & mask[lo]
+            np.minimum(new[hi], np.where(both, lab[lo], n), out=new[hi])
+            np.minimum(new[lo], np.where(both, lab[hi], n), out=new[lo])
+        flat = new.ravel()
+        for _ in range(4):  # a label is an index in the same component: follow it to that one's label
+            flat[fg] = flat[flat[fg]]
+        if np.array_equal(new, lab):
+            return lab
+        lab = new
+
+
+def largest_component(mask: np.ndarray, block: int = COMPONENT_BLOCK) -> np.ndarray:
+    """The part of a boolean (..., H, W) mask in its largest face-connected component, found on a grid of
+    `block` x `block` in-plane blocks (a block is set when any of its pixels is; slices connect along the
+    first axis), so parts closer than about `block` pixels count as one. block=1: exact pixel components."""
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return mask.copy()
+    *lead, h, w = mask.shape
+    hh, ww = -(-h // block) * block, -(-w // block) * block
+    padded = np.zeros((*lead, hh, ww), dtype=bool)
+    padded[..., :h, :w] = mask
+    coarse = padded.reshape(*lead, hh // block, block, ww // block, block).any(axis=(-3, -1))
+    lab = _label_components(coarse)
+    inside = lab.ravel()[np.flatnonzero(coarse)]
+    keep = lab == np.argmax(np.bincount(inside))
+    keep = np.repeat(np.repeat(keep, block, axis=-2), block, axis=-1)[..., :h, :w]
+    return mask & keep
+
+
+def foreground_component_stats(volume: np.ndarray, clip_percentiles=(0.5, 99.5), percentile: Percentile | None = None) -> Intensity:
+    """foreground_percentile with the foreground restricted to the largest connected component of the pixels
+    above Otsu's threshold (on the STATS_STRIDE sample, across slices): a bright object apart from the
+    anatomy (a marker, a phantom, a second body part) does not set the tissue's 99th percentile."""
+    v = np.asarray(volume, dtype=np.float32)
+    sample = v[..., ::STATS_STRIDE, ::STATS_STRIDE]
+    flat = sample.ravel()
+    lo, hi = np.percentile(flat, tuple(clip_percentiles))
+    t = otsu_threshold(flat, float(lo), float(hi))
+    above = sample > t
+    fg, bg = sample[largest_component(above)], flat[flat <= t]
+    if fg.size == 0 or bg.size == 0:
+        return Intensity(float(lo), float(hi), float(lo), float(hi - lo) or 1.0, float(lo), t)
+    offset = float(np.median(bg))
+    scale = float(np.percentile(fg, FOREGROUND_TOP_PERCENTILE)) - offset
+    scale = scale if scale > 0 else 1.0
+    return Intensity(offset - 0.5 * scale, offset + 1.5 * scale, offset, scale, offset, t)
+
+
 # contract.normalization -> statistics; adding a normalisation is adding a function and a line
 NORMALIZATIONS: dict[str, Callable[..., Intensity]] = {
     "percentile_zscore": percentile_zscore_stats,
     "foreground_percentile": foreground_percentile_stats,
+    "foreground_percentile_component": foreground_component_stats,
 }
 
 

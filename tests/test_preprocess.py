@@ -89,3 +89,33 @@ def test_runtime_places_the_canvas_on_the_anatomy_and_maps_back_one_to_one():
     v1 = make_contract(hr_size=(48, 48), scale=2, input_shape=("batch", 1, 24, 24))
     x1, g1 = prepare(img, [1, 0, 0, 0, 1, 0], (1.0, 1.0), v1)
     assert g1.origin == (46, 41)
+
+
+def test_largest_component_exact_and_on_blocks():
+    from edgeseg.preprocess import largest_component
+
+    m = np.zeros((3, 20, 20), bool)
+    m[0:3, 2:8, 2:8] = True      # 108 pixels, over three slices
+    m[1, 16:20, 16:20] = True    # 16 pixels, apart
+    m[2, 9, 5] = True            # one empty row below the first blob: its own component at block 1
+    got = largest_component(m, block=1)
+    assert got.sum() == 108 and got[0:3, 2:8, 2:8].all() and not got[2, 9, 5] and not got[1, 16:20, 16:20].any()
+    spiral = np.zeros((1, 9, 9), bool)  # one long winding path: propagation must go all the way round
+    spiral[0, 0, :] = spiral[0, :, 8] = spiral[0, 8, :] = spiral[0, 2:, 0] = spiral[0, 2, :7] = True
+    spiral[0, 4, 4] = True
+    assert largest_component(spiral, block=1).sum() == spiral.sum() - 1
+    on_blocks = largest_component(m)  # default 4x4 blocks: the near pixel joins, the far blob does not
+    assert on_blocks[2, 9, 5] and not on_blocks[1, 16:20, 16:20].any()
+    assert not largest_component(np.zeros((2, 5, 5), bool)).any()
+
+
+def test_foreground_component_ignores_a_bright_object_apart_from_the_head():
+    vol, _ = _head()
+    marked = vol.copy()
+    marked[:, 2:8, 2:8] = 2.0 * vol.max()   # a bright marker in a corner, 5 % of the foreground pixels
+    plain = intensity_stats(vol, "foreground_percentile_component")
+    assert intensity_stats(marked, "foreground_percentile").scale > 1.5 * plain.scale  # the marker sets p99
+    comp = intensity_stats(marked, "foreground_percentile_component")
+    assert abs(comp.scale - plain.scale) < 0.02 * plain.scale and abs(comp.offset - plain.offset) < 1e-6 + 0.02 * plain.scale
+    # without stray objects the component is the whole foreground: the same statistics as foreground_percentile
+    assert intensity_stats(vol, "foreground_percentile") == plain
