@@ -76,3 +76,17 @@ def test_runner_measures_variants_and_foreground_box_holds_off_centre(tmp_path, 
         assert abs(off - base) < 0.01  # the canvas follows the head: same result wherever it sits in the matrix
     else:
         assert off < base - 0.3  # a centred 96x96 canvas misses most of a head in the corner of 320x320
+
+
+def test_normalization_ablation_copies_the_model_with_another_contract(tmp_path):
+    from edgeseg.bench.robustness import with_normalization
+    from edgeseg.contract import read_contract
+    from edgeseg.errors import EdgesegError
+    from runtime_fixtures import export_threshold_model, make_contract
+
+    model = export_threshold_model(tmp_path / "m.onnx", make_contract(normalization="foreground_percentile"))
+    copy = with_normalization(str(model), "foreground_percentile_component", tmp_path)
+    assert read_contract(copy).normalization == "foreground_percentile_component"
+    assert read_contract(str(model)).normalization == "foreground_percentile"  # the original untouched
+    with pytest.raises(EdgesegError, match="unknown"):
+        with_normalization(str(model), "otsu_only", tmp_path)

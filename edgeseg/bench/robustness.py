@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeseg.bench.report import machine_line, write_section
+from edgeseg.errors import EdgesegError
 
 RESULTS = Path("benchmarks/robustness")
 DEFAULT_MODEL = "export/unet-s2-brain-nano/unet-s2-brain-nano.int8.onnx"
@@ -28,6 +29,9 @@ def add_arguments(p) -> None:
                    help=f"ONNX model to measure (repeatable); default: released={DEFAULT_MODEL}")
     p.add_argument("--results", default=str(RESULTS), help="folder of the per-model JSON results (kept across runs)")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--normalization", default=None, metavar="NAME",
+                   help="ablation: run each model with its contract's normalisation replaced by NAME (a copy of the "
+                        "ONNX with that metadata changed; label gets +NAME); e.g. foreground_percentile_component")
     p.add_argument("--out", default="docs/BENCHMARKS.md")
     p.add_argument("--plot", default="docs/robustness.png")
     p.set_defaults(func=run)
@@ -56,6 +60,24 @@ def write_variant(folder: Path, variant, index: int) -> None:
     for i, ds in enumerate(series_datasets(s.images, geometry(s), f"edgeseg-robustness-{index}", variant.name,
                                            slope=slope, slice_thickness=s.thickness)):
         ds.save_as(folder / f"MR{i + 1:04d}.dcm", enforce_file_format=True)
+
+
+def with_normalization(model: str, name: str, folder: Path) -> str:
+    """A copy of `model` whose contract names normalisation `name` (the same weights): an ablation of the
+    normalisation at inference without retraining."""
+    import onnx
+
+    from edgeseg.preprocess import NORMALIZATIONS
+
+    if name not in NORMALIZATIONS:
+        raise EdgesegError(f"--normalization {name}: unknown (known: {', '.join(NORMALIZATIONS)})")
+    proto = onnx.load(model)
+    for entry in proto.metadata_props:
+        if entry.key == "edgeseg.normalization":
+            entry.value = json.dumps(name)
+    path = folder / f"{Path(model).stem}.{name}.onnx"
+    onnx.save(proto, str(path))
+    return str(path)
 
 
 def measure(model: str, variants, threads: int) -> list[dict]:
@@ -155,6 +177,13 @@ def run(args) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     t1, lab, test = template_display()
     variants = build_variants(t1, lab, test)
+    commands = {label: f"edgeseg bench robustness --model {label}={path}" for label, path in models.items()}
+    scratch = tempfile.TemporaryDirectory()
+    if args.normalization:
+        commands = {f"{label}+{args.normalization}": f"{cmd} --normalization {args.normalization}"
+                    for label, cmd in commands.items()}
+        models = {f"{label}+{args.normalization}": with_normalization(path, args.normalization, Path(scratch.name))
+                  for label, path in models.items()}
     for label, path in models.items():
         started, load = time.perf_counter(), os.getloadavg()[0]
         c = read_contract(path)
@@ -163,9 +192,10 @@ def run(args) -> int:
                   "normalization": c.normalization, "fit": c.fit, "precision": c.precision,
                   "machine": machine_line(), "load": [round(load, 2), round(os.getloadavg()[0], 2)],
                   "seconds": round(time.perf_counter() - started, 1),
-                  "command": f"edgeseg bench robustness --model {label}={path}", "rows": rows}
+                  "command": commands[label], "rows": rows}
         (folder / f"{label}.json").write_text(json.dumps(result, indent=2) + "\n")
         print(f"{label}: {_summary(result)} ({result['seconds']} s)")
+    scratch.cleanup()
     results = {p.stem: json.loads(p.read_text()) for p in sorted(folder.glob("*.json"))}  # by label: name them in order
     plot(results, args.plot)
     lines = [f"Acquisition variants of the {len(test)} axial test-split slices of the MNI152 T1 (positions "
