@@ -35,6 +35,8 @@ def add_arguments(p) -> None:
     p.add_argument("--time-limit", type=float, default=300.0, help="give up a scenario after this many seconds")
     p.add_argument("--out", default="runs/bench-node")
     p.add_argument("--docs", default="docs/BENCHMARKS.md")
+    p.add_argument("--only", choices=["chaos"], help="run only the chaos scenarios (issue #20; a few minutes less) "
+                   "and write their own section")
 
 
 
@@ -108,19 +110,40 @@ class Peer:
 
 
 class NodeProc:
-    def __init__(self, args, work: Path, port: int, forward_port: int, *extra, spool: Path | None = None):
+    """`edgeseg serve` in its own process. Its memory (/proc/PID/status) is read when it has started (idle RSS)
+    and before every stop (peak RSS over all its runs); `NodeProc.made` lists every node, for the table."""
+    made: list = []
+
+    def __init__(self, args, work: Path, port: int, forward_port: int, *extra, spool: Path | None = None,
+                 host: str = HOST):
         work.mkdir(parents=True, exist_ok=True)
         self.port, self.log = port, work / "node.log"
         self.cmd = [sys.executable, "-m", "edgeseg", "serve", args.model, "--bind", HOST, "--port", str(port),
-                    "--spool", str(spool or work / "spool"), "--forward", f"FWD@{HOST}:{forward_port}", "--series-timeout",
-                    str(args.series_timeout), "--threads", str(args.threads), *extra]
+                    "--spool", str(spool or work / "spool"), "--forward", f"FWD@{host}:{forward_port}", "--series-timeout",
+                    str(args.series_timeout), "--threads", str(args.threads), *map(str, extra)]
         self.proc = None
+        self.idle_mb = self.peak_mb = None
+        NodeProc.made.append(self)
 
     def start(self, limit: float = 60) -> "NodeProc":
+        from edgeseg.node.memory import memory
+
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=open(self.log, "ab"))
         if not _wait(lambda: self.proc.poll() is not None or _echo(self.port, "EDGESEG"), limit) or self.proc.poll():
             raise RuntimeError(f"node did not start: {self.log.read_text()[-800:]}")
+        if self.idle_mb is None:
+            self.idle_mb = memory(self.proc.pid)["rss_mb"]
         return self
+
+    def memory(self) -> dict:
+        from edgeseg.node.memory import memory
+
+        return memory(self.proc.pid) if self.proc and self.proc.poll() is None else {"rss_mb": None, "peak_mb": None}
+
+    def _note_peak(self) -> None:
+        peak = self.memory()["peak_mb"]
+        if peak is not None:
+            self.peak_mb = max(self.peak_mb or 0.0, peak)
 
     def events(self, name: str) -> list[dict]:
         rows = []
@@ -132,6 +155,7 @@ class NodeProc:
         return rows
 
     def stop(self, kill: bool = False) -> None:
+        self._note_peak()
         if self.proc and self.proc.poll() is None:
             os.kill(self.proc.pid, signal.SIGKILL if kill else signal.SIGTERM)
             self.proc.wait(30)
@@ -231,26 +255,83 @@ def kill_mid_series(args, work: Path, item, after: int = 12) -> dict:
         peer.stop()
 
 
+def _measured(fn, *a):
+    """Run one scenario; its result gains `rss`: the node's idle RSS (just started) and peak RSS (all its
+    runs) in MB, over every node the scenario started."""
+    n0 = len(NodeProc.made)
+    r = fn(*a)
+    nodes = NodeProc.made[n0:]
+    if r is not None:
+        idle = [n.idle_mb for n in nodes if n.idle_mb is not None]
+        peak = [n.peak_mb for n in nodes if n.peak_mb is not None]
+        r["rss"] = f"{min(idle):.0f} / {max(peak):.0f}" if idle and peak else "n/a"
+    return r
+
+
+def _chaos(args, root: Path) -> tuple[dict, str]:
+    from edgeseg.bench.node_chaos import SCENARIOS, describe
+
+    results = {}
+    for name, scenario in SCENARIOS.items():
+        results[name] = _measured(scenario, args, root / name.split(",")[0].replace(" ", "-"))
+        print(f"{name}:", results[name], file=sys.stderr)
+    return results, "\n".join(_with_rss(describe(n, r), r) for n, r in results.items())
+
+
+def _with_rss(row: str, r: dict | None) -> str:
+    return f"{row} {r.get('rss', 'n/a') if r else 'n/a'} |"
+
+
+def _ok(results) -> bool:
+    return all(r is None or r["lost"] == r["duplicated"] == 0 for r in results)
+
+
+RSS_NOTE = ("Node RSS: resident memory of the `edgeseg serve` process (/proc/PID/status) just after it started "
+            "(idle) and its peak (VmHWM) over the scenario, in MB.")
+
+
 def run(args) -> int:
-    if not all(dcmtk(t) for t in ("storescu", "storescp", "echoscu")):
+    if args.only != "chaos" and not all(dcmtk(t) for t in ("storescu", "storescp", "echoscu")):
         print("bench node: needs DCMTK (storescu, storescp, echoscu): apt-get install dcmtk", file=sys.stderr)
         return 2
     load_avg = os.getloadavg()[0]
     root = Path(args.out)
     shutil.rmtree(root, ignore_errors=True)
+    if args.only == "chaos":
+        chaos, rows = _chaos(args, root)
+        cmd = (f"edgeseg bench node --only chaos --model {args.model} --series-timeout {args.series_timeout:g} "
+               f"--threads {args.threads}")
+        md = f"""## DICOM node: chaos (`edgeseg serve`, issue #20)
+
+`{cmd}` — the node in its own process, model `{Path(args.model).name}`, pynetdicom senders and peers on
+127.0.0.1 (edgeseg/bench/node_chaos.py); series of 6 MR slices (4 in the 20-sender scenario).
+
+| scenario | result | node RSS idle / peak (MB) |
+|---|---|---|
+{rows}
+
+{RSS_NOTE} Lost: acknowledged instances no delivered SEG references; duplicated: Store requests beyond one per
+SEG (beyond two after a kill before the peer's Success reached the node, where the same SEG is resent).
+
+{machine_line()} 1-minute load average when the bench started: {load_avg:.1f} (other work on the machine counts).
+"""
+        write_section("node-chaos", md, args.docs)
+        print(md)
+        return 0 if _ok(chaos.values()) else 1
     series = _make_series(root / "src", args.series)
-    a = load(args, root / "load", series)
+    a = _measured(load, args, root / "load", series)
     print("load:", a, file=sys.stderr)
-    b = down_up(args, root / "down-up", series[:3])
+    b = _measured(down_up, args, root / "down-up", series[:3])
     print("down-up:", b, file=sys.stderr)
-    c = kill_mid_series(args, root / "kill", series[0])
+    c = _measured(kill_mid_series, args, root / "kill", series[0])
     print("kill:", c, file=sys.stderr)
     from edgeseg.bench.node_faults import SCENARIOS, describe
 
     faults = {}
     for name, scenario in SCENARIOS.items():
-        faults[name] = scenario(args, root / name.replace(" ", "-").replace("/", ""))
+        faults[name] = _measured(scenario, args, root / name.replace(" ", "-").replace("/", ""))
         print(f"{name}:", faults[name], file=sys.stderr)
+    chaos, chaos_rows = _chaos(args, root / "chaos")
     cmd = (f"edgeseg bench node --model {args.model} --series {args.series} --senders {args.senders} "
            f"--series-timeout {args.series_timeout:g} --threads {args.threads} --down-s {args.down_s:g}")
     md = f"""## DICOM node: load and faults (`edgeseg serve`)
@@ -258,21 +339,23 @@ def run(args) -> int:
 `{cmd}` — everything on 127.0.0.1, DCMTK `storescu` senders and a `storescp` receiving the SEGs,
 the node in its own process (`--threads {args.threads}`), model `{Path(args.model).name}`, series of {len(series[0][2])} MR slices.
 
-| scenario | result |
-|---|---|
-| {a['series']} series ({a['instances']} instances) from {a['senders']} concurrent storescu | total {a['total_s']:.1f} s (first send to last SEG acknowledged); last instance -> SEG forwarded p50 {a['p50']:.2f} s, p95 {a['p95']:.2f} s (includes the {args.series_timeout:g} s series timeout); lost {a['lost']}, duplicated {a['duplicated']}, storescu failures {a['storescu_failed']} |
-| forward peer down {b['down_s']:g} s, then up ({b['series']} series) | {b['failed_attempts']} failed attempts while down; all delivered {b['up_to_all_s']:.1f} s after the peer came up; lost {b['lost']}, duplicated {b['duplicated']} |
-| kill -9 after {c['acked']} acknowledged instances, restart | {c['spooled_after_kill']} instances in the spool after the kill; {c['segs']} SEG after restart; acknowledged instances missing from it: {c['lost']}; duplicated {c['duplicated']} |
-{chr(10).join(describe(name, r) for name, r in faults.items())}
+| scenario | result | node RSS idle / peak (MB) |
+|---|---|---|
+| {a['series']} series ({a['instances']} instances) from {a['senders']} concurrent storescu | total {a['total_s']:.1f} s (first send to last SEG acknowledged); last instance -> SEG forwarded p50 {a['p50']:.2f} s, p95 {a['p95']:.2f} s (includes the {args.series_timeout:g} s series timeout); lost {a['lost']}, duplicated {a['duplicated']}, storescu failures {a['storescu_failed']} | {a['rss']} |
+| forward peer down {b['down_s']:g} s, then up ({b['series']} series) | {b['failed_attempts']} failed attempts while down; all delivered {b['up_to_all_s']:.1f} s after the peer came up; lost {b['lost']}, duplicated {b['duplicated']} | {b['rss']} |
+| kill -9 after {c['acked']} acknowledged instances, restart | {c['spooled_after_kill']} instances in the spool after the kill; {c['segs']} SEG after restart; acknowledged instances missing from it: {c['lost']}; duplicated {c['duplicated']} | {c['rss']} |
+{chr(10).join(_with_rss(describe(name, r), r) for name, r in faults.items())}
+{chaos_rows}
 
-Fault scenarios (edgeseg/bench/node_faults.py) use pynetdicom senders and a pynetdicom peer that misbehaves on
-purpose; series of 6 slices. Lost: acknowledged instances no delivered SEG references (or a refused SEG not
-kept in dead-letter/); duplicated: Store requests beyond one per SEG.
+Fault and chaos scenarios (edgeseg/bench/node_faults.py, node_chaos.py) use pynetdicom senders and a pynetdicom
+peer that misbehaves on purpose; series of 6 slices (4 in the 20-sender scenario). Lost: acknowledged instances
+no delivered SEG references (or a refused SEG not kept in dead-letter/); duplicated: Store requests beyond one
+per SEG (beyond two after a kill before the peer's Success reached the node, where the same SEG is resent).
+{RSS_NOTE}
 
 {machine_line()} 1-minute load average when the bench started: {load_avg:.1f} (other work on the machine counts).
 """
     write_section("node", md, args.docs)
     print(md)
-    ok = a["lost"] == a["duplicated"] == b["lost"] == b["duplicated"] == c["lost"] == c["duplicated"] == 0 and \
-        all(r is None or r["lost"] == r["duplicated"] == 0 for r in faults.values())
-    return 0 if ok else 1
+    ok = a["lost"] == a["duplicated"] == b["lost"] == b["duplicated"] == c["lost"] == c["duplicated"] == 0
+    return 0 if ok and _ok(faults.values()) and _ok(chaos.values()) else 1
