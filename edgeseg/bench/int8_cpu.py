@@ -22,6 +22,8 @@ VARIANTS = {
     "u8s8-narrow": ("as u8s8, convs with < 8 input channels float", {"activation_type": "uint8", "float_below_channels": 8}),
     "u8s8-sr-narrow": ("as u8s8, SR head and convs with < 8 input channels float",
                        {"activation_type": "uint8", "keep_float": SR_HEAD, "float_below_channels": 8}),
+    "u8s8-sr-narrow16": ("as u8s8-sr-narrow, convs with < 16 input channels float (the profiler's slowest QLinearConvs "
+                         "have 8)", {"activation_type": "uint8", "keep_float": SR_HEAD, "float_below_channels": 16}),
     "u8s8-sr-narrow-pt": ("as u8s8-sr-narrow, per-tensor weights",
                           {"activation_type": "uint8", "keep_float": SR_HEAD, "float_below_channels": 8, "per_channel": False}),
     "qop-u8s8-sr-narrow": ("as u8s8-sr-narrow, QOperator format (QLinearConv; ONNX Runtime only)",
@@ -41,6 +43,12 @@ def add_arguments(p) -> None:
     p.add_argument("--out", default="runs/bench-int8-cpu")
     p.add_argument("--backbones", nargs="*", default=None, help="also time these registered backbones (random weights, "
                    "default width, SR head, scale 2) as FP32, s8s8 and the recipe's variant; no names: all")
+    p.add_argument("--released", default="export/unet-s2-brain-nano/unet-s2-brain-nano.int8.onnx",
+                   help="the released INT8 file: compared byte for byte with the recipe's variant")
+    p.add_argument("--report-rounds", type=int, default=5, help="rounds of the export report's own latency measurement "
+                   "(verify.latency_ms: each model alone, wall time) repeated to show its spread; 0: skip")
+    p.add_argument("--report-runs", type=int, default=30, help="timed runs per model per round, as the released recipe's "
+                   "[verify] latency_runs")
     p.add_argument("--docs", default="docs/BENCHMARKS.md")
 
 
@@ -105,11 +113,58 @@ def run(args) -> int:
     best = DOCS_CHOICE if DOCS_CHOICE in paths else names[-1]
     ops = {k: profile_model(paths[k], runs=1, warmup=3, op_runs=args.repeats // 4).op_ms for k in ("fp32", "s8s8", best) if k in paths}
     text = _markdown(args, paths, dice, wall, cpu, kept, ops, best)
+    if args.report_rounds > 0:
+        first = np.ascontiguousarray(sets["test"].lowres(scale)[:1, None], dtype=np.float32)  # the slice the export times
+        text = text.replace("\n\nWhere the time goes", "\n\n" + _report_timer(args, paths, best, first, wall, cpu) + "\n\nWhere the time goes")
     if args.backbones is not None:
         text = text.replace("\n\nMachine:", "\n\n" + _backbones(args, calib, out, x, names) + "\n\nMachine:")
     write_section("int8-cpu", text, args.docs)
     print(text)
     return 0
+
+
+def _sha(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _report_timer(args, paths, best, x, wall, cpu) -> str:
+    """The export report's INT8/FP32 latency ratio (verification.json) vs this bench's: same files, other timer.
+
+    The export times each file alone with `verify.latency_ms` (one session, `latency_runs` runs after 3 warm-ups,
+    median wall time) right after building it, FP32 first; here the same function runs `--report-rounds` times
+    in alternating order so the spread of that single measurement shows."""
+    import statistics
+
+    from edgeseg.export.verify import latency_ms
+
+    same = Path(args.released).is_file() and _sha(args.released) == _sha(paths[best])
+    ratios, f_ms, q_ms = [], [], []
+    for r in range(args.report_rounds):
+        order = ("fp32", best) if r % 2 == 0 else (best, "fp32")
+        t = {k: latency_ms(paths[k], x, args.report_runs) for k in order}
+        f_ms.append(t["fp32"])
+        q_ms.append(t[best])
+        ratios.append(t[best] / t["fp32"])
+    _, fc = interleaved({k: paths[k] for k in ("fp32", best)}, x, args.repeats)
+    return "\n".join([
+        "Why the export report says another ratio (`verification.json`, `latency_ratio_vs_fp32`): "
+        f"{best} here is {'byte-identical to' if same else 'NOT the same file as'} `{args.released}`, same ONNX Runtime "
+        "session builder and 1 thread; what differs is the timer. The export report times each file alone "
+        f"(`verify.latency_ms`: {args.report_runs} runs after 3 warm-ups, median wall time, one after the other, "
+        "divided by the simplified FP32 file's), the table above interleaves all files run by run and reports the "
+        f"calling thread's CPU time from {args.repeats} runs (middle test slice; the export times the first one). "
+        f"The export's own measurement, on its slice, repeated {args.report_rounds} times here, alternating which "
+        "file goes first:", "",
+        "| measurement | FP32 ms | INT8 ms | INT8 × FP32 |", "|---|---:|---:|---:|",
+        f"| export report's timer, {args.report_rounds} rounds (min / median / max ratio) | {statistics.median(f_ms):.2f} | "
+        f"{statistics.median(q_ms):.2f} | {min(ratios):.2f} / {statistics.median(ratios):.2f} / {max(ratios):.2f} |",
+        f"| this bench, interleaved, wall | {wall['fp32']:.2f} | {wall[best]:.2f} | {wall[best] / wall['fp32']:.2f} |",
+        f"| this bench, interleaved, thread CPU | {cpu['fp32']:.2f} | {cpu[best]:.2f} | {cpu[best] / cpu['fp32']:.2f} |",
+        f"| this bench's timer on the export's slice (FP32 and {best} only), thread CPU | {fc['fp32']:.2f} | {fc[best]:.2f} | "
+        f"{fc[best] / fc['fp32']:.2f} |",
+    ])
 
 
 def _backbones(args, calib, out: Path, x, variants) -> str:
@@ -174,7 +229,9 @@ def _markdown(args, paths, dice, wall, cpu, kept, ops, best) -> str:
               f"{best}: {ratio:.2f}×, {lost:+.2f} points: {'met' if met else 'not met'}. "
               f"Load average during the run: {', '.join(f'{v:.1f}' for v in os.getloadavg())}."]
     op_names = sorted({o for v in ops.values() for o in v}, key=lambda o: -max(v.get(o, 0) for v in ops.values()))
-    lines += ["", "Where the time goes (ONNX Runtime profiler, ms per run, kernels only, after ORT's graph optimisation):", "",
+    lines += ["", "Where the time goes (ONNX Runtime profiler, ms per run, kernels only, after ORT's graph optimisation; the "
+              "profiler adds a cost per node, so compare ops within one column, not totals across columns: the timed "
+              "rows above are the latency):", "",
               "| op | " + " | ".join(ops) + " |", "|---|" + "---:|" * len(ops)]
     lines += [f"| {o} | " + " | ".join(f"{v.get(o, 0):.2f}" for v in ops.values()) + " |" for o in op_names[:14]]
     lines += ["| total | " + " | ".join(f"{sum(v.values()):.2f}" for v in ops.values()) + " |"]

@@ -145,7 +145,8 @@ def _run(recipe, base, target, opset, work, show_progress, data, progress) -> di
             from edgeseg.export.trt_calib import write_calibration
 
             quant_info["tensorrt_calibration"] = write_calibration(
-                files["fp32-sim"], calib, stem, work, scratch / "trt", target.tensorrt_calibration, recipe.quantize.method)
+                files["fp32-sim"], calib, stem, work, scratch / "trt", target.tensorrt_calibration, recipe.quantize.method,
+                percentile=recipe.quantize.percentile)
         advance(step="fp16")
         if recipe.fp16:
             files["fp16"] = to_fp16(files["fp32-sim"], work / f"{stem}.fp16.onnx")

@@ -31,19 +31,20 @@ QMAX = 127.0
 ORT_TABLE_DIR = "ort-trt-calibration"  # folder of the export holding write_calibration_table's three files
 
 
-def tensor_ranges(fp32_path: str | Path, calib: np.ndarray, work_dir: str | Path, method: str = "minmax") -> dict:
-    """-> {tensor name: (lowest, highest)} over `calib` (N, 1, h, w), from ONNX Runtime's calibrator."""
+def tensor_ranges(fp32_path: str | Path, calib: np.ndarray, work_dir: str | Path, method: str = "minmax",
+                  percentile: float = 99.999) -> dict:
+    """-> {tensor name: (lowest, highest)} over `calib` (N, 1, h, w), from ONNX Runtime's calibrator (the
+    method the INT8 export uses; `percentile` for method = "percentile", as quantize_int8 passes it)."""
     from onnxruntime.quantization import create_calibrator
 
     from edgeseg.export.quantize import _methods, calibration_reader
     from edgeseg.ort import cpu_session
 
-    if method == "percentile":
-        raise EdgesegError("a TensorRT calibration cache is written from minmax or entropy ranges, not percentile")
     work_dir = Path(work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     calibrator = create_calibrator(Path(fp32_path), None, augmented_model_path=work_dir / "trt-calib-augmented.onnx",
-                                   calibrate_method=_methods()[method])
+                                   calibrate_method=_methods()[method],
+                                   extra_options={"percentile": percentile} if method == "percentile" else {})
     calibrator.collect_data(calibration_reader(calib, cpu_session(fp32_path).get_inputs()[0].name))
     data = calibrator.compute_data()
     out = {}
@@ -114,12 +115,12 @@ def write_ort_table(ranges: dict, folder: str | Path) -> list[Path]:
 
 
 def write_calibration(fp32_path, calib: np.ndarray, stem: str, out_dir, work_dir, trt_versions, method="minmax",
-                      calibrator: str = "EntropyCalibration2") -> dict:
+                      calibrator: str = "EntropyCalibration2", percentile: float = 99.999) -> dict:
     """Write `<stem>.trt-<code>.calib` per TensorRT version and the ORT table folder. -> report dict."""
     import onnx
 
     out_dir = Path(out_dir)
-    ranges = tensor_ranges(fp32_path, calib, work_dir, method)
+    ranges = tensor_ranges(fp32_path, calib, work_dir, method, percentile)
     model = onnx.load(str(fp32_path))
     known = {i.name for i in model.graph.input} | {o for n in model.graph.node for o in n.output}
     constants = constant_tensors(model)
