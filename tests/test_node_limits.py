@@ -52,6 +52,7 @@ def test_metrics_and_spool_health(make_node, tmp_path):
     assert wait_for(lambda: metrics.is_file() and json.loads(metrics.read_text())["counters"].get("received") == 3, 10)
     m = json.loads(metrics.read_text())
     assert m["incoming"] == 1 and m["spool_bytes"] > 3 * 100_000 and m["oldest_pending_s"] >= 0
+    assert m["peak_mb"] >= m["rss_mb"] > 10                               # the node's own memory, in MB
     args = ["serve", "--health", "--port", str(node.port), "--spool", str(tmp_path / "spool")]
     assert main(args) == 0
     # the series waits (60 s timeout): once the metrics (every 2 s) show it older than 0.5 s, unhealthy
