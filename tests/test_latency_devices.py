@@ -112,10 +112,9 @@ def test_dynamic_shape_needs_input_shape():
 def test_validation_errors_of_stored_nano_profile():
     import statistics
 
-    from edgeseg.bench.latency_validation import evaluate
-    from edgeseg.latency.fit import load_rows, prepare
+    from edgeseg.latency.fit import load_rows, prepare, validation_rows
 
-    rows = evaluate(load_device("jetson-nano"), prepare(load_rows()))
+    rows = validation_rows(load_device("jetson-nano"), prepare(load_rows()))
     fit = [abs(r["error"]) for r in rows if r["split"] == "fit"]
     held = [abs(r["error"]) for r in rows if r["split"] == "held-out"]
     # what the stored fit reaches (docs/BENCHMARKS.md, latency-validation: fit 2.1 / 19.0 %, held-out 11.4 /

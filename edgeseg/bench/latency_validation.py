@@ -1,6 +1,6 @@
 """Latency simulator vs published Jetson Nano measurements (fit rows, cross-validation and held-out rows apart).
 
-The networks of benchmarks/data/jetson_nano_published.csv are rebuilt (edgeseg/latency/zoo.py,
+The networks of edgeseg/latency/published/jetson_nano.csv are rebuilt (edgeseg/latency/zoo.py,
 architecture only) and priced with the jetson-nano profile. The split is by network family, fixed in the
 CSV before fitting. With --fit the few bounded TensorRT parameters (fit.TRT_FIT) are refitted on the
 split=fit rows and written back into edgeseg/latency/devices/jetson-nano.toml; the held-out rows never
@@ -25,42 +25,34 @@ def add_arguments(p) -> None:
     p.add_argument("--plot", default="docs/latency_validation.png")
 
 
-def pct(log_residual: float) -> float:
-    return 100 * (math.exp(log_residual) - 1)
-
-
 def summary(errors: list[float]) -> str:
     a = [abs(e) for e in errors]
     return f"median |error| {statistics.median(a):.1f} %, max {max(a):.1f} % ({len(a)} rows)"
 
 
-def evaluate(profile, prepared) -> list[dict]:
-    from edgeseg.latency.fit import family, predict_ms
-
-    rows = []
-    for row, fg in prepared:
-        prec, _ = profile.precision("trt", row.precision)
-        pred = predict_ms(fg, profile.backend("trt"), prec)
-        rows.append(dict(id=row.id, network=row.network, family=family(row.network), input=row.input_chw,
-                         split=row.split, published_ms=row.published_ms, predicted_ms=pred,
-                         error=100 * (pred / row.published_ms - 1), source=row.source))
-    return rows
-
-
-def cross_validate(profile, fit_rows) -> tuple[list[float], list[float]]:
-    """(leave-one-out, leave-one-family-out) errors in % of the fit rows, refitting TRT_FIT each time."""
-    from edgeseg.latency.fit import TRT_FIT, family, leave_one_out, targets
+def identifiability(profile, prepared, fit_rows) -> str:
+    """Refit from a neutral start (fit.neutral_start) and compare fit loss and held-out error with the stored fit:
+    equal losses with different held-out errors mean the fit rows do not pin the parameters down."""
+    from edgeseg.latency.fit import TRT_FIT, fit_backend, fit_loss, neutral_start, targets, validation_rows
 
     items = targets(fit_rows)
-    loo = leave_one_out(profile, "trt", items, bounds=TRT_FIT)
-    lofo = leave_one_out(profile, "trt", items, bounds=TRT_FIT, groups=[family(r.network) for r, _ in fit_rows])
-    return [pct(r) for r in loo], [pct(r) for r in lofo]
+    start = neutral_start(profile, "trt", TRT_FIT)
+    other = fit_backend(start, "trt", items, bounds=TRT_FIT)
+    held = [abs(r["error"]) for r in validation_rows(replace(profile, backends={**profile.backends, "trt": other}),
+                                                      prepared) if r["split"] == "held-out"]
+    stored = fit_loss(profile, profile.backend("trt"), items)
+    params = ", ".join(f"{k} {v:.3g}" for k, v in
+                       ((k, getattr(other.efficiency, k.split("+")[0])) for k in TRT_FIT))
+    return (f"- identifiability: the same fit started from the middle of the bounds ends at fit loss "
+            f"{fit_loss(profile, other, items):.4f} (stored profile {stored:.4f}) with {params}; held-out "
+            f"median {statistics.median(held):.1f} %, max {max(held):.1f} %")
 
 
 def run(args) -> int:
     from edgeseg.bench.report import machine_line, write_section
     from edgeseg.latency.device import load_device
-    from edgeseg.latency.fit import TRT_FIT, fit_backend, load_rows, prepare, rms, targets, write_efficiency
+    from edgeseg.latency.fit import (TRT_FIT, cross_validate, fit_backend, load_rows, prepare,
+                                     rms, targets, validation_rows, write_efficiency)
     from edgeseg.latency.plot import validation_chart
 
     prepared = prepare(load_rows())
@@ -71,12 +63,13 @@ def run(args) -> int:
         backend = fit_backend(profile, "trt", targets(fit_rows), bounds=TRT_FIT)
         u = rms(math.log(1 + e / 100) for e in loo)  # the band: one sigma of the error on an unseen row
         backend = replace(backend, efficiency=replace(backend.efficiency, uncertainty=u))
-        write_efficiency(profile.path, backend, f"fitted by `{COMMAND}` on the split=fit rows of benchmarks/data/"
-                                                f"jetson_nano_published.csv; free: {', '.join(TRT_FIT)}; "
+        write_efficiency(profile.path, backend, f"fitted by `{COMMAND}` on the split=fit rows of edgeseg/latency/"
+                                                f"published/jetson_nano.csv; free: {', '.join(TRT_FIT)}; "
                                                 "uncertainty = leave-one-out RMS log error")
         profile = load_device("jetson-nano")
         print(f"fitted and written: {profile.path}")
-    rows = evaluate(profile, prepared)
+    rows = validation_rows(profile, prepared)
+    restart = identifiability(profile, prepared, fit_rows)
     by_id = dict(zip((r.id for r, _ in fit_rows), zip(loo, lofo)))
     e = profile.backend("trt").efficiency
     lines = ["## Latency simulator vs published Jetson Nano measurements", "",
@@ -102,13 +95,13 @@ def run(args) -> int:
               f"- leave-one-out (fit rows): {summary(loo)}",
               f"- leave-one-family-out (fit rows): {summary(lofo)}",
               f"- held-out rows: {summary(held_err)}; target (issue #14) median <= {TARGET_MEDIAN:.0f} %, "
-              f"max <= {TARGET_MAX:.0f} %: **{'met' if met else 'missed'}**", "",
+              f"max <= {TARGET_MAX:.0f} %: **{'met' if met else 'missed'}**", restart, "",
               f"Free parameters: {free} ({', '.join(TRT_FIT)}) for {len(fit_err)} fit rows, each within physical "
               "bounds (fit.TRT_FIT). Stored TensorRT profile: " +
               ", ".join(f"{k} {getattr(e, k):.3g}" for k in e.__dataclass_fields__) +
               f"; winograd_gain {profile.backend('trt').winograd_gain:g} (constant). The band printed by "
               f"`edgeseg simulate` is t x exp(+-{e.uncertainty:.3f}), the leave-one-out RMS log error. "
-              "Sources of every row: benchmarks/data/jetson_nano_published.csv.", "",
+              "Sources of every row: edgeseg/latency/published/jetson_nano.csv.", "",
               f"![predicted vs published]({Path(args.plot).name})", "", machine_line() +
               " (The simulation is deterministic; the machine does not affect these figures.)"]
     Path(args.plot).parent.mkdir(parents=True, exist_ok=True)

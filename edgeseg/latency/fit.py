@@ -1,7 +1,7 @@
 """Fit a backend's roofline efficiencies to published measurements and store them in the device file.
 
 Least squares on log(predicted / published) over the rows marked `split=fit` in
-benchmarks/data/jetson_nano_published.csv, by a deterministic coordinate search in log space (no
+edgeseg/latency/published/jetson_nano.csv, by a deterministic coordinate search in log space (no
 scipy needed), over a few physically bounded parameters (TRT_FIT). The held-out rows (whole network
 families) are never seen by the fit. `leave_one_out` refits without each row (or each family) to give the
 cross-validated error; the bench stores its RMS as `uncertainty`, so the band t*exp(+-u) is about one sigma
@@ -21,7 +21,8 @@ from edgeseg.latency.fusion import FusedGraph, fuse
 from edgeseg.latency.graph import load_graph
 from edgeseg.latency.roofline import kernel_times, total_seconds
 
-PUBLISHED = Path(__file__).resolve().parents[2] / "benchmarks" / "data" / "jetson_nano_published.csv"
+# package data (pyproject package-data), so the fit rows travel with a wheel
+PUBLISHED = Path(__file__).resolve().parent / "published" / "jetson_nano.csv"
 # TensorRT on the Nano: the free parameters and their physical bounds (shared/jetson/hardware.md). A name
 # joined by '+' is one parameter tied across those fields. Efficiencies are fractions of the nominal peak,
 # at most 1 (Winograd's saving is the profile's constant `winograd_gain`, not an efficiency above 1); memory
@@ -122,6 +123,20 @@ def fit_backend(profile: DeviceProfile, backend_name: str, items, rounds: int = 
     return replace(best, efficiency=replace(best.efficiency, uncertainty=u))
 
 
+def neutral_start(profile: DeviceProfile, backend_name: str, bounds=None) -> DeviceProfile:
+    """The profile with each fitted parameter at the geometric middle of its bounds (arithmetic where the lower
+    bound is 0): a start that owes nothing to earlier fits, to test whether the rows identify the parameters."""
+    backend = profile.backend(backend_name)
+    for name, (lo, hi) in (bounds or BOUNDS).items():
+        backend = with_param(backend, name, math.sqrt(lo * hi) if lo > 0 else hi / 2)
+    return replace(profile, backends={**profile.backends, backend_name: backend})
+
+
+def fit_loss(profile: DeviceProfile, backend: Backend, items) -> float:
+    """Sum of squared log residuals: what fit_backend minimises."""
+    return sum(r * r for r in log_residuals(items, profile, backend))
+
+
 def leave_one_out(profile: DeviceProfile, backend_name: str, items, bounds=None, groups=None) -> list[float]:
     """Cross-validated log residuals: each item predicted by a fit on the others. `groups` (one label per item,
     e.g. the network family) leaves a whole group out at once instead of one item."""
@@ -145,6 +160,32 @@ def family(network: str) -> str:
     """Network family of a validation row (torchvision.resnet50 -> resnet, vgg16_bn -> vgg, fcn_resnet18 -> fcn)."""
     name = network.removeprefix("torchvision.")
     return "fcn" if name.startswith("fcn") else re.match(r"[a-z]+", name).group(0)
+
+
+def pct(log_residual: float) -> float:
+    """A log residual as a signed error in %."""
+    return 100 * (math.exp(log_residual) - 1)
+
+
+def validation_rows(profile: DeviceProfile, prepared) -> list[dict]:
+    """Each published row priced by the profile's `trt` backend: predicted ms and signed error in %."""
+    rows = []
+    for row, fg in prepared:
+        prec, _ = profile.precision("trt", row.precision)
+        pred = predict_ms(fg, profile.backend("trt"), prec)
+        rows.append(dict(id=row.id, network=row.network, family=family(row.network), input=row.input_chw,
+                         split=row.split, published_ms=row.published_ms, predicted_ms=pred,
+                         error=100 * (pred / row.published_ms - 1), source=row.source))
+    return rows
+
+
+def cross_validate(profile: DeviceProfile, fit_rows) -> tuple[list[float], list[float]]:
+    """(leave-one-out, leave-one-family-out) errors in % of the fit rows, refitting TRT_FIT each time from the
+    neutral start, so the figures depend on the rows only, not on the stored profile's earlier fits."""
+    items, profile = targets(fit_rows), neutral_start(profile, "trt", TRT_FIT)
+    loo = leave_one_out(profile, "trt", items, bounds=TRT_FIT)
+    lofo = leave_one_out(profile, "trt", items, bounds=TRT_FIT, groups=[family(r.network) for r, _ in fit_rows])
+    return [pct(r) for r in loo], [pct(r) for r in lofo]
 
 
 def write_efficiency(path: Path, backend: Backend, source: str) -> None:

@@ -21,7 +21,7 @@ from __future__ import annotations
 from edgeseg.latency.device import BYTES, Backend, Precision
 from edgeseg.latency.fusion import FusedGraph, Kernel
 from edgeseg.latency.graph import Graph
-from edgeseg.latency.roofline import KernelTime
+from edgeseg.latency.kernel_time import KernelTime
 
 NCHWC_OPS = frozenset({"MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Add", "Sum",
                        "Relu", "Clip", "Concat", "Resize", "Upsample", "BatchNormalization"})

@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass
 from edgeseg.latency.device import BYTES, load_device
 from edgeseg.latency.fusion import ACTIVATIONS, FusedGraph, fuse
 from edgeseg.latency.graph import load_graph
-from edgeseg.latency.roofline import KernelTime, kernel_times, total_seconds
+from edgeseg.latency.kernel_time import KernelTime
+from edgeseg.latency.roofline import kernel_times, total_seconds
 
 UNRELIABLE_SHARE = 0.10  # above this fraction of the time priced by fallback, the prediction is flagged unreliable
 

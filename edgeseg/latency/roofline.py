@@ -20,11 +20,11 @@ to the NCHWc block) replaces the Cout / tile_channels factor; other blocked kern
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from edgeseg.latency.device import BYTES, Backend, Precision
 from edgeseg.latency.fusion import ACTIVATIONS, Kernel
 from edgeseg.latency.graph import Graph
+from edgeseg.latency.kernel_time import KernelTime
+from edgeseg.latency.layout import channel_fill, layouts, reorder_times
 
 COPIES = frozenset({"Concat"})  # ops a runtime may elide by writing producers in place
 K_FULL = 32  # reduction length at which a conv/gemm stops being starved
@@ -59,23 +59,6 @@ CLASSIFY = {
 def op_class(k: Kernel, g: Graph) -> str:
     fn = CLASSIFY.get(k.anchor.op)
     return fn(k, g) if fn else "other"
-
-
-@dataclass(frozen=True)
-class KernelTime:
-    name: str
-    ops: tuple[str, ...]
-    op_class: str
-    seconds: float
-    compute_s: float
-    memory_s: float
-    flops: int
-    bytes: int
-    estimated: bool
-
-    @property
-    def bound(self) -> str:
-        return "compute" if self.compute_s >= self.memory_s else "memory"
 
 
 def kernel_time(k: Kernel, g: Graph, backend: Backend, precision: Precision, fill: float | None = None,
@@ -114,8 +97,6 @@ def kernel_times(fg, backend: Backend, precision: Precision) -> tuple[KernelTime
     """Every kernel's time on the backend, plus its layout reorders when it has them (layout.py)."""
     if not backend.layout_reorders:
         return tuple(kernel_time(k, fg.graph, backend, precision) for k in fg.kernels)
-    from edgeseg.latency.layout import channel_fill, layouts, reorder_times
-
     block, g = backend.nchwc_block, fg.graph
     sides = layouts(fg, block)
     blocked = sides[0]
