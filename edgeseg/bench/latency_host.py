@@ -1,6 +1,7 @@
 """Host self-check: the calibrated host profile's prediction vs ONNX Runtime's measurement, per registry model.
 
-Each registry model (input 1x1x112x96, scale 2, SR head) is exported to ONNX in a temporary folder,
+Each registry model (input 1x1x112x96, scale 2, SR head) is exported in a temporary folder by the product's own
+export_onnx + simplify at the target's default opset (what `edgeseg export` ships), then
 predicted with the `host` profile (ort-cpu, FP32) and measured by `edgeseg profile` (one thread, p50).
 The host profile is calibrated first on single-op probes (not on these models) unless --no-calibrate.
 Timing on a loaded machine is noisy: rerun on a quiet one.
@@ -21,17 +22,24 @@ def add_arguments(p) -> None:
     p.add_argument("--rounds", type=int, default=3, help="models are timed round-robin this many times; "
                                                           "the median of the per-round p50 is reported")
     p.add_argument("--no-calibrate", action="store_true", help="use the stored host profile as it is")
+    p.add_argument("--target", default="jetson-nano", help="export target whose default opset the models use")
     p.add_argument("--docs", default="docs/BENCHMARKS.md")
 
 
-def export(name: str, path: Path) -> Path:
-    import torch
+def export(name: str, path: Path, opset: int) -> Path:
+    """The registry model through the product's own export and simplification (what `edgeseg export` ships)."""
+    import numpy as np
 
+    from edgeseg.contract import ModelContract
+    from edgeseg.export.simplify import simplify
+    from edgeseg.export.to_onnx import export_onnx
     from edgeseg.models import create_model
 
     model = create_model(name, 1, 3, scale=2, sr_head=True).eval()
-    with torch.no_grad():
-        torch.onnx.export(model, torch.zeros(1, 1, 112, 96), str(path), dynamo=False, opset_version=17)
+    contract = ModelContract(model_name=name, class_names=("bg", "a", "b"), label_values=(0, 1, 2), scale=2,
+                             hr_size=(224, 192), input_shape=(1, 1, 112, 96))
+    raw = export_onnx(model, contract, path.with_suffix(".raw.onnx"), opset)
+    simplify(raw, path, np.zeros((1, 1, 112, 96), np.float32))
     return path
 
 
@@ -39,6 +47,7 @@ def run(args) -> int:
     import warnings
 
     from edgeseg.bench.report import machine_line, write_section
+    from edgeseg.export.check import load_target
     from edgeseg.latency.predict import simulate
     from edgeseg.latency.profile import profile_model
     from edgeseg.models import list_models
@@ -52,7 +61,7 @@ def run(args) -> int:
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         names = args.models or list_models()
-        paths = {n: export(n, Path(tmp) / f"{n}.onnx") for n in names}
+        paths = {n: export(n, Path(tmp) / f"{n}.onnx", load_target(args.target).default_opset) for n in names}
         meas = {n: [] for n in names}
         for _ in range(max(1, args.rounds)):  # round-robin: load spikes hit every model alike
             for n in names:
