@@ -200,7 +200,8 @@ def run(args) -> int:
                 cells[-1]["onnx"] = onnx_dice(out, (*splits[sampling], spacing))
         for derived, v in VARIANTS.items():
             if v.derived == key:  # evaluated from this checkpoint, not trained
-                cells.append({**cells[-1], "variant": derived, "dice": _lr_mask_dice(model, splits[sampling][0]["test"], scale),
+                trained = {f: x for f, x in cells[-1].items() if f != "onnx"}  # no ONNX of an argmax-repeat
+                cells.append({**trained, "variant": derived, "dice": _lr_mask_dice(model, splits[sampling][0]["test"], scale),
                               "dice_per_class": {}})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notes
