@@ -35,9 +35,25 @@ def test_the_new_backbones_are_registered():
 
 
 @pytest.mark.parametrize("name", list_models())
-def test_input_multiple_fits_the_slice_sizes(name):
+def test_input_multiple_is_enough_for_the_backbone(name):
+    """Any size that is a multiple of the declared `input_multiple` keeps its resolution through the backbone."""
     m = get_backbone_class(name).input_multiple
-    assert 56 % m == 0 and 48 % m == 0
+    with torch.no_grad():
+        for h, w in ((3 * m, 5 * m), (7 * m, 2 * m)):
+            y = get_backbone_class(name)(1, 3, width=TINY).eval()(torch.randn(1, 1, h, w))
+            assert y.shape == (1, 3, h, w), (h, w)
+
+
+@pytest.mark.parametrize("name", list_models())
+@pytest.mark.parametrize("scale", [2, 4, 8])
+def test_default_recipe_canvas_gives_full_resolution_logits(name, scale):
+    """The released recipe's canvas at every scale: the low-res input need not be a multiple (padded inside)."""
+    from edgeseg.train.recipe import load_recipe
+
+    h, w = load_recipe("recipes/unet-s2-brain.toml").data.slices.canvas
+    with torch.no_grad():
+        y = tiny(name, scale).eval()(torch.randn(1, 1, h // scale, w // scale))
+    assert y.shape == (1, 3, h, w)
 
 
 @pytest.mark.parametrize("name", list_models())
