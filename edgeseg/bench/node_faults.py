@@ -91,7 +91,7 @@ def disk_full(args, work: Path) -> dict | None:
             p.unlink(missing_ok=True)
         _wait(lambda: peer.datasets, args.time_limit)
         time.sleep(1)
-        return {"acked": len(acked), "refused_while_full": sum(c == 0xA700 for c in refused), "deferred": deferred,
+        return {"acked": len(acked), "refused_while_full": sum(c != 0x0000 for c in refused), "deferred": deferred,
                 "failed": sum(1 for _ in (disk / "spool" / "failed").iterdir()), "lost": _lost([acked], peer),
                 "duplicated": len(peer.received) - len(peer.datasets)}
     finally:
@@ -188,7 +188,8 @@ def describe(name: str, r: dict | None) -> str:
                                 f"{r['acked']} instances acknowledged, {r['segs']} SEGs delivered, spool intact: "
                                 f"{'yes' if r['spool_intact'] else 'NO'}",
         "disk full": lambda: f"{r['acked']} instances acknowledged, then the spool's tmpfs filled: "
-                             f"{r['refused_while_full']} new instance refused (0xA700), {r['deferred']} segmentation "
+                             f"{r['refused_while_full']} new instance not acknowledged (0xA700, or its association ended when "
+                             f"the data set could not be written), {r['deferred']} segmentation "
                              f"attempts deferred, {r['failed']} series in failed/; all segmented after space returned",
         "kill -9 during A-RELEASE": lambda: f"{r['acked']} instances, {r['segs']} SEG delivered; node killed after "
                                             "Success while the peer held back A-RELEASE-RP, then restarted",
