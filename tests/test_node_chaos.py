@@ -17,12 +17,13 @@ from edgeseg.node import log  # noqa: E402
 from edgeseg.node.config import Destination  # noqa: E402
 from edgeseg.node.health import echo  # noqa: E402
 from edgeseg.node.memory import memory, reset_peak  # noqa: E402
-from edgeseg.node.peer import GARBAGE, StorePeer, send_garbage, store_file, write_oversized  # noqa: E402
+from edgeseg.node.peer import (GARBAGE, GARBAGE_IN_ASSOCIATION, send_garbage, store_file,  # noqa: E402
+                               write_oversized)
 from node_helpers import HOST, free_port, kill9, node_process, spool_files, wait_for  # noqa: E402
 from runtime_fixtures import SAMPLE, write_series  # noqa: E402
 from test_node_dicom import _send, make_node, model  # noqa: E402,F401  (shared fixtures)
 from test_node_faults import _datasets, peers  # noqa: E402,F401
-from test_node_limits import _tls, pki  # noqa: E402,F401
+from test_node_limits import pki  # noqa: E402,F401
 
 MB = 1024 * 1024
 CAP_MB = 16
@@ -83,7 +84,7 @@ def test_twenty_senders_one_sending_garbage(make_node, tmp_path):
     out = tmp_path / "out"
     node = make_node(out=out, series_timeout=1.0, max_associations=24)
     series = [_datasets(f"chaos-20-{i}", n=2) for i in range(19)]
-    dropped_before = log.counts["connection_dropped"]
+    dropped_before, aborted_before = log.counts["connection_dropped"], log.counts["association_aborted"]
     codes, garbage = {}, {}
 
     def good(i):
@@ -97,7 +98,7 @@ def test_twenty_senders_one_sending_garbage(make_node, tmp_path):
     for t in threads:
         t.join(60)
     assert codes == {i: [0, 0] for i in range(19)}, codes
-    assert garbage["sent"] == len(GARBAGE)
+    assert garbage["sent"] == {"before_association": len(GARBAGE), "in_association": len(GARBAGE_IN_ASSOCIATION)}
     assert wait_for(lambda: len(list(out.rglob("seg.dcm"))) == 19, 90), "not every series was segmented"
     import pydicom
 
@@ -105,9 +106,11 @@ def test_twenty_senders_one_sending_garbage(make_node, tmp_path):
                       for i in s.ReferencedInstanceSequence) for p in out.rglob("seg.dcm")}
     assert refs == {frozenset(str(d.SOPInstanceUID) for d in s) for s in series}
     assert spool_files(tmp_path / "spool", "failed") == []
-    # each garbage connection is dropped with a log line (the 4 GB claim waits for its --acse-timeout)
+    # each garbage connection is dropped with a log line (the 4 GB claim waits for its --acse-timeout); the
+    # garbage sent inside an accepted association aborts it (`association_aborted`, its calling AE named)
     assert wait_for(lambda: log.counts["connection_dropped"] - dropped_before >= len(GARBAGE), 15), \
         log.counts["connection_dropped"] - dropped_before
+    assert log.counts["association_aborted"] - aborted_before == len(GARBAGE_IN_ASSOCIATION)
     assert echo(HOST, node.port, "EDGESEG", timeout=5)[0]
 
 

@@ -71,9 +71,11 @@ def garbage_among_twenty(args, work: Path) -> dict:
         acked = [_acked(s, codes.get(i, [])) for i, s in enumerate(series)]
         _wait(lambda: len(peer.datasets) >= 19, args.time_limit)
         _wait(lambda: len(node.events("connection_dropped")) >= len(GARBAGE), 15)
+        aborted = [e for e in node.events("association_aborted") if e.get("calling_ae") == "GARBAGE"]
         time.sleep(2 * args.series_timeout)
         return {"acked": sum(map(len, acked)), "sent": 4 * 19, "segs": len(peer.datasets),
-                "garbage": garbage.get("sent", 0), "dropped": len(node.events("connection_dropped")),
+                "garbage": garbage.get("sent", {}), "dropped": len(node.events("connection_dropped")),
+                "garbage_aborted": len(aborted),
                 "lost": _lost(acked, peer), "duplicated": len(peer.received) - len(peer.datasets)}
     finally:
         node.stop()
@@ -163,8 +165,10 @@ def describe(name: str, r: dict | None) -> str:
                if r['peak_above_idle_mb'] is not None else "not measurable here")
             + f" (bound: cap + 100 MB); files left in receiving/: {r['left_in_receiving']}"),
         "20 senders, one sending garbage": lambda: (
-            f"{r['acked']} of {r['sent']} instances acknowledged, {r['segs']} of 19 SEGs; {r['garbage']} garbage "
-            f"connections, {r['dropped']} `connection_dropped` lines"),
+            f"{r['acked']} of {r['sent']} instances acknowledged, {r['segs']} of 19 SEGs; garbage: "
+            f"{r['garbage'].get('before_association', 0)} connections before any association "
+            f"({r['dropped']} `connection_dropped` lines), {r['garbage'].get('in_association', 0)} inside an accepted "
+            f"association ({r['garbage_aborted']} aborted by the node, `association_aborted`)"),
         "peer accepts then drops": lambda: (
             f"{r['drops']} associations aborted by the peer mid-data-set, {r['failed_attempts']} failed attempts "
             f"retried, {r['segs']} SEG delivered"),

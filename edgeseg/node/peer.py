@@ -121,21 +121,54 @@ GARBAGE = {
 }
 
 
-def send_garbage(port: int, host: str = HOST, timeout: float = 5.0) -> int:
-    """Open one connection per GARBAGE payload, send it, hang up; returns how many were sent."""
+# sent after a valid A-ASSOCIATE-RQ was accepted, in the association
+GARBAGE_IN_ASSOCIATION = {
+    "unknown PDU type": b"\x47\x00\x00\x00\x00\x04abcd",
+    "P-DATA-TF whose item overruns the PDU": b"\x04\x00\x00\x00\x00\x0a\x00\x00\xff\xff\x01\x00abcd",
+}
+
+
+def _associate_rq(called: str, calling: str = "GARBAGE", sop_class: str = "1.2.840.10008.5.1.4.1.1.4") -> bytes:
+    """An A-ASSOCIATE-RQ PDU, encoded by pynetdicom's own PDU classes (MR storage, explicit VR little endian)."""
+    from pynetdicom.pdu import A_ASSOCIATE_RQ
+    from pynetdicom.pdu_primitives import A_ASSOCIATE, ImplementationClassUIDNotification, MaximumLengthNotification
+    from pynetdicom.presentation import build_context
+
+    prim = A_ASSOCIATE()
+    prim.application_context_name = "1.2.840.10008.3.1.1.1"
+    prim.calling_ae_title, prim.called_ae_title = calling, called
+    cx = build_context(sop_class, "1.2.840.10008.1.2.1")
+    cx.context_id = 1
+    prim.presentation_context_definition_list = [cx]
+    length, impl = MaximumLengthNotification(), ImplementationClassUIDNotification()
+    length.maximum_length_received, impl.implementation_class_uid = 16382, "1.2.826.0.1.3680043.9.7433.1"
+    prim.user_information = [length, impl]
+    pdu = A_ASSOCIATE_RQ()
+    pdu.from_primitive(prim)
+    return pdu.encode()
+
+
+def send_garbage(port: int, host: str = HOST, called: str = "EDGESEG", timeout: float = 5.0) -> dict:
+    """One connection per GARBAGE payload (sent, then hang up), and one per GARBAGE_IN_ASSOCIATION payload
+    (sent once the association is accepted); returns how many of each were sent."""
     import socket
 
-    sent = 0
-    for payload in GARBAGE.values():
+    sent = {"before_association": 0, "in_association": 0}
+    jobs = [(None, p) for p in GARBAGE.values()] + [(_associate_rq(called), p) for p in GARBAGE_IN_ASSOCIATION.values()]
+    for rq, payload in jobs:
         try:
             with socket.create_connection((host, port), timeout=timeout) as s:
+                if rq is not None:
+                    s.sendall(rq)
+                    if s.recv(1) != b"\x02":        # not an A-ASSOCIATE-AC
+                        continue
                 s.sendall(payload)
                 s.settimeout(0.5)
                 try:
                     s.recv(64)          # an A-ABORT or nothing; either way we go
                 except OSError:
                     pass
-            sent += 1
+            sent["in_association" if rq is not None else "before_association"] += 1
         except OSError:
             pass
     return sent
