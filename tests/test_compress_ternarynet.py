@@ -56,7 +56,7 @@ def test_ste_forward_is_hard_and_gradient_is_the_staircase_slope():
 
 def test_scratch_training_decays_lr_freezes_bn_and_selects_on_validation(slices):
     from edgeseg.compress.recipe import FinetuneConfig, ScratchConfig
-    from edgeseg.compress.scratch import train_scratch
+    from edgeseg.compress.scratch import scratch_recipe, train_scratch
     from edgeseg.data.volume import SliceSet
     from edgeseg.train.recipe import Recipe
 
@@ -66,8 +66,10 @@ def test_scratch_training_decays_lr_freezes_bn_and_selects_on_validation(slices)
     sets = {"train": s, "val": s}
     scheme = make_scheme({"name": "ternarynet"})
     cfg = ScratchConfig(enabled=True, width=2, epochs=3, lr=1e-2, lr_decay=0.5, bn_freeze_epochs=1)
-    model, records, recipe, info = train_scratch(Recipe(), scheme, sets, cfg, FinetuneConfig(threads=1, batch_size=4), (1, 1, 48, 48), False)
-    assert recipe.model.width == 2 and info["width"] == 2 and len(info["history"]) == 3
+    recipe = scratch_recipe(Recipe(), cfg.width)
+    assert recipe.model.width == 2 and recipe.model.scale == Recipe().model.scale
+    model, records, info = train_scratch(recipe, scheme, sets, cfg, FinetuneConfig(threads=1, batch_size=4), (1, 1, 48, 48), False)
+    assert info["width"] == 2 and len(info["history"]) == 3
     assert [h["bn_frozen"] for h in info["history"]] == [False, False, True]
     assert info["best_val"] == max([h["val_mean_foreground_dice"] for h in info["history"]] + [info["best_val"]])
     assert info["selected"] in ("best epoch", "best epoch, BN recalibrated")

@@ -1,15 +1,18 @@
-"""Compression from the papers: fixed-point QAT grid, TernaryNet vs binary, Tucker-2 (Dice, size, latency).
+"""Compression from the papers: fixed-point QAT (float scales and Perone's Q-format), TernaryNet vs binary vs FP32 from scratch, Tucker-2.
 
-Starts from one FP32 checkpoint (trained from the default recipe when missing, cached under runs/).
-Fixed point: weight bits x activation bits, each a short QAT fine-tune from the FP32 weights, with an
-FP32 fine-tune of the same length as the control for Xu et al.'s regularisation claim. Ternary and
-binary: longer fine-tunes with the tanh continuation. Tucker: post-training and after a short fine-tune
-at several rank factors, with ONNX Runtime latency (1 thread, median, interleaved) vs the original.
-All on the real test split; every QDQ model's Dice is also measured in ONNX Runtime.
+Fixed point: weight bits x activation bits, each a short QAT fine-tune from the FP32 checkpoint
+(trained from the default recipe when missing), beside an FP32 fine-tune of the same length (Xu's
+control); Perone's variant (power-of-two scales, one Q-format per layer) at the grid points of his
+paper. TernaryNet: ternary / binary / FP32 trained from scratch with the protocol of
+recipes/compress-ternarynet.toml over several seeds. Tucker: per DF the fine-tune budget of
+recipes/compress-tucker.toml, a from-scratch control, ORT CPU and simulated Nano latency.
+Each cell's result is kept under --out/cells/ with its settings and reused when they match
+(--fresh recomputes); the report states the summed compute time of all cells. `--quick` is a CI-size run.
 """
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -20,16 +23,32 @@ def add_arguments(p) -> None:
     p.add_argument("--train-recipe", default="recipes/unet-s2-brain.toml", help="trains --checkpoint when it is missing")
     p.add_argument("--weight-bits", nargs="*", type=int, default=[2, 4, 6, 8])
     p.add_argument("--act-bits", nargs="*", type=int, default=[4, 6, 8])
+    p.add_argument("--perone", nargs="*", default=["8:8", "4:6", "2:4"], help="W:A points of the Q-format variant")
     p.add_argument("--qat-epochs", type=int, default=4)
-    p.add_argument("--ternary-epochs", type=int, default=12)
-    p.add_argument("--tucker-df", nargs="*", type=float, default=[0.9, 0.7, 0.5, 0.3, 0.2])
-    p.add_argument("--tucker-epochs", type=int, default=3)
-    p.add_argument("--lr", type=float, default=1e-3, help="fine-tune learning rate (Tucker uses lr/3)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--lr", type=float, default=1e-3, help="QAT fine-tune learning rate")
+    p.add_argument("--ternary-recipe", default="recipes/compress-ternarynet.toml")
+    p.add_argument("--ternary-epochs", type=int, default=None, help="override the recipe's [scratch] epochs")
+    p.add_argument("--ternary-width", type=int, default=None, help="override the recipe's [scratch] width")
+    p.add_argument("--ternary-scale", type=int, default=None, help="override the recipe's [scratch] scale")
+    p.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
+    p.add_argument("--tucker-recipe", default="recipes/compress-tucker.toml")
+    p.add_argument("--tucker-df", nargs="*", type=float, default=[0.7, 0.5, 0.3, 0.2])
+    p.add_argument("--tucker-epochs", type=int, default=None, help="override the recipe's fine-tune epochs")
+    p.add_argument("--no-control", action="store_true", help="skip the from-scratch Tucker controls")
+    p.add_argument("--seed", type=int, default=0, help="QAT fine-tune seed")
+    p.add_argument("--threads", type=int, default=1, help="torch threads for every training run")
     p.add_argument("--repeats", type=int, default=30, help="timed ONNX Runtime runs per model")
+    p.add_argument("--quick", action="store_true", help="CI size: one setting per section, 1 epoch, width 4")
+    p.add_argument("--fresh", action="store_true", help="recompute every cell")
     p.add_argument("--out", default="runs/bench-compression")
     p.add_argument("--docs", default="docs/BENCHMARKS.md")
     p.add_argument("--plot", default="docs/compression.png")
+
+
+def quick(args) -> None:
+    args.weight_bits, args.act_bits, args.perone, args.qat_epochs = [4], [8], ["4:6"], 1
+    args.ternary_epochs, args.ternary_width, args.seeds = 1, 4, [0]
+    args.tucker_df, args.tucker_epochs, args.repeats = [0.5], 1, 2
 
 
 class _NoScheme:
@@ -42,14 +61,53 @@ class _NoScheme:
         pass
 
 
-def _recipe(scheme: dict, epochs: int, args, lr: float):
+class Cells:
+    """Results on disk keyed by name, reused while their settings match."""
+
+    def __init__(self, folder: Path, fresh: bool):
+        self.folder, self.fresh, self.seconds = folder / "cells", fresh, 0.0
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def get(self, name: str, settings: dict, fn) -> dict:
+        path = self.folder / f"{name}.json"
+        key = json.loads(json.dumps(settings, default=str))
+        if not self.fresh and path.is_file():
+            stored = json.loads(path.read_text())
+            if stored.get("settings") == key:
+                self.seconds += stored["seconds"]
+                return stored["result"]
+        t = time.perf_counter()
+        result = fn()
+        seconds = time.perf_counter() - t
+        self.seconds += seconds
+        path.write_text(json.dumps({"settings": key, "seconds": seconds, "result": result, "load": _load()}, indent=1, default=str))
+        return result
+
+
+def _load() -> str:
+    try:
+        return Path("/proc/loadavg").read_text().split()[0]
+    except OSError:
+        return "?"
+
+
+def _qat_recipe(scheme: dict, args):
     from edgeseg.compress.recipe import CompressRecipe, ExportConfig, FinetuneConfig, SourceConfig
 
     return CompressRecipe(scheme=scheme, source=SourceConfig(checkpoint=args.checkpoint, train_recipe=args.train_recipe),
-                          finetune=FinetuneConfig(epochs=epochs, lr=lr, seed=args.seed), export=ExportConfig(onnx=True))
+                          finetune=FinetuneConfig(epochs=args.qat_epochs, lr=args.lr, seed=args.seed, threads=args.threads),
+                          export=ExportConfig(onnx=True, int4=True))
 
 
-def _row(method: str, setting: str, m: dict, group: str) -> dict:
+def _source_recipe(path: str, args):
+    from edgeseg.compress.recipe import load_compress_recipe
+
+    r = load_compress_recipe(path)
+    return dataclasses.replace(r, source=dataclasses.replace(r.source, checkpoint=args.checkpoint, train_recipe=args.train_recipe),
+                               finetune=dataclasses.replace(r.finetune, threads=args.threads))
+
+
+def _qat_row(method: str, setting: str, m: dict, group: str) -> dict:
     files = m.get("onnx", {}).get("files", {})
     return {"method": method, "setting": setting, "group": group, "dice": m["test_dice"], "ptq_dice": m["post_training_test_dice"],
             "kb": m["storage"]["kb"], "params": m["parameters"], "macs": m["macs"],
@@ -57,70 +115,88 @@ def _row(method: str, setting: str, m: dict, group: str) -> dict:
             "seconds": m.get("finetune", {}).get("seconds", 0.0)}
 
 
-def _latency(paths: dict, x, repeats: int) -> dict:
-    from edgeseg.ort import cpu_session, interleaved_medians
-
-    sessions = {k: cpu_session(p, threads=1) for k, p in paths.items()}
-    return interleaved_medians(sessions, {k: {s.get_inputs()[0].name: x} for k, s in sessions.items()}, repeats)[0]
-
-
 def run(args) -> int:
     import torch
 
+    from edgeseg.bench import compression_ternary as tern
+    from edgeseg.bench import compression_tucker as tuck
     from edgeseg.bench.compression_report import markdown, plot
     from edgeseg.bench.report import write_section
     from edgeseg.compress.finetune import finetune
     from edgeseg.compress.memory import fp32_storage
-    from edgeseg.compress.pipeline import compress, export_float_int8, input_shape, load_source
+    from edgeseg.compress.pipeline import compress, export_float_int8, load_source
+    from edgeseg.compress.pipeline import input_shape
     from edgeseg.compress.recipe import FinetuneConfig
     from edgeseg.export.pipeline import load_data
     from edgeseg.export.to_onnx import build_contract
     from edgeseg.models.complexity import count_macs, count_parameters
     from edgeseg.train.predict import evaluate_model
 
+    if args.quick:
+        quick(args)
+    torch.set_num_threads(args.threads)
     started = time.perf_counter()
     out = Path(args.out)
-    source = load_source(_recipe({"name": "fixedpoint"}, 0, args, args.lr))
+    cells = Cells(out, args.fresh)
+    source = load_source(_qat_recipe({"name": "fixedpoint"}, args))
     fp32, trecipe, ckpt = source
     data = load_data(trecipe)
     sets, identity, spacing = data
     scale, shape = trecipe.model.scale, input_shape(trecipe)
     base = {"method": "FP32", "setting": "trained", "group": "fp32", "dice": evaluate_model(fp32, sets["test"], scale)["mean_foreground_dice"],
             "kb": fp32_storage(fp32)["kb"], "params": count_parameters(fp32), "macs": count_macs(fp32, shape)}
-    rows = [base]
     contract = build_contract(trecipe, ckpt["class_names"], ckpt.get("data_identity") or identity, spacing)
     original = export_float_int8(fp32, contract, sets, scale, out / "fp32", 13)
+    base["onnx_kb"] = original["fp32"].stat().st_size / 1024
+    common = {"checkpoint": args.checkpoint, "fp32_dice": base["dice"], "threads": args.threads}
 
-    control = copy.deepcopy(fp32)
-    ft = finetune(control, _NoScheme(), sets, scale, FinetuneConfig(epochs=args.qat_epochs, lr=args.lr, seed=args.seed), True, "FP32 control")
-    rows.append({**base, "setting": f"fine-tuned {args.qat_epochs} ep", "group": "fp32-ft", "seconds": ft["seconds"],
-                 "dice": evaluate_model(control, sets["test"], scale)["mean_foreground_dice"]})
+    def control():
+        model = copy.deepcopy(fp32)
+        cfg = FinetuneConfig(epochs=args.qat_epochs, lr=args.lr, seed=args.seed, threads=args.threads)
+        ft = finetune(model, _NoScheme(), sets, scale, cfg, True, "FP32 control")
+        return {**base, "setting": f"fine-tuned {args.qat_epochs} ep", "group": "fp32-ft", "seconds": ft["seconds"],
+                "dice": evaluate_model(model, sets["test"], scale)["mean_foreground_dice"]}
 
-    def one(scheme: dict, epochs: int, lr: float, name: str):
-        return compress(_recipe(scheme, epochs, args, lr), data=data, source=source, out_dir=out / name)
+    # priority order of issue #18: TernaryNet, Tucker, then the fixed-point grid (each cell is cached as it finishes)
+    tbase = _source_recipe(args.ternary_recipe, args)
+    scratch = []
+    for seed in args.seeds:  # seed by seed, so an interrupted run leaves whole seeds in the cache
+        for arm, _ in tern.ARMS:
+            r = tern.arm_recipe(tbase, arm, seed, args.ternary_epochs, args.ternary_width, args.ternary_scale)
+            scratch.append(cells.get(f"scratch-{arm}-seed{seed}", {**common, **r.to_dict()},
+                                     lambda: tern.run_arm(tbase, arm, seed, args, data, source, out)))
 
-    for wb in args.weight_bits:
-        for ab in args.act_bits:
-            m = one({"name": "fixedpoint", "weight_bits": wb, "act_bits": ab}, args.qat_epochs, args.lr, f"w{wb}a{ab}")
-            rows.append(_row("fixed point", f"W{wb}A{ab}", m, "fixedpoint"))
-    for name in ("ternary", "binary"):
-        m = one({"name": name}, args.ternary_epochs, args.lr, name)
-        rows.append(_row(name, f"{args.ternary_epochs} ep, beta 3->8", m, name))
-    lat_paths = {"original fp32": original["fp32"], "original int8": original["int8"]}
+    kbase = _source_recipe(args.tucker_recipe, args)
+    tucker, controls = [], []
     for df in args.tucker_df:
-        for epochs, tag in ((0, "post-training"), (args.tucker_epochs, f"fine-tuned {args.tucker_epochs} ep")):
-            m = one({"name": "tucker", "df": df}, epochs, args.lr / 3, f"tucker-df{df:g}-e{epochs}")
-            rows.append(_row("Tucker", f"DF {df:g}, {tag}", m, "tucker-ft" if epochs else "tucker-ptq") | {"df": df})
-            if epochs:
-                lat_paths[f"DF {df:g} fp32"] = out / f"tucker-df{df:g}-e{epochs}" / "model.fp32.onnx"
-                lat_paths[f"DF {df:g} int8"] = out / f"tucker-df{df:g}-e{epochs}" / "model.int8.onnx"
-    x = sets["test"].lowres(scale)[:1, None].copy()
-    latency = _latency(lat_paths, x, args.repeats)
-    total = time.perf_counter() - started
-    result = {"rows": rows, "latency_ms": latency, "seconds": total, "seed": args.seed,
-              "fp32_checkpoint": args.checkpoint, "fp32_train_seed": trecipe.train.seed, "threads": torch.get_num_threads()}
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(result, indent=2))
+        r = tuck.df_recipe(kbase, df, args.tucker_epochs, control=False)
+        tucker.append(cells.get(f"tucker-df{df:g}", {**common, **r.to_dict()}, lambda: tuck.run_df(kbase, df, args, data, source, out)))
+        if not args.no_control:
+            r = tuck.df_recipe(kbase, df, args.tucker_epochs, control=True)
+            controls.append(cells.get(f"tucker-df{df:g}-scratch", {**common, **r.to_dict()},
+                                      lambda: tuck.run_control(kbase, df, args, data, source, out)))
+    rows = [base, cells.get("fp32-control", {**common, "epochs": args.qat_epochs, "lr": args.lr, "seed": args.seed}, control)]
+    grid = [("fixedpoint", wb, ab) for wb in args.weight_bits for ab in args.act_bits]
+    grid += [("perone", int(p.split(":")[0]), int(p.split(":")[1])) for p in args.perone]
+    for name, wb, ab in grid:
+        recipe = _qat_recipe({"name": name, "weight_bits": wb, "act_bits": ab}, args)
+        folder = out / f"{name}-w{wb}a{ab}"
+        method = "fixed point" if name == "fixedpoint" else "fixed point (Perone Q-format)"
+        rows.append(cells.get(f"{name}-w{wb}a{ab}", {**common, **recipe.to_dict()}, lambda: _qat_row(
+            method, f"W{wb}A{ab}", compress(recipe, data=data, source=source, out_dir=folder), name)))
+
+    paths = {"original": original["fp32"], "original int8": original["int8"]}
+    for t in tucker:
+        paths[f"DF {t['df']:g}"], paths[f"DF {t['df']:g} int8"] = t["fp32_onnx"], t["int8_onnx"]
+    t0 = time.perf_counter()
+    lat = tuck.latency(paths, sets["test"].lowres(scale)[:1, None].copy(), args.repeats)
+    result = {"rows": rows, "scratch": scratch, "scratch_summary": tern.summarise(scratch), "tucker": tucker,
+              "controls": controls, "latency": lat, "latency_seconds": time.perf_counter() - t0,
+              "cell_seconds": cells.seconds, "wall_seconds": time.perf_counter() - started, "seed": args.seed,
+              "fp32_checkpoint": args.checkpoint, "fp32_train_seed": trecipe.train.seed, "threads": args.threads,
+              "scratch_protocol": dataclasses.asdict(tbase.scratch),
+              "tucker_finetune": dataclasses.asdict(kbase.finetune), "load": _load()}
+    (out / "results.json").write_text(json.dumps(result, indent=2, default=str))
     md = markdown(result, args)
     write_section("compression", md, args.docs)
     plot(result, args.plot)

@@ -1,6 +1,8 @@
 """Tables and the Dice-vs-size plot of `edgeseg bench compression` (from its results dict)."""
 from __future__ import annotations
 
+import math
+
 
 def _pts(d: float, ref: float) -> str:
     return f"{100 * (d - ref):+.2f}"
@@ -11,63 +13,133 @@ def _ort(r: dict, key: str) -> str:
     return f"{o['dice']:.4f} ({o['diff']:.4f})" if o else "-"
 
 
+def _pm(mean: float, sd: float) -> str:
+    return f"{mean:.4f} ± {sd:.4f}" if not math.isnan(sd) else f"{mean:.4f} (1 seed, no sd)"
+
+
+def command(args) -> str:
+    if args.quick:
+        return "edgeseg bench compression --quick"
+    opt = lambda flag, v: f" {flag} {v}" if v is not None else ""  # noqa: E731
+    return (f"edgeseg bench compression --weight-bits {' '.join(map(str, args.weight_bits))} --act-bits {' '.join(map(str, args.act_bits))} "
+            f"--perone {' '.join(args.perone)} --qat-epochs {args.qat_epochs} --seeds {' '.join(map(str, args.seeds))}"
+            f"{opt('--ternary-epochs', args.ternary_epochs)}{opt('--ternary-width', args.ternary_width)}{opt('--ternary-scale', args.ternary_scale)}"
+            f" --tucker-df {' '.join(f'{d:g}' for d in args.tucker_df)}{opt('--tucker-epochs', args.tucker_epochs)}"
+            f"{' --no-control' if args.no_control else ''} --threads {args.threads}")
+
+
+def fixed_point(result: dict, args) -> list[str]:
+    rows = result["rows"]
+    fp, ctrl = rows[0], rows[1]
+    lines = ["### Fixed point (Perone et al. grid; Xu et al.'s regularisation)", "",
+             "Two quantisers: *float scales* (per output channel, the default; what ONNX/TensorRT per-channel INT8 use) and "
+             "*Perone Q-format* (`name = \"perone\"`: power-of-two scales, one Q-format per layer for the weights, per tensor for "
+             "the activations). Storage = packed bits x weights + 32-bit scales + float parameters; file = the ONNX file "
+             f"(INT8 containers; INT4 initializers at opset 21); FP32 ONNX file {fp['onnx_kb']:.1f} KB.", "",
+             "| quantiser | W / A | post-training Dice | QAT Dice | vs FP32 (points) | vs FP32 control (points) | storage KB | x smaller (storage) "
+             "| file KB (INT8 / INT4) | x smaller (INT4 file) | ORT Dice (diff) |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    grid = [r for r in rows if r["group"] in ("fixedpoint", "perone")]
+    for r in grid:
+        q, q4 = r["ort"].get("qdq", {}), r["ort"].get("qdq-int4", {})
+        name = "float scales" if r["group"] == "fixedpoint" else "Perone Q-format"
+        lines.append(f"| {name} | {r['setting']} | {r['ptq_dice']:.4f} | {r['dice']:.4f} | {_pts(r['dice'], fp['dice'])} | "
+                     f"{_pts(r['dice'], ctrl['dice'])} | {r['kb']:.1f} | {fp['kb'] / r['kb']:.1f} | "
+                     f"{q.get('kb', 0):.1f} / {q4.get('kb', 0):.1f} | {fp['onnx_kb'] / q4['kb'] if q4 else 0:.1f} | {_ort(r, 'qdq')} |")
+    for group, name in (("fixedpoint", "float scales"), ("perone", "Perone Q-format")):
+        w4a6 = next((r for r in grid if r["setting"] == "W4A6" and r["group"] == group), None)
+        if w4a6:
+            lines += ["", f"Perone's headline (W4A6: 8x less weight memory, Dice -0.57 to -2.21 points), {name}: "
+                      f"{fp['kb'] / w4a6['kb']:.1f}x less storage ({fp['onnx_kb'] / w4a6['ort']['qdq-int4']['kb']:.1f}x smaller INT4 file) "
+                      f"with {_pts(w4a6['dice'], fp['dice'])} points vs FP32."]
+    better = [f"{r['setting']} ({r['group']})" for r in grid if r["dice"] > ctrl["dice"]]
+    lines += ["", f"Xu's regularisation effect (quantized beats the equally fine-tuned FP32 control): "
+              f"{', '.join(better) if better else 'no setting'} of {len(grid)}."]
+    return lines
+
+
+def ternary(result: dict, args) -> list[str]:
+    rows, s = result["scratch"], result["scratch_summary"]
+    if not rows:
+        return []
+    p, r0 = result["scratch_protocol"], rows[0]
+    lines = ["", "### TernaryNet vs binary vs FP32, trained from scratch (same width, placement and protocol)", "",
+             f"All arms: slim U-Net base width {r0['width']}, input x{r0['scale']} (canvas 224x192 -> {224 // r0['scale']}x{192 // r0['scale']}) "
+             f"+ SR head, trained from random weights for {r0['epochs']} epochs of {92 // 8} steps (Adam {p['lr']:g}, x{p['lr_decay']:g} per epoch; "
+             f"BN frozen for the last {min(p['bn_freeze_epochs'], r0['epochs'] - 1)} epochs; best validation epoch, then BN recalibration kept "
+             "only if validation improves). Ternary/binary: the activation replaces every backbone ReLU (conv -> BN -> step), "
+             "hard forward, tt_beta / tanh slope as gradient, beta 3 -> 8; weights TWN ternary / sign; first conv and classifier float. "
+             f"Seeds {', '.join(str(x) for x in sorted({r['seed'] for r in rows}))}; sd = sample standard deviation over seeds.", "",
+             "| arm | test Dice mean ± sd | per seed | weight storage KB | x smaller | max ORT diff | activation shares -1 / 0 / +1 (test) |",
+             "|---|---:|---|---:|---:|---:|---|"]
+    arms = s["arms"]
+    fkb = arms.get("float", {}).get("kb")
+    for name, a in arms.items():
+        rs = [r for r in rows if r["arm"] == name]
+        per = ", ".join(f"{r['dice']:.3f}" for r in rs)
+        diffs = [r["ort_diff"] for r in rs if r["ort_diff"] is not None]
+        lv = [r["levels"] for r in rs if "levels" in r]
+        share = " / ".join(f"{100 * sum(x[k] for x in lv) / len(lv):.0f} %" for k in ("-1", "+0", "+1")) if lv else "-"
+        lines.append(f"| {a['label']} | {_pm(a['mean'], a['sd'])} | {per} | {a['kb']:.1f} | {fkb / a['kb'] if fkb else 0:.1f} | "
+                     f"{max(diffs) if diffs else float('nan'):.4f} | {share} |")
+    if "within_3_points" in s:
+        ok = lambda b: "met" if b else "NOT met"  # noqa: E731
+        lines += ["", f"Targets: ternary within 3 Dice points of FP32 of the same width: {s['gap_fp32_points']:+.2f} points, {ok(s['within_3_points'])}. "
+                  f"Ternary better than binary by more than the seed sd: {s['gap_binary_points']:+.2f} points vs sd {s['max_sd_points']:.2f}, "
+                  f"{ok(s['beats_binary'])}. Weight memory FP32 / ternary: {s['memory_ratio']:.1f}x (>= 10x), {ok(s['memory_ok'])}."]
+    return lines
+
+
+def tucker(result: dict, args) -> list[str]:
+    fp, lat = result["rows"][0], result["latency"]
+    if not result["tucker"]:
+        return []
+    ft = result["tucker_finetune"]
+    ctrl = {c["df"]: c for c in result["controls"]}
+    o = lat["original"]
+    lines = ["", "### Tucker-2: post-training, fine-tuned, and the same architecture trained from scratch", "",
+             f"Fine-tune: {result['tucker'][0]['epochs']} epochs, AdamW lr {ft['lr']:g}, cosine (recipes/compress-tucker.toml). Control: the "
+             f"decomposed architecture from PyTorch's default init, trained for the same number of epochs with the [scratch] protocol "
+             f"(Adam {result['controls'][0]['lr'] if result['controls'] else 0:g}, x0.9 per epoch). Latency: ONNX Runtime FP32, 1 thread, median of "
+             f"{args.repeats} interleaved runs, batch 1 (original {o['ort_ms']:.2f} ms); Nano: `edgeseg simulate` cost model of the "
+             f"Jetson Nano ({o['nano_precision'].upper()}, TensorRT; original {o['nano_ms']:.2f} ms), not a measurement.", "",
+             "| DF | params | removed | MMACs | Dice post-training | Dice fine-tuned | vs FP32 (points) | scratch control | INT8 ORT Dice | "
+             "ORT ms | ORT speed-up | Nano ms (sim.) | Nano speed-up |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for t in result["tucker"]:
+        key = f"DF {t['df']:g}"
+        c = ctrl.get(t["df"])
+        note = " (≈ Weber's 3-D DF 0.3 cut)" if abs(t["df"] - 0.2) < 1e-9 else ""
+        cdice = f"{c['dice']:.4f}" if c else "-"
+        lines.append(f"| {t['df']:g}{note} | {t['params']:,} | {100 * (1 - t['params'] / fp['params']):.0f} % | {t['macs'] / 1e6:.1f} | "
+                     f"{t['ptq_dice']:.4f} | {t['dice']:.4f} | {_pts(t['dice'], fp['dice'])} | {cdice} | {t['int8_dice']:.4f} | "
+                     f"{lat[key]['ort_ms']:.2f} | {o['ort_ms'] / lat[key]['ort_ms']:.2f}x | "
+                     f"{lat[key]['nano_ms']:.2f} | {o['nano_ms'] / lat[key]['nano_ms']:.2f}x |")
+    lines += ["", "DF in 2-D vs 3-D: a 3x3 kernel has 9 taps against 27 for 3x3x3, so the rank factor that removes a given share of "
+              "parameters is smaller here: our DF 0.2 (88 % removed) corresponds to Weber's 3-D DF 0.3 (31.19 M -> 3.69 M, 88 %)."]
+    hit = [t for t in result["tucker"] if 1 - t["params"] / fp["params"] >= 0.75 and 100 * (fp["dice"] - t["dice"]) <= 2.0]
+    fast = [t for t in hit if o["ort_ms"] / lat[f"DF {t['df']:g}"]["ort_ms"] >= 1.5]
+    names = lambda ts: ", ".join(f"DF {t['df']:g}" for t in ts)  # noqa: E731
+    lines += [f"Targets: >= 75 % fewer parameters at <= 2 Dice points lost: {names(hit) or 'no DF (NOT met)'}; "
+              f"of those, an ORT CPU speed-up >= 1.5x: {names(fast) or 'none (NOT met)'}."]
+    return lines
+
+
 def markdown(result: dict, args) -> str:
     from edgeseg.bench.report import machine_line
 
-    rows = result["rows"]
-    fp, ctrl = rows[0], rows[1]
-    grid = [r for r in rows if r["group"] == "fixedpoint"]
-    cmd = (f"edgeseg bench compression --weight-bits {' '.join(map(str, args.weight_bits))} --act-bits {' '.join(map(str, args.act_bits))} "
-           f"--qat-epochs {args.qat_epochs} --ternary-epochs {args.ternary_epochs} --tucker-df {' '.join(f'{d:g}' for d in args.tucker_df)} "
-           f"--tucker-epochs {args.tucker_epochs} --seed {args.seed}")
-    lines = [
-        "## Compression: fixed-point QAT, TernaryNet vs binary, Tucker-2",
-        "",
-        f"Command: `{cmd}` ({result['seconds'] / 60:.1f} min in all). Source: `{result['fp32_checkpoint']}` "
-        f"(recipe `{args.train_recipe}`, training seed {result['fp32_train_seed']}); every fine-tune seed {result['seed']}, "
-        "AdamW + cosine, best validation Dice kept. Dice: mean over GM and WM on the test split at full resolution. "
-        "Size: honest storage = packed bits x parameters + 32-bit per-channel scales + float parameters (see docs/compression.md). "
-        "ORT column: Dice of the exported QDQ ONNX in ONNX Runtime (|difference| to the PyTorch model; tolerance 0.005).",
-        "",
-        f"FP32: Dice {fp['dice']:.4f}, {fp['params']:,} parameters, {fp['kb']:.1f} KB. "
-        f"FP32 fine-tuned {args.qat_epochs} more epochs with the same settings (the control for Xu et al.): Dice {ctrl['dice']:.4f}.",
-        "",
-        "### Fixed point (Perone et al. grid; Xu et al.'s regularisation)",
-        "",
-        "| weights / activations | post-training Dice | QAT Dice | vs FP32 (points) | vs FP32 control (points) | KB | x smaller | ORT Dice (diff) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for r in grid:
-        lines.append(f"| {r['setting']} | {r['ptq_dice']:.4f} | {r['dice']:.4f} | {_pts(r['dice'], fp['dice'])} | {_pts(r['dice'], ctrl['dice'])} | "
-                     f"{r['kb']:.1f} | {fp['kb'] / r['kb']:.1f} | {_ort(r, 'qdq')} |")
-    w4a6 = next((r for r in grid if r["setting"] == "W4A6"), None)
-    better = [r["setting"] for r in grid if r["dice"] > ctrl["dice"]]
-    if w4a6:
-        lines += ["", f"Perone's headline (W4A6: 8x less weight memory, Dice -0.6 to -2.2 points): here "
-                  f"{fp['kb'] / w4a6['kb']:.1f}x smaller with {_pts(w4a6['dice'], fp['dice'])} points vs FP32."]
-    lines += [f"Xu's regularisation effect (quantized beats the equally fine-tuned FP32 control): "
-              f"{', '.join(better) if better else 'no setting'} of {len(grid)}."]
-    lines += ["", "### TernaryNet vs binary", "", "| model | post-training Dice | Dice | vs FP32 (points) | KB | x smaller | ORT Dice (diff) |",
-              "|---|---:|---:|---:|---:|---:|---:|", f"| FP32 | - | {fp['dice']:.4f} | - | {fp['kb']:.1f} | 1.0 | - |"]
-    for r in rows:
-        if r["group"] in ("ternary", "binary"):
-            lines.append(f"| {r['method']} ({r['setting']}) | {r['ptq_dice']:.4f} | {r['dice']:.4f} | {_pts(r['dice'], fp['dice'])} | {r['kb']:.1f} | "
-                         f"{fp['kb'] / r['kb']:.1f} | {_ort(r, 'qdq')} |")
-    lat = result["latency_ms"]
-    lines += ["", "### Tucker-2 (post-training and fine-tuned)", "",
-              f"Latency: ONNX Runtime, 1 thread, median of {args.repeats} interleaved runs, batch 1, simplified FP32 ONNX and its INT8 QDQ "
-              f"(export package defaults). Original: FP32 {lat['original fp32']:.2f} ms, INT8 {lat['original int8']:.2f} ms.", "",
-              "| DF | params | removed | MMACs | Dice post-training | Dice fine-tuned | INT8 ORT Dice | FP32 ms | speed-up | INT8 ms |",
-              "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in rows:
-        if r["group"] != "tucker-ft":
-            continue
-        ptq = next(p for p in rows if p["group"] == "tucker-ptq" and p["df"] == r["df"])
-        f32, i8 = lat.get(f"DF {r['df']:g} fp32"), lat.get(f"DF {r['df']:g} int8")
-        lines.append(f"| {r['df']:g} | {r['params']:,} | {100 * (1 - r['params'] / fp['params']):.0f} % | {r['macs'] / 1e6:.1f} | "
-                     f"{ptq['dice']:.4f} | {r['dice']:.4f} | {_ort(r, 'int8')} | {f32:.2f} | {lat['original fp32'] / f32:.2f}x | {i8:.2f} |")
-    lines += ["", f"Original: {fp['params']:,} params, {fp['macs'] / 1e6:.1f} MMACs, Dice {fp['dice']:.4f}.", "",
-              "![Dice vs size](compression.png)", "", machine_line()]
+    fp, ctrl = result["rows"][0], result["rows"][1]
+    lines = ["## Compression: fixed-point QAT, TernaryNet vs binary, Tucker-2", "",
+             f"Command: `{command(args)}`. Compute: {result['cell_seconds'] / 60:.1f} min summed over all cells (this invocation "
+             f"{result['wall_seconds'] / 60:.1f} min; cells whose settings had not changed were reused from `{args.out}/cells/`), "
+             f"torch {result['threads']} thread(s), 1-minute load average at the end {result['load']} on this 2-core machine. "
+             f"Source: `{result['fp32_checkpoint']}` (recipe `{args.train_recipe}`, training seed {result['fp32_train_seed']}); QAT fine-tune seed "
+             f"{result['seed']}, AdamW + cosine, best validation Dice kept. Dice: mean over GM and WM on the test split (16 slices) at full "
+             "resolution. ORT Dice: the exported ONNX in ONNX Runtime (|difference| to PyTorch; tolerance 0.005).", "",
+             f"FP32: Dice {fp['dice']:.4f}, {fp['params']:,} parameters, {fp['kb']:.1f} KB. FP32 fine-tuned {args.qat_epochs} more epochs "
+             f"with the same settings (the control for Xu et al.): Dice {ctrl['dice']:.4f}.", ""]
+    lines += fixed_point(result, args) + ternary(result, args) + tucker(result, args)
+    lines += ["", "![Dice vs size](compression.png)", "", machine_line()]
     return "\n".join(lines)
 
 
@@ -78,26 +150,39 @@ def plot(result: dict, path) -> None:
     import matplotlib.pyplot as plt
 
     rows = result["rows"]
-    style = {"fixedpoint": ("o", "tab:blue", "fixed-point QAT"), "ternary": ("^", "tab:green", "ternary"),
-             "binary": ("v", "tab:red", "binary"), "tucker-ptq": ("s", "tab:gray", "Tucker post-training (FP32)"),
-             "tucker-ft": ("s", "tab:purple", "Tucker fine-tuned (FP32)"), "fp32-ft": ("D", "tab:orange", "FP32 fine-tuned control")}
+    fp = rows[0]
     fig, ax = plt.subplots(figsize=(8, 5))
+    style = {"fixedpoint": ("o", "tab:blue", "fixed point, float scales (QAT)"), "perone": ("P", "tab:cyan", "fixed point, Perone Q-format (QAT)"),
+             "fp32-ft": ("D", "tab:orange", "FP32 fine-tuned control")}
     seen = set()
     for r in rows[1:]:
         marker, color, label = style[r["group"]]
         ax.scatter(r["kb"], r["dice"], marker=marker, color=color, label=None if label in seen else label, zorder=3)
         seen.add(label)
-        if r["group"] in ("fixedpoint", "tucker-ft"):
-            ax.annotate(r["setting"].split(",")[0], (r["kb"], r["dice"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    fp = rows[0]
-    ax.scatter(fp["kb"], fp["dice"], marker="*", s=200, color="black", label="FP32 baseline", zorder=4)
+        if r["group"] != "fp32-ft":
+            ax.annotate(r["setting"], (r["kb"], r["dice"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    arms = {"float": ("*", "tab:gray", "FP32 from scratch (same width)"), "ternarynet": ("^", "tab:green", "ternary from scratch"),
+            "binarynet": ("v", "tab:red", "binary from scratch")}
+    for name, a in result["scratch_summary"]["arms"].items():
+        marker, color, label = arms[name]
+        ax.errorbar(a["kb"], a["mean"], yerr=0 if math.isnan(a["sd"]) else a["sd"], fmt=marker, color=color, label=label + " (mean ± sd)",
+                    capsize=3, zorder=3)
+    if result["tucker"]:
+        ax.scatter([32 * t["params"] / 8 / 1024 for t in result["tucker"]], [t["dice"] for t in result["tucker"]], marker="s",
+                   color="tab:purple", label="Tucker-2 fine-tuned (FP32)", zorder=3)
+        for t in result["tucker"]:
+            ax.annotate(f"DF {t['df']:g}", (32 * t["params"] / 8 / 1024, t["dice"]), fontsize=7, xytext=(3, -9), textcoords="offset points")
+    if result["controls"]:
+        ax.scatter([32 * c["params"] / 8 / 1024 for c in result["controls"]], [c["dice"] for c in result["controls"]], marker="s",
+                   facecolors="none", edgecolors="tab:purple", label="Tucker architecture from scratch", zorder=3)
+    ax.scatter(fp["kb"], fp["dice"], marker="*", s=200, color="black", label="FP32 baseline (width 8, x2)", zorder=4)
     ax.axhline(fp["dice"], color="black", lw=0.6, ls="--")
     ax.set_xscale("log")
     ax.set_xlabel("weight storage (KB, log scale; packed bits x params + scales)")
     ax.set_ylabel("mean foreground Dice (test split)")
-    ax.set_title("Compression: Dice vs model size (slim U-Net x2 + SR head, MNI152)")
+    ax.set_title("Compression: Dice vs weight storage (slim U-Net + SR head, MNI152)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=7, loc="lower right")
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

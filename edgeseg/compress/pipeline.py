@@ -65,10 +65,12 @@ def compress(recipe, show_progress: bool = True, data=None, source=None, out_dir
     metrics = {"scheme": recipe.scheme, "label": scheme.label(), "fp32": {**summary(fp32, shape), "storage": fp32_storage(fp32),
                "test_dice": evaluate_model(fp32, sets["test"], scale)["mean_foreground_dice"]}, "seed": recipe.finetune.seed}
     if recipe.scratch.enabled:  # the compressed architecture trained from random weights, not from the checkpoint
-        from edgeseg.compress.scratch import train_scratch
+        from edgeseg.compress.scratch import scratch_recipe, train_scratch
 
-        model, records, trecipe, metrics["scratch"] = train_scratch(trecipe, scheme, sets, recipe.scratch, recipe.finetune, shape,
-                                                                    show_progress, scheme.label())
+        trecipe = scratch_recipe(trecipe, recipe.scratch.width, recipe.scratch.scale)
+        scale, shape = trecipe.model.scale, input_shape(trecipe)
+        model, records, metrics["scratch"] = train_scratch(trecipe, scheme, sets, recipe.scratch, recipe.finetune, shape,
+                                                           show_progress, scheme.label())
         metrics.update(layers=records, post_training_test_dice=None)
     else:
         model = copy.deepcopy(fp32).eval()

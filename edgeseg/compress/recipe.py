@@ -38,15 +38,16 @@ class ScratchConfig:
     Batch size, seed, threads, flips and the loss weights come from [finetune]."""
     enabled: bool = False
     width: int = 0                 # backbone base width; 0 = the training recipe's
+    scale: int = 0                 # input downsampling factor (SR head factor); 0 = the training recipe's
     epochs: int = 30
     lr: float = 2.5e-3             # Adam
     lr_decay: float = 0.9          # lr x this after every epoch (TernaryNet: 0.9)
-    bn_freeze_epochs: int = 3      # the last epochs run with BN statistics frozen (eval-mode BN)
+    bn_freeze_epochs: int = 3      # the last epochs run with BN statistics frozen (eval-mode BN); at most epochs - 1
     bn_recalibrate: bool = True    # candidate: BN statistics recomputed on the training slices; kept if validation improves
 
     def __post_init__(self):
-        if self.epochs < 1 or not 0 < self.lr_decay <= 1 or not 0 <= self.bn_freeze_epochs <= self.epochs:
-            raise ValueError("[scratch] needs epochs >= 1, 0 < lr_decay <= 1, 0 <= bn_freeze_epochs <= epochs")
+        if self.epochs < 1 or not 0 < self.lr_decay <= 1 or self.bn_freeze_epochs < 0:
+            raise ValueError("[scratch] needs epochs >= 1, 0 < lr_decay <= 1, bn_freeze_epochs >= 0")
 
 
 @dataclass(frozen=True)

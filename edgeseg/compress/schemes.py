@@ -26,6 +26,9 @@ class Scheme:
     def on_epoch(self, model, epoch: int, epochs: int) -> None:
         pass
 
+    def scratch_init(self, model, records) -> None:
+        """Before training from scratch: re-initialise what `apply` built from the random weights (default: nothing)."""
+
 
 @dataclass(frozen=True)
 class FloatParams:
@@ -168,12 +171,17 @@ class TernaryNetParams:
     beta_start: float = 3.0   # slope of the surrogate gradient (or smooth forward) at the first epoch ...
     beta_end: float = 8.0     # ... and at the last
     ste: bool = True          # hard step forward in training too (else the smooth tt_beta forward)
+    surrogate: str = "staircase"  # STE gradient: "staircase" (slope of tt_beta / tanh) or "clipped" (1 on |u| <= 1)
     keep_first_last: bool = True
     quantize_head: bool = False
 
     def __post_init__(self):
         if not 0 < self.beta_start <= self.beta_end:
             raise ValueError("need 0 < beta_start <= beta_end")
+        from edgeseg.compress.ternarynet import SURROGATES
+
+        if self.surrogate not in SURROGATES:
+            raise ValueError(f"surrogate must be one of {', '.join(SURROGATES)}, not '{self.surrogate}'")
 
 
 class TernaryNet(Scheme):
@@ -191,7 +199,7 @@ class TernaryNet(Scheme):
     def _act(self):
         from edgeseg.compress.ternarynet import SignedTernary
 
-        return SignedTernary(self.params.beta_start, self.params.ste)
+        return SignedTernary(self.params.beta_start, self.params.ste, self.params.surrogate)
 
     def apply(self, model, input_shape) -> list[dict]:
         from edgeseg.compress.ternarynet import replace_relus
@@ -221,7 +229,7 @@ class BinaryNet(TernaryNet):
     def _act(self):
         from edgeseg.compress.ternarynet import SignedBinary
 
-        return SignedBinary(self.params.beta_start, self.params.ste)
+        return SignedBinary(self.params.beta_start, self.params.ste, self.params.surrogate)
 
 
 @dataclass(frozen=True)
@@ -264,3 +272,10 @@ class Tucker(Scheme):
 
     def calibrate(self, model, batches) -> None:
         pass
+
+    def scratch_init(self, model, records) -> None:
+        """The from-scratch control: the decomposed layers get PyTorch's default init, not factors of random weights."""
+        for r in records:
+            if r.get("decomposed"):
+                for m in model.get_submodule(r["layer"]):
+                    m.reset_parameters()

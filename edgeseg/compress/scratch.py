@@ -21,9 +21,10 @@ from edgeseg.train.epoch import train_one_epoch
 from edgeseg.train.predict import evaluate_model
 
 
-def scratch_recipe(train_recipe, width: int):
-    """The training recipe with the backbone width replaced (0 keeps it)."""
-    return train_recipe if width <= 0 else replace(train_recipe, model=replace(train_recipe.model, width=width))
+def scratch_recipe(train_recipe, width: int = 0, scale: int = 0):
+    """The training recipe with the backbone width and the input scale replaced (0 keeps each)."""
+    m = train_recipe.model
+    return replace(train_recipe, model=replace(m, width=width or m.width, scale=scale or m.scale))
 
 
 def _bns(model: nn.Module) -> list[nn.Module]:
@@ -52,17 +53,18 @@ def recalibrate_bn(model: nn.Module, x_all: torch.Tensor, batch_size: int) -> No
         model.eval()
 
 
-def train_scratch(train_recipe, scheme, sets, cfg, ft, input_shape, show_progress: bool = True, label: str = ""):
-    """cfg: ScratchConfig, ft: FinetuneConfig (batch size, seed, threads, flips, loss). `scheme` None = float.
-    -> (model in eval mode, the scheme's records, the training recipe used, info dict)."""
+def train_scratch(recipe, scheme, sets, cfg, ft, input_shape, show_progress: bool = True, label: str = ""):
+    """`recipe`: the training recipe of the architecture (see `scratch_recipe`); cfg: ScratchConfig; ft: FinetuneConfig
+    (batch size, seed, threads, flips, loss). `scheme` None = float. -> (model in eval mode, the scheme's records, info)."""
     from edgeseg.train.checkpoint import build_model
     from edgeseg.train.trainer import seed_everything
 
     seed_everything(ft.seed, ft.threads)
-    recipe = scratch_recipe(train_recipe, cfg.width)
     scale = recipe.model.scale
     model = build_model(recipe, len(sets["train"].class_names))
     records = scheme.apply(model, input_shape) if scheme is not None else []
+    if scheme is not None:
+        scheme.scratch_init(model, records)
     x_all = torch.from_numpy(sets["train"].lowres(scale)[:, None])
     y_all = torch.from_numpy(sets["train"].label.astype(np.int64))
     steps = max(1, len(x_all) // ft.batch_size)
@@ -76,7 +78,7 @@ def train_scratch(train_recipe, scheme, sets, cfg, ft, input_shape, show_progres
         for epoch in range(cfg.epochs):
             if scheme is not None:
                 scheme.on_epoch(model, epoch, cfg.epochs)
-            if epoch == cfg.epochs - cfg.bn_freeze_epochs:  # BN to eval mode at every forward from here on
+            if cfg.bn_freeze_epochs and epoch == cfg.epochs - min(cfg.bn_freeze_epochs, cfg.epochs - 1):  # BN to eval mode at every forward from here on
                 frozen.append(model.register_forward_pre_hook(lambda m, i: [b.eval() for b in _bns(m)] and None))
             loss = train_one_epoch(model, x_all, y_all, batch_size=ft.batch_size, flip=ft.flip, dice_weight=ft.dice_weight,
                                    optimiser=optimiser, schedule=schedule, generator=generator, advance=advance)
@@ -97,5 +99,5 @@ def train_scratch(train_recipe, scheme, sets, cfg, ft, input_shape, show_progres
             model.load_state_dict(best_state)
     model.eval()
     info = {"history": history, "best_val": best, "best_epoch": best_epoch, "selected": chosen,
-            "width": recipe.model.width, "seconds": time.perf_counter() - started}
-    return model, records, recipe, info
+            "width": recipe.model.width, "scale": scale, "seconds": time.perf_counter() - started}
+    return model, records, info

@@ -5,7 +5,8 @@ The activation works in BN units: no scale of its own, steps at +-0.5, output in
 training, the forward pass is already the hard step and the backward pass is the derivative of the
 smooth staircase tt_beta(u) = 1/2 tanh(2 beta u - beta) - 1/2 tanh(-2 beta u - beta) (binary:
 tanh(beta u)), a straight-through estimator whose slope beta rises over training (`set_beta`). So BN
-sees in training exactly what it sees at test time. `ste=False` trains with the smooth forward
+sees in training exactly what it sees at test time (`surrogate = "clipped"`: the plain STE, gradient 1 on
+|u| <= 1, instead of the staircase's slope). `ste=False` trains with the smooth forward
 instead (the authors' released script), hard at eval.
 Weights: TWN ternary / sign binary per output filter (edgeseg.compress.ternary), first conv and the
 classifier in float, as in the paper.
@@ -29,18 +30,24 @@ def tanh_grad(u: torch.Tensor, beta: float) -> torch.Tensor:
     return beta * (1 - t * t)
 
 
+SURROGATES = ("staircase", "clipped")
+
+
 class _Ste(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, beta: float, ternary: bool):
+    def forward(ctx, x, beta: float, ternary: bool, surrogate: str = "staircase"):
         ctx.save_for_backward(x)
-        ctx.beta, ctx.ternary = beta, ternary
+        ctx.beta, ctx.ternary, ctx.surrogate = beta, ternary, surrogate
         return hard_ternary(x) if ternary else torch.sign(x)
 
     @staticmethod
     def backward(ctx, grad):
         (x,) = ctx.saved_tensors
-        slope = tt_grad(x, ctx.beta) if ctx.ternary else tanh_grad(x, ctx.beta)
-        return grad * slope, None, None
+        if ctx.surrogate == "clipped":  # plain straight-through: 1 inside [-1, 1], 0 outside
+            slope = (x.abs() <= 1).to(grad.dtype)
+        else:
+            slope = tt_grad(x, ctx.beta) if ctx.ternary else tanh_grad(x, ctx.beta)
+        return grad * slope, None, None, None
 
 
 class SignedTernary(nn.Module):
@@ -48,9 +55,11 @@ class SignedTernary(nn.Module):
 
     levels = 3
 
-    def __init__(self, beta: float = 3.0, ste: bool = True):
+    def __init__(self, beta: float = 3.0, ste: bool = True, surrogate: str = "staircase"):
         super().__init__()
-        self.beta, self.ste = float(beta), bool(ste)
+        if surrogate not in SURROGATES:
+            raise ValueError(f"surrogate must be one of {', '.join(SURROGATES)}, not '{surrogate}'")
+        self.beta, self.ste, self.surrogate = float(beta), bool(ste), surrogate
 
     def soft(self, x: torch.Tensor) -> torch.Tensor:
         return tt(x, self.beta)
@@ -58,13 +67,13 @@ class SignedTernary(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:
             return _Ste.apply(x, self.beta, self.levels == 3).detach()
-        return _Ste.apply(x, self.beta, self.levels == 3) if self.ste else self.soft(x)
+        return _Ste.apply(x, self.beta, self.levels == 3, self.surrogate) if self.ste else self.soft(x)
 
     def onnx_spec(self) -> dict:
         return {"kind": "qdq", "scale": 1.0, "qmin": -1, "qmax": 1}  # round(clip(u, -1, 1)): 0 for |u| <= 0.5
 
     def extra_repr(self) -> str:
-        return f"beta={self.beta}, ste={self.ste}"
+        return f"beta={self.beta}, ste={self.ste}, surrogate={self.surrogate}"
 
 
 class SignedBinary(SignedTernary):

@@ -1,0 +1,74 @@
+"""`edgeseg bench compression --quick` end to end on a tiny checkpoint and the bundled data; the verdicts and the cell cache."""
+import json
+import math
+from types import SimpleNamespace
+
+import pytest
+
+from edgeseg.bench.compression_ternary import summarise
+
+
+def _rows(ternary, binary, fp32=(0.90, 0.91, 0.92)):
+    rows = []
+    for arm, values, kb in (("float", fp32, 1900.0), ("ternarynet", ternary, 130.0), ("binarynet", binary, 70.0)):
+        rows += [{"arm": arm, "seed": i, "dice": v, "kb": kb, "params": 1} for i, v in enumerate(values)]
+    return rows
+
+
+def test_verdicts_mean_sd_and_memory():
+    s = summarise(_rows((0.89, 0.90, 0.88), (0.80, 0.82, 0.84)))
+    assert s["arms"]["ternarynet"]["mean"] == pytest.approx(0.89, abs=1e-12)
+    assert s["arms"]["binarynet"]["sd"] == pytest.approx(0.02, abs=1e-12)  # sample sd
+    assert s["gap_fp32_points"] == pytest.approx(-2.0, abs=1e-9) and s["within_3_points"]
+    assert s["gap_binary_points"] == pytest.approx(7.0, abs=1e-9) and s["max_sd_points"] == pytest.approx(2.0, abs=1e-9)
+    assert s["beats_binary"] and s["memory_ratio"] == pytest.approx(1900 / 130) and s["memory_ok"]
+    s = summarise(_rows((0.85, 0.88, 0.82), (0.84, 0.80, 0.82)))  # 3 points apart but sd 3: not "clearly better"
+    assert not s["within_3_points"] and not s["beats_binary"]
+    one = summarise([r for r in _rows((0.9,), (0.8,), (0.9,))])
+    assert math.isnan(one["arms"]["float"]["sd"]) and not one["beats_binary"]  # one seed proves nothing
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoint(tmp_path_factory):
+    from dataclasses import replace
+
+    from edgeseg.train.checkpoint import build_model, save_checkpoint
+    from edgeseg.train.recipe import load_recipe
+
+    recipe = load_recipe("recipes/unet-s2-brain.toml")
+    recipe = replace(recipe, model=replace(recipe.model, width=2))
+    path = tmp_path_factory.mktemp("ckpt") / "model.pt"
+    save_checkpoint(path, build_model(recipe, 3), recipe, ("background", "gm", "wm"), "tiny-test", {})
+    return path
+
+
+def test_quick_bench_writes_the_section_and_reuses_cells(tmp_path, tiny_checkpoint):
+    import argparse
+
+    from edgeseg.bench import compression
+
+    p = argparse.ArgumentParser()
+    compression.add_arguments(p)
+    args = p.parse_args(["--quick", "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "out"),
+                         "--docs", str(tmp_path / "B.md"), "--plot", str(tmp_path / "c.png")])
+    assert compression.run(args) == 0
+    md = (tmp_path / "B.md").read_text()
+    for heading in ("### Fixed point", "### TernaryNet vs binary vs FP32", "### Tucker-2"):
+        assert heading in md
+    assert "Perone Q-format | W4A6" in md and "(≈ Weber's 3-D DF 0.3 cut)" not in md  # quick grid: DF 0.5 only
+    assert "1 seed, no sd" in md and (tmp_path / "c.png").stat().st_size > 1000
+    result = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert {r["arm"] for r in result["scratch"]} == {"float", "ternarynet", "binarynet"}
+    tern = next(r for r in result["scratch"] if r["arm"] == "ternarynet")
+    assert tern["ort_diff"] <= 0.005 and tern["epochs"] == 1 and tern["width"] == 4
+    assert set(result["latency"]) == {"original", "original int8", "DF 0.5", "DF 0.5 int8"}
+    cells = sorted(f.name for f in (tmp_path / "out" / "cells").iterdir())
+    assert "scratch-ternarynet-seed0.json" in cells and "tucker-df0.5-scratch.json" in cells
+    marker = tmp_path / "out" / "cells" / "tucker-df0.5.json"
+    stored = json.loads(marker.read_text())
+    stored["result"]["dice"] = 0.123456  # a reused cell is read back, not recomputed
+    marker.write_text(json.dumps(stored))
+    args = p.parse_args(["--quick", "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "out"),
+                         "--docs", str(tmp_path / "B.md"), "--plot", str(tmp_path / "c.png")])
+    assert compression.run(args) == 0
+    assert "| 0.1235 |" in (tmp_path / "B.md").read_text()
