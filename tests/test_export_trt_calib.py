@@ -165,6 +165,7 @@ def test_orin_model_card_names_the_tensorrt_int8_files(orin):
         assert (orin / name).stat().st_size == f["bytes"]
     md = (orin / "model_card.md").read_text()
     assert "model.trt-8502.calib (TensorRT 8.5.2)" in md and "trtexec --onnx=model.fp32-sim.onnx --int8 --calib=" in md
+    assert "TensorRT INT8 calibration of model.fp32-sim.onnx" in (orin / "verification.md").read_text()
 
 
 def test_a_target_without_tensorrt_int8_writes_no_cache(tmp_path):

@@ -102,6 +102,11 @@ def to_markdown(report: dict, title: str) -> str:
                   f"- Dice points lost {q['dice_points_lost']:.2f} (target <= {q['dice_target_points']:.1f}): {'pass' if q['dice_pass'] else 'FAIL'}",
                   f"- size ratio INT8/FP32 {q['size_ratio_vs_fp32']:.3f} (target <= {q['size_ratio_target']:.2f}): {'pass' if q['size_pass'] else 'FAIL'}",
                   f"- CPU latency ratio INT8/FP32 {q['latency_ratio_vs_fp32']:.2f} (measured on the export machine, 1 thread)"]
+        trt = info.get("tensorrt_calibration")
+        if trt:
+            lines.append(f"- TensorRT INT8 calibration of {trt['model']}: {trt['tensors']} tensors, caches "
+                         + ", ".join(f"{f} (TensorRT {v})" for v, f in trt["tensorrt_caches"].items())
+                         + f"; ONNX Runtime TensorRT-EP table {trt['ort_tensorrt_table'][0]}")
         if "per_layer_error" in q:
             lines += ["", "Worst tensors (SQNR dB, higher is better):", ""]
             lines += [f"- {a['tensor']}: {a['sqnr_vs_float_model']:.1f} dB" for a in q["per_layer_error"]["worst_activations"]]
