@@ -50,8 +50,13 @@ class Recipe:
 
 
 def load_recipe(path: str | Path) -> Recipe:
-    """Read a TOML recipe; unknown tables or keys are an error naming the file and key."""
-    return from_dict(Recipe, read_toml(path), str(path))
+    """Read a TOML recipe; unknown tables or keys, and values training cannot use (recipe_checks), are an error
+    naming the file and key."""
+    from edgeseg.train.recipe_checks import check_recipe
+
+    recipe = from_dict(Recipe, read_toml(path), str(path))
+    check_recipe(recipe, str(path))
+    return recipe
 
 
 def recipe_from_dict(data: dict, where: str = "recipe") -> Recipe:

@@ -1,0 +1,46 @@
+"""Cross-field checks of a training recipe at load time, so a bad value fails before any data is read, with
+the file, the table and the key named."""
+from __future__ import annotations
+
+from edgeseg.errors import EdgesegError, nearest_key
+
+SCALES = (1, 2, 4, 8)
+
+
+def check_recipe(recipe, where: str) -> None:
+    """Raise EdgesegError('<where>: [table] key = value: why') for the first value training cannot use."""
+    from edgeseg.models import list_heads, list_models
+    from edgeseg.preprocess import FITS, NORMALIZATIONS
+
+    m, s, t = recipe.model, recipe.data.slices, recipe.train
+
+    def fail(table: str, key: str, value, why: str):
+        raise EdgesegError(f"{where}: [{table}] {key} = {value!r}: {why}")
+
+    if m.name not in list_models():
+        fail("model", "name", m.name, f"unknown backbone{nearest_key(m.name, list_models())}; known: "
+                                      f"{', '.join(list_models())}")
+    if m.head not in list_heads():
+        fail("model", "head", m.head, f"unknown SR head{nearest_key(m.head, list_heads())}; known: "
+                                      f"{', '.join(list_heads())}")
+    if m.scale not in SCALES:
+        fail("model", "scale", m.scale, f"must be one of {', '.join(map(str, SCALES))}")
+    canvas = tuple(s.canvas)
+    if len(canvas) != 2 or min(canvas) <= 0:
+        fail("data.slices", "canvas", list(canvas), "must be two positive sizes [H, W]")
+    if any(c % m.scale for c in canvas):
+        fail("data.slices", "canvas", list(canvas), f"each size must be a multiple of [model] scale = {m.scale} "
+                                                     "(the low-res input is the canvas / scale)")
+    if s.normalization not in NORMALIZATIONS:
+        fail("data.slices", "normalization", s.normalization,
+             f"unknown{nearest_key(s.normalization, NORMALIZATIONS)}; known: {', '.join(NORMALIZATIONS)}")
+    if s.fit not in FITS:
+        fail("data.slices", "fit", s.fit, f"unknown{nearest_key(s.fit, FITS)}; known: {', '.join(FITS)}")
+    lo, hi = s.clip_percentiles
+    if not 0 <= lo < hi <= 100:
+        fail("data.slices", "clip_percentiles", [lo, hi], "must satisfy 0 <= low < high <= 100")
+    for key, value in (("epochs", t.epochs), ("batch_size", t.batch_size), ("threads", t.threads)):
+        if value < 1:
+            fail("train", key, value, "must be at least 1")
+    if not t.lr > 0:
+        fail("train", "lr", t.lr, "must be positive")
