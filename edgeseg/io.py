@@ -1,11 +1,23 @@
-"""Writing files so that a reader never sees half of one: a temporary name in the same folder, then one
-rename; with `durable`, fsynced (file and folder) before the rename counts, as the node's spool needs
+"""Writing files and folders so that a reader never sees half of one: a temporary name in the same folder, then
+one rename; with `durable`, fsynced (file and folder) before the rename counts, as the node's spool needs
 before it acknowledges an instance. Standard library only (the light runtime uses it)."""
 from __future__ import annotations
 
+import errno
+import hashlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
+
+
+class FolderTaken(Exception):
+    """The final name holds something `publish_folder` was told not to replace."""
+
+    def __init__(self, path: Path):
+        super().__init__(str(path))
+        self.path = path
 
 
 def fsync_dir(path) -> None:
@@ -52,3 +64,33 @@ def atomic_write(path, content, durable: bool = False, prefix: str | None = None
     if durable:
         fsync_dir(path.parent)
     return path
+
+
+def publish_folder(tmp, final, replaceable: Callable[[Path], bool]) -> Path:
+    """Rename the finished temporary folder `tmp` onto `final` (same file system); returns `final`.
+
+    Whatever is at `final` is replaced only when `replaceable(final)` says so (asked again on every attempt),
+    else FolderTaken is raised and nothing is touched. The old folder is moved aside, the new one renamed in, then
+    the old one removed, so a reader sees the old or the new folder, never a mix. Safe with several writers at
+    once: a rename onto a folder another writer has just filled fails, and the choice is made again."""
+    tmp, final = Path(tmp), Path(final)
+    for _ in range(5):
+        if final.exists() or final.is_symlink():
+            if not replaceable(final):
+                raise FolderTaken(final)
+            tag = hashlib.sha256(str(tmp).encode("utf-8", "surrogatepass")).hexdigest()[:8]
+            old = final.with_name(f".{final.name}.old-{os.getpid()}-{tag}")
+            try:
+                os.replace(final, old)
+            except FileNotFoundError:
+                continue  # another writer moved it away first
+            os.replace(tmp, final)
+            shutil.rmtree(old, ignore_errors=True)
+            return final
+        try:
+            os.rename(tmp, final)  # fails (ENOTEMPTY/EEXIST) when another writer published there meanwhile
+            return final
+        except OSError as exc:
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+    raise OSError(errno.EBUSY, "other writers kept changing it", str(final))

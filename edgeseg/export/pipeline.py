@@ -42,16 +42,16 @@ def _staging(dest: Path) -> tuple[Path, list[Path]]:
 
 
 def _publish(staging: Path, dest: Path) -> None:
-    old = None
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        os.replace(dest, old)
+    """The staged release folder onto `dest`, replacing an earlier folder there (edgeseg.io.publish_folder)."""
+    from edgeseg.io import FolderTaken, publish_folder
+
     mask = os.umask(0)
     os.umask(mask)
     os.chmod(staging, 0o777 & ~mask)  # mkdtemp makes it private; publish it like any folder
-    os.replace(staging, dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    try:
+        publish_folder(staging, dest, lambda p: p.is_dir() and not p.is_symlink())
+    except FolderTaken:
+        raise EdgesegError(f"{dest}: exists and is not a folder") from None
 
 
 def _checkpoint(recipe: ExportRecipe, base: Path, staging: Path, show_progress: bool):

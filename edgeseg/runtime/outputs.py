@@ -16,10 +16,10 @@ import errno
 import hashlib
 import json
 import os
-import shutil
 from pathlib import Path
 
 from edgeseg.errors import EdgesegError
+from edgeseg.io import FolderTaken, publish_folder
 from edgeseg.runtime.safe_paths import inside, readable_name, safe_name
 
 # what a published series folder may hold: anything else in it was not written by edgeseg
@@ -79,32 +79,25 @@ def set_modes(folder: Path, private: bool = False) -> None:
 
 
 def publish(tmp: Path, final: Path, series_uid: str | None = None, alternative: Path | None = None) -> Path:
-    """Rename a finished temporary folder onto its final name; returns where it went.
+    """Rename a finished temporary folder onto its final name (edgeseg.io.publish_folder); returns where it went.
 
     An earlier result of the same series (or of unknown series) is replaced; a name another series holds
     sends the result to `alternative`; anything else at that name (a user's folder, a file, a link) is left
-    untouched and the series fails. Safe with several writers at once (Ray workers): a rename onto a folder
-    that another writer has just filled fails, and the choice is made again."""
-    for _ in range(5):
-        if final.exists() or final.is_symlink():
-            if not is_earlier_result(final):
-                raise EdgesegError(f"{final}: exists and is not an edgeseg result; left untouched (move it or use "
-                                   "another --out)")
-            if alternative is not None and _holder(final) not in (None, series_uid):
-                final, alternative = alternative, None  # that name is another series'
-                continue
-            old = final.with_name(f".{final.name}.old-{os.getpid()}-{_short_hash(tmp)}")
-            try:
-                os.replace(final, old)
-            except FileNotFoundError:
-                continue  # another writer moved it away first
-            os.replace(tmp, final)
-            shutil.rmtree(old, ignore_errors=True)
-            return final
+    untouched and the series fails. Safe with several writers at once (Ray workers)."""
+    def same_series(folder: Path) -> bool:
+        return is_earlier_result(folder) and (alternative is None or _holder(folder) in (None, series_uid))
+
+    try:
         try:
-            os.rename(tmp, final)  # fails (ENOTEMPTY/EEXIST) when another writer published there meanwhile
-            return final
-        except OSError as exc:
-            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+            return publish_folder(tmp, final, same_series)
+        except FolderTaken:
+            if alternative is None or not is_earlier_result(final):
                 raise
-    raise EdgesegError(f"{final}: could not publish (other writers kept changing it)")
+            return publish_folder(tmp, alternative, is_earlier_result)  # that name is another series'
+    except FolderTaken as taken:
+        raise EdgesegError(f"{taken.path}: exists and is not an edgeseg result; left untouched (move it or use "
+                           "another --out)") from None
+    except OSError as exc:
+        if exc.errno == errno.EBUSY:
+            raise EdgesegError(f"{final}: could not publish (other writers kept changing it)") from None
+        raise
