@@ -4,16 +4,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import sys
 import typing
 from pathlib import Path
 
 from edgeseg.errors import EdgesegError, nearest_key
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 
 def from_dict(cls, data: dict, where: str):
@@ -44,13 +38,10 @@ def to_dict(obj) -> dict:
 
 
 def read_toml(path: str | Path) -> dict:
-    path = Path(path)
-    if not path.is_file():
-        raise EdgesegError(f"{path}: recipe file not found")
-    try:
-        return tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise EdgesegError(f"{path}: not valid TOML ({exc})") from exc
+    """A recipe file (edgeseg.io.read_toml)."""
+    from edgeseg.io import read_toml as _read
+
+    return _read(path, "recipe file")
 
 
 def recipe_hash(recipe: dict) -> str:

@@ -1,6 +1,7 @@
 """Writing files and folders so that a reader never sees half of one: a temporary name in the same folder, then
 one rename; with `durable`, fsynced (file and folder) before the rename counts, as the node's spool needs
-before it acknowledges an instance. Standard library only (the light runtime uses it)."""
+before it acknowledges an instance; and the one TOML reader (recipes, targets, device profiles, the node's config).
+Standard library only, plus tomli before Python 3.11 (the light runtime uses it)."""
 from __future__ import annotations
 
 import errno
@@ -10,6 +11,25 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Callable
+
+
+def read_toml(path, what: str = "TOML file") -> dict:
+    """The parsed TOML file; a missing, unreadable or invalid file raises EdgesegError naming it and `what`."""
+    from edgeseg.errors import EdgesegError
+
+    try:
+        import tomllib  # novm (Python >= 3.11)
+    except ImportError:  # Python < 3.11: tomli, declared for those versions
+        import tomli as tomllib
+    path = Path(path)
+    if not path.is_file():
+        raise EdgesegError(f"{path}: {what} not found")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise EdgesegError(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise EdgesegError(f"{path}: not valid TOML ({exc})") from None
 
 
 class FolderTaken(Exception):

@@ -208,4 +208,4 @@ def test_malformed_inputs_to_the_new_entry_points_say_so_and_write_nothing(model
     assert not out.exists()
     assert main(["serve", "--config", str(tmp_path / "missing.toml")]) == 2
     err = capsys.readouterr().err
-    assert "cannot read the config file" in err and "Traceback" not in err
+    assert "missing.toml: config file not found" in err and "Traceback" not in err

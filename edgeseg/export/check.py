@@ -8,16 +8,11 @@ in `RULES`; a backend's table only supplies data (maximum opset, refused ops, ac
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from edgeseg.errors import EdgesegError, nearest_key
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 TARGETS_DIR = Path(__file__).with_name("targets")
 DEFAULT_DOMAINS = ("", "ai.onnx")
@@ -78,11 +73,12 @@ def list_targets() -> list[str]:
 
 def load_target(name: str) -> Target:
     from edgeseg.config import from_dict
+    from edgeseg.io import read_toml
 
     path = TARGETS_DIR / f"{name}.toml"
     if not path.is_file():
         raise EdgesegError(f"unknown target '{name}'{nearest_key(name, list_targets())}; known: {', '.join(list_targets())}")
-    data = tomllib.loads(path.read_text())
+    data = read_toml(path, "target file")
     where = f"target {name}"
     tables = data.pop("backends", None) or {}
     if not tables:

@@ -14,6 +14,7 @@ import tempfile
 from dataclasses import replace
 from pathlib import Path
 
+from edgeseg.io import read_toml
 from edgeseg.latency.device import Backend, calibrated_host_path, load_device, parse_profile
 from edgeseg.latency.fit import fit_backend, log_residuals
 from edgeseg.latency.fusion import fuse
@@ -152,7 +153,7 @@ def calibrate(runs: int = 30, out_path: Path | None = None) -> tuple[Path, dict]
     path = Path(out_path) if out_path else calibrated_host_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(render_host(fitted))
-    parse_profile(__import__("tomllib").loads(path.read_text()), path)  # the file we wrote must load
+    parse_profile(read_toml(path, "device profile"), path)  # the file we wrote must load
     return path, errors
 
 

@@ -105,14 +105,9 @@ def calibrated_host_path() -> Path:
 
 
 def _toml(path: Path) -> dict:
-    try:
-        import tomllib
-    except ImportError:  # Python < 3.11
-        import tomli as tomllib
-    try:
-        return tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise EdgesegError(f"{path}: cannot read device profile ({exc})") from None
+    from edgeseg.io import read_toml
+
+    return read_toml(path, "device profile")
 
 
 TOP_KEYS = ("name", "title", "memory_gb", "default_backend", "sources", "backends")

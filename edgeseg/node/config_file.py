@@ -19,24 +19,12 @@ PATH_FIELDS = {"model", "spool", "out", "tls_cert", "tls_key", "tls_client_ca", 
 FIELDS = {f.name: f for f in dataclasses.fields(NodeConfig)}
 
 
-def _toml():
-    try:
-        import tomllib  # novm (Python >= 3.11; tomli before)
-    except ImportError:
-        import tomli as tomllib
-    return tomllib
-
-
 def read_config_file(path) -> dict:
     """The [serve] values of a config file, [runtime] trt_cache folded in; one-line errors."""
+    from edgeseg.io import read_toml
+
     path = Path(path)
-    tomllib = _toml()
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise EdgesegError(f"{path}: cannot read the config file ({exc.strerror or exc})") from exc
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise EdgesegError(f"{path}: not valid TOML ({exc})") from exc
+    data = read_toml(path, "config file")
     unknown = set(data) - {"serve", "runtime"}
     if unknown:
         table = sorted(unknown)[0]
