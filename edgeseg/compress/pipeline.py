@@ -13,22 +13,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgeseg.errors import EdgesegError
 
 
 def load_source(recipe, show_progress: bool = True):
     """-> (FP32 model, training recipe, checkpoint dict); trains it first when missing and a train_recipe is named."""
-    from edgeseg.train.checkpoint import load_checkpoint
+    from edgeseg.train.checkpoint import checkpoint_or_train, load_checkpoint
+    from edgeseg.train.recipe import load_recipe
 
     ckpt = Path(recipe.source.checkpoint)
-    if not ckpt.is_file() and recipe.source.train_recipe:
-        from edgeseg.train.recipe import load_recipe
-        from edgeseg.train.trainer import train
-
-        if ckpt.name != "model.pt":
-            raise EdgesegError(f"{ckpt}: missing; to train it here name it model.pt")
-        train(load_recipe(recipe.source.train_recipe), out_dir=ckpt.parent, show_progress=show_progress)
-    return load_checkpoint(ckpt)
+    train_recipe = load_recipe(recipe.source.train_recipe) if recipe.source.train_recipe and not ckpt.is_file() else None
+    return load_checkpoint(checkpoint_or_train(ckpt, train_recipe, show_progress=show_progress))
 
 
 def input_shape(train_recipe) -> tuple[int, int, int, int]:

@@ -10,18 +10,11 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from edgeseg.data import load_data  # noqa: F401  (re-exported: callers and benchmarks pass its result as `data`)
 from edgeseg.errors import EdgesegError
 from edgeseg.export.recipe import ExportRecipe, resolve
 
 STEPS = ("checkpoint", "data", "onnx", "simplify", "int8", "fp16", "verify", "card")
-
-
-def load_data(recipe):
-    """-> (slice sets, data identity, volume spacing) for a training recipe."""
-    from edgeseg.data import build_slice_sets, load_source
-
-    volumes = load_source(recipe.data.source)
-    return build_slice_sets(volumes, recipe.data.slices), volumes[0].identity, volumes[0].spacing
 
 
 def _staging(dest: Path) -> tuple[Path, list[Path]]:
@@ -56,20 +49,12 @@ def _publish(staging: Path, dest: Path) -> None:
 
 def _checkpoint(recipe: ExportRecipe, base: Path, staging: Path, show_progress: bool):
     """-> (model, training recipe, checkpoint dict, checkpoint path); trains when the checkpoint is missing."""
-    from edgeseg.train.checkpoint import load_checkpoint
+    from edgeseg.train.checkpoint import checkpoint_or_train, load_checkpoint
     from edgeseg.train.recipe import load_recipe
 
     src = recipe.source
-    ckpt_path = resolve(base, src.checkpoint)
     train_recipe = load_recipe(resolve(base, src.train_recipe)) if src.train_recipe else None
-    if train_recipe is not None and (ckpt_path is None or not ckpt_path.is_file()):
-        from edgeseg.train.trainer import train
-
-        out = ckpt_path.parent if ckpt_path is not None else staging / "train"
-        if ckpt_path is not None and ckpt_path.name != "model.pt":
-            raise EdgesegError(f"{ckpt_path}: missing; to train it here name it model.pt (edgeseg train writes <folder>/model.pt)")
-        train(train_recipe, out_dir=out, show_progress=show_progress)
-        ckpt_path = out / "model.pt"
+    ckpt_path = checkpoint_or_train(resolve(base, src.checkpoint), train_recipe, staging / "train", show_progress)
     model, trecipe, ckpt = load_checkpoint(ckpt_path)
     expected = src.model or (train_recipe.model.name if train_recipe is not None else "")
     if expected and trecipe.model.name != expected:

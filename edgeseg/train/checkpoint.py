@@ -51,3 +51,24 @@ def load_checkpoint(path: str | Path):
         first = str(exc).splitlines()[0]
         raise EdgesegError(f"{path}: weights do not fit model '{recipe.model.name}' ({first})") from exc
     return model.eval(), recipe, ckpt
+
+
+def checkpoint_or_train(ckpt_path: Path | None, train_recipe: Recipe | None, out_dir: Path | None = None,
+                        show_progress: bool = True) -> Path:
+    """The checkpoint to use: `ckpt_path` when it exists, else `train_recipe` trained into its folder (it must be
+    named model.pt, which `edgeseg train` writes) or into `out_dir` when no path is given. The one
+    train-if-missing rule of the export and the compression pipelines."""
+    if ckpt_path is not None and Path(ckpt_path).is_file():
+        return Path(ckpt_path)
+    if train_recipe is None:
+        if ckpt_path is None:
+            raise EdgesegError("no checkpoint and no training recipe given")
+        return Path(ckpt_path)  # load_checkpoint names the missing file
+    if ckpt_path is not None and Path(ckpt_path).name != "model.pt":
+        raise EdgesegError(f"{ckpt_path}: missing; to train it here name it model.pt "
+                           "(edgeseg train writes <folder>/model.pt)")
+    from edgeseg.train.trainer import train
+
+    out = Path(ckpt_path).parent if ckpt_path is not None else Path(out_dir)
+    train(train_recipe, out_dir=out, show_progress=show_progress)
+    return out / "model.pt"

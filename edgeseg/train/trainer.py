@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from edgeseg.data import build_slice_sets, load_source
+from edgeseg.data import load_data, load_source
 from edgeseg.preprocess import area_downsample
 from edgeseg.train.checkpoint import build_model, save_checkpoint
 from edgeseg.train.epoch import train_one_epoch
@@ -29,8 +29,9 @@ def seed_everything(seed: int, threads: int) -> None:
 
 
 def load_splits(recipe: Recipe):
-    volumes = load_source(recipe.data.source)
-    return build_slice_sets(volumes, recipe.data.slices), volumes[0].identity
+    """-> (slice sets, data identity): edgeseg.data.load_data without the spacing."""
+    sets, identity, _ = load_data(recipe)
+    return sets, identity
 
 
 def _sampler(recipe: Recipe):
