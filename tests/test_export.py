@@ -159,6 +159,30 @@ def test_export_cli_end_to_end_and_check(tiny, tmp_path, capsys):
     assert {"model.fp32.onnx", "model.fp32-sim.onnx", "model.int8.onnx", "model.fp16.onnx", "model_card.json",
             "model_card.md", "verification.json", "verification.md"} == names
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left
+    # what the files hold, not only their names: the card's hashes, the parity verdict, the contract, and the
+    # simplified graph computing what the checkpoint computes
+    import hashlib
+    import json
+
+    import numpy as np
+
+    from edgeseg.contract import read_contract
+    from edgeseg.export.simplify import ort_session, run_onnx
+    from edgeseg.train.checkpoint import load_checkpoint
+
+    card = json.loads((out / "model_card.json").read_text())
+    for entry in card["files"].values():
+        assert hashlib.sha256((out / entry["file"]).read_bytes()).hexdigest() == entry["sha256"], entry["file"]
+    parity = json.loads((out / "verification.json").read_text())["parity"]
+    assert parity["pass"] is True and max(parity["max_abs_diff_vs_pytorch"].values()) <= parity["target"] <= 1e-4
+    contract = read_contract(out / "model.int8.onnx")
+    assert contract.class_names == tuple(CLASSES) and contract.scale == 2 and contract.target == "jetson-nano"
+    model, _, _ = load_checkpoint(tiny)
+    x = np.random.default_rng(0).standard_normal((2,) + tuple(contract.input_shape[1:])).astype(np.float32)
+    with torch.no_grad():
+        expected = model.eval()(torch.from_numpy(x)).numpy()
+    got = run_onnx(ort_session(out / "model.fp32-sim.onnx"), x)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
     capsys.readouterr()
     for name in ("model.fp32-sim.onnx", "model.fp16.onnx"):
         assert main(["check", str(out / name)]) == 0  # the Nano's GPU path (TensorRT 8.2)
