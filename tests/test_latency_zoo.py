@@ -7,7 +7,7 @@ from edgeseg.latency.predict import simulate
 # torchvision model documentation, "GFLOPS" of each ImageNet weight entry at 3x224x224 (torchvision counts
 # multiply-accumulates of conv and linear layers, i.e. GMACs), two decimals as published.
 TORCHVISION_GMACS = {
-    "alexnet": 0.71, "squeezenet1_0": 0.82, "squeezenet1_1": 0.35,
+    "alexnet": 0.71, "mobilenet_v2": 0.30, "squeezenet1_0": 0.82, "squeezenet1_1": 0.35,
     "resnet18": 1.81, "resnet34": 3.66, "resnet50": 4.09, "resnet101": 7.80, "resnet152": 11.51,
     "densenet121": 2.83, "densenet161": 7.73, "densenet169": 3.36, "densenet201": 4.29,
     "vgg11": 7.61, "vgg13": 11.31, "vgg16": 15.47, "vgg19": 19.63,

@@ -44,6 +44,14 @@ class Net:
     def relu(self, x):
         return self.op("Relu", [x])
 
+    def relu6(self, x):
+        from onnx import helper, TensorProto
+
+        lo, hi = self._name("min"), self._name("max")  # Clip's bounds: real scalars, not shape-only
+        self.inits += [helper.make_tensor(lo, TensorProto.FLOAT, [], [0.0]),
+                       helper.make_tensor(hi, TensorProto.FLOAT, [], [6.0])]
+        return self.op("Clip", [x, lo, hi])
+
     def cbr(self, x, cin, cout, k, s=1, p=0, relu=True):
         y = self.bn(self.conv(x, cin, cout, k, s, p, bias=False), cout)
         return self.relu(y) if relu else y
@@ -180,8 +188,29 @@ def densenet(blocks, growth=32, init=64):
     return build
 
 
+# MobileNet-V2 1.0 (torchvision / the ONNX model zoo's mobilenetv2-1.0): inverted residual blocks
+# (expansion t, output channels c, repeats n, first stride s)
+MOBILENET_V2 = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2),
+                (6, 320, 1, 1))
+
+
+def mobilenet_v2(chw, classes):
+    n = Net("mobilenet_v2", chw)
+    cbr6 = lambda x, cin, cout, k, s=1, g=1: n.relu6(n.bn(n.conv(x, cin, cout, k, s, k // 2, g, bias=False), cout))  # noqa: E731
+    x, cin = cbr6("input", 3, 32, 3, 2), 32
+    for t, c, reps, s in MOBILENET_V2:
+        for i in range(reps):
+            hidden, stride = cin * t, s if i == 0 else 1
+            y = cbr6(x, cin, hidden, 1) if t != 1 else x
+            y = cbr6(y, hidden, hidden, 3, stride, g=hidden)
+            y = n.bn(n.conv(y, hidden, c, 1, bias=False), c)
+            x, cin = (n.op("Add", [x, y]) if stride == 1 and cin == c else y), c
+    x = n.op("Dropout", [n.op("Flatten", [n.op("GlobalAveragePool", [cbr6(x, cin, 1280, 1)])])])
+    return n.model(n.linear(x, 1280, classes))
+
+
 NETWORKS = {
-    "fcn_resnet18": fcn_resnet18, "alexnet": alexnet,
+    "fcn_resnet18": fcn_resnet18, "alexnet": alexnet, "mobilenet_v2": mobilenet_v2,
     "squeezenet1_0": squeezenet("squeezenet1_0"), "squeezenet1_1": squeezenet("squeezenet1_1"),
     "resnet18": resnet((2, 2, 2, 2)), "resnet34": resnet((3, 4, 6, 3)), "resnet50": resnet((3, 4, 6, 3), True),
     "resnet101": resnet((3, 4, 23, 3), True), "resnet152": resnet((3, 8, 36, 3), True),
