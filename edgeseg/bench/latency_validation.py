@@ -17,6 +17,8 @@ from pathlib import Path
 COMMAND = "edgeseg bench latency-validation --fit"
 # issue #14: held-out network families, median and max |error| in %
 TARGET_MEDIAN, TARGET_MAX = 10.0, 30.0
+# the multi-start fit counts as identified when its equally good ends agree within 5 % of each parameter's range
+IDENT_TOL = 0.05
 
 
 def add_arguments(p) -> None:
@@ -30,28 +32,34 @@ def summary(errors: list[float]) -> str:
     return f"median |error| {statistics.median(a):.1f} %, max {max(a):.1f} % ({len(a)} rows)"
 
 
-def identifiability(profile, prepared, fit_rows) -> str:
-    """Refit from a neutral start (fit.neutral_start) and compare fit loss and held-out error with the stored fit:
-    equal losses with different held-out errors mean the fit rows do not pin the parameters down."""
-    from edgeseg.latency.fit import TRT_FIT, fit_backend, fit_loss, neutral_start, targets, validation_rows
+def identifiability(profile, prepared, fit_rows, ms) -> str:
+    """One line on the multi-start fit (fit.fit_multistart): which start won, whether the equally good ends agree
+    on the parameters (IDENT_TOL of each range), and the held-out error each end would give: equal losses with
+    different held-out errors mean the fit rows do not pin the parameters down."""
+    from edgeseg.latency.fit import equal_loss, validation_rows
 
-    items = targets(fit_rows)
-    start = neutral_start(profile, "trt", TRT_FIT)
-    other = fit_backend(start, "trt", items, bounds=TRT_FIT)
-    held = [abs(r["error"]) for r in validation_rows(replace(profile, backends={**profile.backends, "trt": other}),
-                                                      prepared) if r["split"] == "held-out"]
-    stored = fit_loss(profile, profile.backend("trt"), items)
-    params = ", ".join(f"{k} {v:.3g}" for k, v in
-                       ((k, getattr(other.efficiency, k.split("+")[0])) for k in TRT_FIT))
-    return (f"- identifiability: the same fit started from the middle of the bounds ends at fit loss "
-            f"{fit_loss(profile, other, items):.4f} (stored profile {stored:.4f}) with {params}; held-out "
-            f"median {statistics.median(held):.1f} %, max {max(held):.1f} %")
+    def held(backend):
+        rows = validation_rows(replace(profile, backends={**profile.backends, "trt": backend}), prepared)
+        return statistics.median(abs(r["error"]) for r in rows if r["split"] == "held-out")
+
+    best_loss = ms.losses[ms.best_start]
+    good = [n for n, v in ms.losses.items() if v <= equal_loss(best_loss, ms.near, len(fit_rows))]
+    worst = max(ms.spread, key=ms.spread.get)
+    verdict = (f"identified: every such end within {100 * IDENT_TOL:.0f} % of each parameter's range"
+               if ms.identified(IDENT_TOL) else
+               f"**not identified**: `{worst}` differs by {100 * ms.spread[worst]:.0f} % of its range")
+    per = "; ".join(f"{n} {ms.losses[n]:.4f} ({held(b):.1f} %)" for n, b in ms.ends.items())
+    return (f"- multi-start fit ({len(ms.ends)} deterministic starts, fit.starts): lowest loss {best_loss:.4f} from "
+            f"`{ms.best_start}`; {len(good)} of {len(ms.ends)} ends as good "
+            f"(within {100 * ms.near:.0f} % + 0.1 % RMS per "
+            f"row, fit.equal_loss), {verdict}. "
+            f"Per start, fit loss (held-out median |error|): {per}")
 
 
 def run(args) -> int:
     from edgeseg.bench.report import machine_line, write_section
     from edgeseg.latency.device import load_device
-    from edgeseg.latency.fit import (TRT_FIT, cross_validate, fit_backend, load_rows, prepare,
+    from edgeseg.latency.fit import (TRT_FIT, cross_validate, family, fit_multistart, load_rows, prepare,
                                      rms, targets, validation_rows, write_efficiency)
     from edgeseg.latency.plot import validation_chart
 
@@ -59,25 +67,29 @@ def run(args) -> int:
     profile = load_device("jetson-nano")
     fit_rows = [p for p in prepared if p[0].split == "fit"]
     loo, lofo = cross_validate(profile, fit_rows)
+    ms = fit_multistart(profile, "trt", targets(fit_rows), bounds=TRT_FIT)
     if args.fit:
-        backend = fit_backend(profile, "trt", targets(fit_rows), bounds=TRT_FIT)
+        backend = ms.best
         u = rms(math.log(1 + e / 100) for e in loo)  # the band: one sigma of the error on an unseen row
         backend = replace(backend, efficiency=replace(backend.efficiency, uncertainty=u))
         write_efficiency(profile.path, backend, f"fitted by `{COMMAND}` on the split=fit rows of edgeseg/latency/"
                                                 f"published/jetson_nano.csv; free: {', '.join(TRT_FIT)}; "
+                                                "lowest loss of the multi-start fit (fit.starts); "
                                                 "uncertainty = leave-one-out RMS log error")
         profile = load_device("jetson-nano")
         print(f"fitted and written: {profile.path}")
     rows = validation_rows(profile, prepared)
-    restart = identifiability(profile, prepared, fit_rows)
+    restart = identifiability(profile, prepared, fit_rows, ms)
+    fams = {split: ", ".join(dict.fromkeys(family(r.network) for r, _ in prepared if r.split == split))
+            for split in ("fit", "held-out")}
     by_id = dict(zip((r.id for r, _ in fit_rows), zip(loo, lofo)))
     e = profile.backend("trt").efficiency
     lines = ["## Latency simulator vs published Jetson Nano measurements", "",
              f"Command: `{COMMAND}` (without `--fit`: evaluate the stored profile). Networks rebuilt from their "
              "architecture (random weights do not matter for timing), priced by the jetson-nano `trt` profile at "
              "FP16. Published FPS converted to ms; error = predicted / published - 1. Split by network family, "
-             "fixed in the CSV before fitting: fit = resnet, vgg, fcn (segNet); held-out = alexnet, squeezenet, "
-             "densenet. LOO: the row predicted by a fit on the other fit rows; family-out: by a fit without "
+             f"fixed in the CSV before fitting: fit = {fams['fit']}; held-out = {fams['held-out']}. "
+             "LOO: the row predicted by a fit on the other fit rows; family-out: by a fit without "
              "its whole family.", "",
              "| row | family | input | split | published ms | predicted ms | error | LOO | family-out |",
              "|---|---|---|---|---:|---:|---:|---:|---:|"]
