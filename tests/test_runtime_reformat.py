@@ -166,6 +166,9 @@ def test_plan_refuses_gaps_and_leaves_axial_alone():
     assert (p.through, p.spacing, p.slice_spacing, p.source_plane) == (1, (1.2, 0.9), 1.0, "sagittal")
     with pytest.raises(EdgesegError, match="at least 32 needed"):
         plan((1, 0, 0, 0, 0, -1), (1, 1), 1.0, 31, c)  # coronal, too few slices
+    sheared = [np.array([-i, 0.0, 0.1 * i]) for i in range(40)]  # positions drift along S: a tilted stack
+    with pytest.raises(EdgesegError, match=r"advance 5.7 deg away from the slice normal"):
+        plan(sag, (1, 1), 1.0, 40, c, sheared)
 
 
 def test_array_api_reformats_a_sagittal_volume_like_the_axial_one(stacks):
