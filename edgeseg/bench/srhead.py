@@ -40,6 +40,8 @@ def add_arguments(p) -> None:
     p.add_argument("--onnx-dice", nargs="*", default=["lr", "a", "c"], metavar="VARIANT",
                    help="variants whose cells are exported by `edgeseg export`'s pipeline and evaluated as ONNX on the "
                         "test split (default: lr a c; none when given without values)")
+    p.add_argument("--onnx-models", nargs="*", default=None, metavar="MODEL",
+                   help="backbones whose --onnx-dice cells are exported (default: every backbone of --models)")
     p.add_argument("--docs", default="docs/BENCHMARKS.md")
     p.add_argument("--section", default="srhead", help="section of --docs to write (e.g. srhead-seeds for a seed study)")
     p.add_argument("--plot", default="docs/srhead.png")
@@ -194,7 +196,7 @@ def run(args) -> int:
                       "dice": metrics["test"]["mean_foreground_dice"], "dice_per_class": metrics["test"]["dice"],
                       "best_epoch": metrics["best_epoch"], "supervision": metrics.get("supervision", "final"),
                       "train_seconds": metrics.get("train_seconds"), "arch": list(arch)})
-        if key in args.onnx_dice:
+        if key in args.onnx_dice and (args.onnx_models is None or name in args.onnx_models):
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 cells[-1]["onnx"] = onnx_dice(out, (*splits[sampling], spacing))
