@@ -65,7 +65,7 @@ class Cells:
     """Results on disk keyed by name, reused while their settings match."""
 
     def __init__(self, folder: Path, fresh: bool):
-        self.folder, self.fresh, self.seconds = folder / "cells", fresh, 0.0
+        self.folder, self.fresh, self.seconds, self.loads = folder / "cells", fresh, 0.0, []
         self.folder.mkdir(parents=True, exist_ok=True)
 
     def get(self, name: str, settings: dict, fn) -> dict:
@@ -75,11 +75,13 @@ class Cells:
             stored = json.loads(path.read_text())
             if stored.get("settings") == key:
                 self.seconds += stored["seconds"]
+                self.loads.append(stored.get("load", "?"))
                 return stored["result"]
         t = time.perf_counter()
         result = fn()
         seconds = time.perf_counter() - t
         self.seconds += seconds
+        self.loads.append(_load())
         path.write_text(json.dumps({"settings": key, "seconds": seconds, "result": result, "load": _load()}, indent=1, default=str))
         return result
 
@@ -192,7 +194,7 @@ def run(args) -> int:
     lat = tuck.latency(paths, sets["test"].lowres(scale)[:1, None].copy(), args.repeats)
     result = {"rows": rows, "scratch": scratch, "scratch_summary": tern.summarise(scratch), "tucker": tucker,
               "controls": controls, "latency": lat, "latency_seconds": time.perf_counter() - t0,
-              "cell_seconds": cells.seconds, "wall_seconds": time.perf_counter() - started, "seed": args.seed,
+              "cell_seconds": cells.seconds, "cell_loads": cells.loads, "wall_seconds": time.perf_counter() - started, "seed": args.seed,
               "fp32_checkpoint": args.checkpoint, "fp32_train_seed": trecipe.train.seed, "threads": args.threads,
               "scratch_protocol": dataclasses.asdict(tbase.scratch),
               "tucker_finetune": dataclasses.asdict(kbase.finetune), "load": _load()}

@@ -17,6 +17,11 @@ def _pm(mean: float, sd: float) -> str:
     return f"{mean:.4f} ± {sd:.4f}" if not math.isnan(sd) else f"{mean:.4f} (1 seed, no sd)"
 
 
+def _loads(result: dict) -> str:
+    vals = sorted(float(v) for v in result.get("cell_loads", []) if v not in ("?", None))
+    return f"{vals[0]:.1f}-{vals[-1]:.1f}" if vals else str(result["load"])
+
+
 def command(args) -> str:
     if args.quick:
         return "edgeseg bench compression --quick"
@@ -35,9 +40,10 @@ def fixed_point(result: dict, args) -> list[str]:
              "Two quantisers: *float scales* (per output channel, the default; what ONNX/TensorRT per-channel INT8 use) and "
              "*Perone Q-format* (`name = \"perone\"`: power-of-two scales, one Q-format per layer for the weights, per tensor for "
              "the activations). Storage = packed bits x weights + 32-bit scales + float parameters; file = the ONNX file "
-             f"(INT8 containers; INT4 initializers at opset 21); FP32 ONNX file {fp['onnx_kb']:.1f} KB.", "",
+             f"(INT8 containers; INT4 initializers at opset 21 where the integers fit [-8, 7], i.e. weights of <= 4 bits; for 6-8 bits "
+             f"the opset-21 copy is only larger); FP32 ONNX file {fp['onnx_kb']:.1f} KB.", "",
              "| quantiser | W / A | post-training Dice | QAT Dice | vs FP32 (points) | vs FP32 control (points) | storage KB | x smaller (storage) "
-             "| file KB (INT8 / INT4) | x smaller (INT4 file) | ORT Dice (diff) |",
+             "| file KB (INT8 / INT4) | x smaller (smaller file) | ORT Dice (diff) |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     grid = [r for r in rows if r["group"] in ("fixedpoint", "perone")]
     for r in grid:
@@ -45,7 +51,7 @@ def fixed_point(result: dict, args) -> list[str]:
         name = "float scales" if r["group"] == "fixedpoint" else "Perone Q-format"
         lines.append(f"| {name} | {r['setting']} | {r['ptq_dice']:.4f} | {r['dice']:.4f} | {_pts(r['dice'], fp['dice'])} | "
                      f"{_pts(r['dice'], ctrl['dice'])} | {r['kb']:.1f} | {fp['kb'] / r['kb']:.1f} | "
-                     f"{q.get('kb', 0):.1f} / {q4.get('kb', 0):.1f} | {fp['onnx_kb'] / q4['kb'] if q4 else 0:.1f} | {_ort(r, 'qdq')} |")
+                     f"{q.get('kb', 0):.1f} / {q4.get('kb', 0):.1f} | {fp['onnx_kb'] / min(f['kb'] for f in (q, q4) if f):.1f} | {_ort(r, 'qdq')} |")
     for group, name in (("fixedpoint", "float scales"), ("perone", "Perone Q-format")):
         w4a6 = next((r for r in grid if r["setting"] == "W4A6" and r["group"] == group), None)
         if w4a6:
@@ -80,8 +86,8 @@ def ternary(result: dict, args) -> list[str]:
         diffs = [r["ort_diff"] for r in rs if r["ort_diff"] is not None]
         lv = [r["levels"] for r in rs if "levels" in r]
         share = " / ".join(f"{100 * sum(x[k] for x in lv) / len(lv):.0f} %" for k in ("-1", "+0", "+1")) if lv else "-"
-        lines.append(f"| {a['label']} | {_pm(a['mean'], a['sd'])} | {per} | {a['kb']:.1f} | {fkb / a['kb'] if fkb else 0:.1f} | "
-                     f"{max(diffs) if diffs else float('nan'):.4f} | {share} |")
+        diff = f"{max(diffs):.4f}" if diffs else "- (not exported)"
+        lines.append(f"| {a['label']} | {_pm(a['mean'], a['sd'])} | {per} | {a['kb']:.1f} | {fkb / a['kb'] if fkb else 0:.1f} | {diff} | {share} |")
     if "within_3_points" in s:
         ok = lambda b: "met" if b else "NOT met"  # noqa: E731
         lines += ["", f"Targets: ternary within 3 Dice points of FP32 of the same width: {s['gap_fp32_points']:+.2f} points, {ok(s['within_3_points'])}. "
@@ -132,7 +138,8 @@ def markdown(result: dict, args) -> str:
     lines = ["## Compression: fixed-point QAT, TernaryNet vs binary, Tucker-2", "",
              f"Command: `{command(args)}`. Compute: {result['cell_seconds'] / 60:.1f} min summed over all cells (this invocation "
              f"{result['wall_seconds'] / 60:.1f} min; cells whose settings had not changed were reused from `{args.out}/cells/`), "
-             f"torch {result['threads']} thread(s), 1-minute load average at the end {result['load']} on this 2-core machine. "
+             f"torch {result['threads']} thread(s); 1-minute load average when each cell finished {_loads(result)} on this 2-core "
+             "machine shared with other jobs. "
              f"Source: `{result['fp32_checkpoint']}` (recipe `{args.train_recipe}`, training seed {result['fp32_train_seed']}); QAT fine-tune seed "
              f"{result['seed']}, AdamW + cosine, best validation Dice kept. Dice: mean over GM and WM on the test split (16 slices) at full "
              "resolution. ORT Dice: the exported ONNX in ONNX Runtime (|difference| to PyTorch; tolerance 0.005).", "",
@@ -161,10 +168,12 @@ def plot(result: dict, path) -> None:
         seen.add(label)
         if r["group"] != "fp32-ft":
             ax.annotate(r["setting"], (r["kb"], r["dice"]), fontsize=7, xytext=(3, 3), textcoords="offset points")
-    arms = {"float": ("*", "tab:gray", "FP32 from scratch (same width)"), "ternarynet": ("^", "tab:green", "ternary from scratch"),
+    arms = {"float": ("*", "tab:gray", "FP32 from scratch"), "ternarynet": ("^", "tab:green", "ternary from scratch"),
             "binarynet": ("v", "tab:red", "binary from scratch")}
+    r0 = result["scratch"][0] if result["scratch"] else {}
     for name, a in result["scratch_summary"]["arms"].items():
         marker, color, label = arms[name]
+        label += f" (width {r0.get('width')}, x{r0.get('scale')})"
         ax.errorbar(a["kb"], a["mean"], yerr=0 if math.isnan(a["sd"]) else a["sd"], fmt=marker, color=color, label=label + " (mean ± sd)",
                     capsize=3, zorder=3)
     if result["tucker"]:
