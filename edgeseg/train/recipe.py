@@ -37,6 +37,8 @@ class TrainConfig:
     supervision: str = "auto"  # final | deep | base | auto (edgeseg.train.supervision; auto = deep for J-Net heads)
     out_dir: str = "runs/default"
     augment: AugmentConfig = field(default_factory=AugmentConfig)  # [train.augment]: series-level augmentation
+    clean_epochs: int = 0  # then this many epochs on the un-augmented slices (edgeseg.train.clean_stage)
+    clean_lr: float = 3e-4  # its starting learning rate (cosine to 0)
 
 
 @dataclass(frozen=True)

@@ -44,3 +44,7 @@ def check_recipe(recipe, where: str) -> None:
             fail("train", key, value, "must be at least 1")
     if not t.lr > 0:
         fail("train", "lr", t.lr, "must be positive")
+    if t.clean_epochs < 0:
+        fail("train", "clean_epochs", t.clean_epochs, "must be 0 (no clean stage) or more")
+    if t.clean_epochs and not t.clean_lr > 0:
+        fail("train", "clean_lr", t.clean_lr, "must be positive")

@@ -83,6 +83,14 @@ def train(recipe: Recipe, out_dir: str | Path | None = None, show_progress: bool
                 best, best_epoch = val, epoch + 1
                 best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
+    if cfg.clean_epochs:
+        from edgeseg.train.clean_stage import clean_stage
+
+        best_before = best
+        best, clean_history = clean_stage(model, recipe, sets, supervision, best)
+        history += clean_history
+        if best > best_before:
+            best_epoch = next(h["epoch"] for h in clean_history if h["val_mean_foreground_dice"] == best)
     metrics = {
         "model": recipe.model.name,
         "scale": scale,
@@ -100,5 +108,37 @@ def train(recipe: Recipe, out_dir: str | Path | None = None, show_progress: bool
         "data_identity": identity,
     }
     save_checkpoint(out / "model.pt", model, recipe, train_set.class_names, identity, metrics)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return metrics
+
+
+def train_clean_stage_from(recipe: Recipe, first_stage: str | Path, out_dir: str | Path) -> dict:
+    """Run only the clean stage of `recipe` on `first_stage`, a checkpoint its first stage wrote (the same recipe
+    with no clean stage): the same weights `train(recipe)` ends with, without repeating the augmented epochs."""
+    from edgeseg.errors import EdgesegError
+    from edgeseg.train.checkpoint import load_checkpoint
+    from edgeseg.train.clean_stage import clean_stage
+
+    cfg = recipe.train
+    model, first_recipe, ckpt = load_checkpoint(first_stage)
+    plain = replace(recipe, train=replace(cfg, clean_epochs=0, clean_lr=first_recipe.train.clean_lr,
+                                          out_dir=first_recipe.train.out_dir))
+    if not cfg.clean_epochs or plain.to_dict() != first_recipe.to_dict():
+        raise EdgesegError(f"{first_stage}: not the first stage of this recipe (its recipe differs in more than "
+                           "[train] clean_epochs / clean_lr, or the recipe has no clean stage)")
+    out = Path(out_dir)
+    recipe = replace(recipe, train=replace(cfg, out_dir=str(out)))
+    seed_everything(cfg.seed, cfg.threads)
+    (sets, identity) = load_splits(recipe)
+    first = ckpt["metrics"]
+    started = time.perf_counter()
+    best, history = clean_stage(model, recipe, sets, resolve_supervision(cfg.supervision, model),
+                                first["best_val_mean_foreground_dice"])
+    metrics = dict(first, history=first["history"] + history, best_val_mean_foreground_dice=best,
+                   train_seconds=first["train_seconds"] + time.perf_counter() - started,
+                   test=evaluate_model(model, sets["test"], recipe.model.scale))
+    if best > first["best_val_mean_foreground_dice"]:
+        metrics["best_epoch"] = next(h["epoch"] for h in history if h["val_mean_foreground_dice"] == best)
+    save_checkpoint(out / "model.pt", model, recipe, sets["train"].class_names, identity, metrics)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     return metrics
