@@ -240,8 +240,14 @@ def area_downsample(images: np.ndarray, factor: int) -> np.ndarray:
     *lead, h, w = images.shape
     if h % factor or w % factor:
         raise ValueError(f"image size {h}x{w} is not divisible by the scale factor {factor}")
-    blocks = images.reshape(*lead, h // factor, factor, w // factor, factor)
-    return blocks.mean(axis=(-3, -1), dtype=np.float64).astype(np.float32)
+    blocks = np.asarray(images).reshape(*lead, h // factor, factor, w // factor, factor)
+    # the factor**2 strided views added into one float64 accumulator: the block mean without a float64 copy
+    # of the whole array (exact for float32 inputs, so the same mean as blocks.mean(dtype=float64))
+    acc = np.zeros((*lead, h // factor, w // factor), dtype=np.float64)
+    for i in range(factor):
+        for j in range(factor):
+            np.add(acc, blocks[..., i, :, j], out=acc)
+    return (acc / (factor * factor)).astype(np.float32)
 
 
 def crop_or_pad(images: np.ndarray, size: tuple[int, int], fill: float = 0.0, copy: bool = True) -> np.ndarray:

@@ -5,7 +5,8 @@ resample to contract.pixel_spacing_mm when the spacing differs (separable linear
 take the normalisation's statistics over the series (contract.normalization), place the hr_size canvas
 (contract.fit: image centre, or the anatomy's bounding box) padding with the normalised background,
 area-downsample by contract.scale. Normalisation and fit are edgeseg.preprocess's, the same functions
-training uses; this module only adds the exact histogram percentiles of stored integers.
+training uses; this module only adds the exact histogram percentiles of stored integers and the
+resampling that maps a series onto the contract's grid and back.
 """
 from __future__ import annotations
 
@@ -123,26 +124,6 @@ def histogram_percentiles(decoded, q) -> np.ndarray:
     return np.array(out, dtype=np.float64)
 
 
-def zscore(volume: np.ndarray, lo, hi) -> np.ndarray:
-    """percentile_zscore with the percentiles given (edgeseg.preprocess's statistics, not a copy)."""
-    return intensity_stats(volume, "percentile_zscore", (0.0, 100.0), lambda v, q: (lo, hi)).apply(volume)
-
-
-def area_downsample_sum(images: np.ndarray, factor: int) -> np.ndarray:
-    """edgeseg.preprocess.area_downsample without converting the whole array to float64: the factor**2
-    strided views are added into a float64 accumulator (exact for float32 inputs of similar magnitude,
-    so the same float64 mean and the same float32 rounding)."""
-    *lead, h, w = images.shape
-    if factor == 1 or h % factor or w % factor:
-        return area_downsample(images, factor)
-    blocks = images.reshape(*lead, h // factor, factor, w // factor, factor)
-    acc = np.zeros((*lead, h // factor, w // factor), dtype=np.float64)
-    for i in range(factor):
-        for j in range(factor):
-            np.add(acc, blocks[..., i, :, j], out=acc)
-    return (acc / (factor * factor)).astype(np.float32)
-
-
 def series_intensity(image: np.ndarray, contract: ModelContract, decoded=None) -> Intensity:
     """contract.normalization's statistics over the whole series; percentiles from the stored integers'
     histogram (exact, no sort) when the values are still on their stored grid."""
@@ -182,6 +163,6 @@ def prepare(volume: np.ndarray, orientation, spacing: tuple[float, float], contr
         zoom = (1.0, 1.0)
     resampled = image.shape[-2:]
     image, origin = normalise_fit(image, contract, decoded)
-    lowres = area_downsample_sum(image, contract.scale)[:, None]
+    lowres = area_downsample(image, contract.scale)[:, None]
     geo = Geometry(axes, tuple(volume.shape[-2:]), tuple(reoriented), tuple(resampled), zoom, tuple(origin))
     return np.ascontiguousarray(lowres, dtype=np.float32), geo
