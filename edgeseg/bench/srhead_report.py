@@ -232,9 +232,9 @@ def plot(cells, path) -> None:
             vals = [statistics.fmean(dice[(m, s, inputs, key)]) if (m, s, inputs, key) in dice else float("nan") for m in models]
             ax.bar([j + (i - (len(keys) - 1) / 2) * width for j in range(len(models))], vals, width=width, label=key)
         ax.set_xticks(range(len(models)), models)
-        ax.set_ylim(0.5, 1.0)
+        ax.set_ylim(0.3, 1.0)
         ax.set_title(f"x{scale}, {inputs} inputs: mean fg Dice (test)")
-        ax.legend(loc="lower right", fontsize=7, ncol=2)
+        ax.legend(loc="upper left", fontsize=7, ncol=3)
     fig.tight_layout()
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
