@@ -68,6 +68,16 @@ def percentile_zscore_stats(volume: np.ndarray, clip_percentiles=(0.5, 99.5), pe
     return Intensity(float(lo), float(hi), float(c.mean()), std if std > 0 else 1.0, float(lo), float(lo))
 
 
+def _foreground_intensity(fg: np.ndarray, bg: np.ndarray, lo, hi, t: float) -> Intensity:
+    """Background median -> 0, the foreground's top percentile -> 1 (clip percentiles when a side is empty)."""
+    if fg.size == 0 or bg.size == 0:
+        return Intensity(float(lo), float(hi), float(lo), float(hi - lo) or 1.0, float(lo), t)
+    offset = float(np.median(bg))
+    scale = float(np.percentile(fg, FOREGROUND_TOP_PERCENTILE)) - offset
+    scale = scale if scale > 0 else 1.0
+    return Intensity(offset - 0.5 * scale, offset + 1.5 * scale, offset, scale, offset, t)
+
+
 def foreground_percentile_stats(volume: np.ndarray, clip_percentiles=(0.5, 99.5), percentile: Percentile | None = None) -> Intensity:
     """Background level -> 0, the foreground's 99th percentile -> 1, independent of coverage and background level.
 
@@ -78,13 +88,7 @@ def foreground_percentile_stats(volume: np.ndarray, clip_percentiles=(0.5, 99.5)
     sample = v[..., ::STATS_STRIDE, ::STATS_STRIDE].ravel()
     lo, hi = np.percentile(sample, tuple(clip_percentiles))
     t = otsu_threshold(sample, float(lo), float(hi))
-    fg, bg = sample[sample > t], sample[sample <= t]
-    if fg.size == 0 or bg.size == 0:
-        return Intensity(float(lo), float(hi), float(lo), float(hi - lo) or 1.0, float(lo), t)
-    offset = float(np.median(bg))
-    scale = float(np.percentile(fg, FOREGROUND_TOP_PERCENTILE)) - offset
-    scale = scale if scale > 0 else 1.0
-    return Intensity(offset - 0.5 * scale, offset + 1.5 * scale, offset, scale, offset, t)
+    return _foreground_intensity(sample[sample > t], sample[sample <= t], lo, hi, t)
 
 
 def _label_components(mask: np.ndarray) -> np.ndarray:
@@ -138,13 +142,7 @@ def foreground_component_stats(volume: np.ndarray, clip_percentiles=(0.5, 99.5),
     lo, hi = np.percentile(flat, tuple(clip_percentiles))
     t = otsu_threshold(flat, float(lo), float(hi))
     above = sample > t
-    fg, bg = sample[largest_component(above)], flat[flat <= t]
-    if fg.size == 0 or bg.size == 0:
-        return Intensity(float(lo), float(hi), float(lo), float(hi - lo) or 1.0, float(lo), t)
-    offset = float(np.median(bg))
-    scale = float(np.percentile(fg, FOREGROUND_TOP_PERCENTILE)) - offset
-    scale = scale if scale > 0 else 1.0
-    return Intensity(offset - 0.5 * scale, offset + 1.5 * scale, offset, scale, offset, t)
+    return _foreground_intensity(sample[largest_component(above)], flat[flat <= t], lo, hi, t)
 
 
 # contract.normalization -> statistics; adding a normalisation is adding a function and a line
