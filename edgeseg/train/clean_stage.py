@@ -15,9 +15,10 @@ from edgeseg.train.epoch import train_one_epoch
 from edgeseg.train.predict import evaluate_model
 
 
-def clean_stage(model, recipe, sets, supervision: str, best: float, advance=lambda **f: None) -> tuple[float, list]:
+def clean_stage(model, recipe, sets, supervision: str, best: float, advance=lambda **f: None) -> tuple[float, int | None, list]:
     """Fine-tune `model` in place for recipe.train.clean_epochs on the clean training slices; keep the epoch with
-    the best validation Dice (the incoming weights when none beats `best`). Returns (best val Dice, history)."""
+    the best validation Dice (the incoming weights when none beats `best`). Returns (best val Dice, its epoch or None when no clean epoch
+    beat `best`, history)."""
     cfg, scale = recipe.train, recipe.model.scale
     x_all = torch.from_numpy(sets["train"].lowres(scale)[:, None])
     y_all = torch.from_numpy(sets["train"].label.astype(np.int64))
@@ -26,7 +27,7 @@ def clean_stage(model, recipe, sets, supervision: str, best: float, advance=lamb
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, cfg.clean_epochs * steps)
     generator = torch.Generator().manual_seed(cfg.seed + 1)
     best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-    history = []
+    history, best_epoch = [], None
     for epoch in range(cfg.clean_epochs):
         loss = train_one_epoch(model, x_all, y_all, batch_size=cfg.batch_size, flip=cfg.flip,
                                dice_weight=cfg.dice_weight, optimiser=optimiser, schedule=schedule,
@@ -34,7 +35,7 @@ def clean_stage(model, recipe, sets, supervision: str, best: float, advance=lamb
         val = evaluate_model(model, sets["val"], scale)["mean_foreground_dice"]
         history.append({"epoch": cfg.epochs + epoch + 1, "stage": "clean", "loss": loss, "val_mean_foreground_dice": val})
         if val > best:
-            best = val
+            best, best_epoch = val, cfg.epochs + epoch + 1
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
     model.load_state_dict(best_state)
-    return best, history
+    return best, best_epoch, history

@@ -86,11 +86,9 @@ def train(recipe: Recipe, out_dir: str | Path | None = None, show_progress: bool
     if cfg.clean_epochs:
         from edgeseg.train.clean_stage import clean_stage
 
-        best_before = best
-        best, clean_history = clean_stage(model, recipe, sets, supervision, best)
+        best, clean_epoch, clean_history = clean_stage(model, recipe, sets, supervision, best)
         history += clean_history
-        if best > best_before:
-            best_epoch = next(h["epoch"] for h in clean_history if h["val_mean_foreground_dice"] == best)
+        best_epoch = clean_epoch or best_epoch
     metrics = {
         "model": recipe.model.name,
         "scale": scale,
@@ -107,8 +105,7 @@ def train(recipe: Recipe, out_dir: str | Path | None = None, show_progress: bool
         "test": evaluate_model(model, sets["test"], scale),
         "data_identity": identity,
     }
-    save_checkpoint(out / "model.pt", model, recipe, train_set.class_names, identity, metrics)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    _save(out, model, recipe, train_set.class_names, identity, metrics)
     return metrics
 
 
@@ -132,13 +129,17 @@ def train_clean_stage_from(recipe: Recipe, first_stage: str | Path, out_dir: str
     (sets, identity) = load_splits(recipe)
     first = ckpt["metrics"]
     started = time.perf_counter()
-    best, history = clean_stage(model, recipe, sets, resolve_supervision(cfg.supervision, model),
-                                first["best_val_mean_foreground_dice"])
+    best, clean_epoch, history = clean_stage(model, recipe, sets, resolve_supervision(cfg.supervision, model),
+                                             first["best_val_mean_foreground_dice"])
     metrics = dict(first, history=first["history"] + history, best_val_mean_foreground_dice=best,
+                   best_epoch=clean_epoch or first["best_epoch"],
                    train_seconds=first["train_seconds"] + time.perf_counter() - started,
                    test=evaluate_model(model, sets["test"], recipe.model.scale))
-    if best > first["best_val_mean_foreground_dice"]:
-        metrics["best_epoch"] = next(h["epoch"] for h in history if h["val_mean_foreground_dice"] == best)
-    save_checkpoint(out / "model.pt", model, recipe, sets["train"].class_names, identity, metrics)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    _save(out, model, recipe, sets["train"].class_names, identity, metrics)
     return metrics
+
+
+def _save(out: Path, model, recipe: Recipe, class_names, identity: str, metrics: dict) -> None:
+    """model.pt and metrics.json of a finished training run."""
+    save_checkpoint(out / "model.pt", model, recipe, class_names, identity, metrics)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
