@@ -105,7 +105,7 @@ def fit_backend(profile: DeviceProfile, backend_name: str, items, rounds: int = 
     backend = profile.backend(backend_name)
     for name, (lo, hi) in (bounds or BOUNDS).items():  # start inside the bounds
         backend = with_param(backend, name, min(hi, max(lo, param(backend, name))))
-    loss = lambda b: sum(r * r for r in log_residuals(items, profile, b))  # noqa: E731
+    loss = lambda b: fit_loss(profile, b, items)  # noqa: E731
     best, best_loss, step = backend, loss(backend), 2.0
     for _ in range(rounds):
         improved = False
