@@ -1,9 +1,10 @@
 """Numpy-only preprocessing shared by training and the light runtime (no torch here).
 
 The one implementation of every step a model contract names: the intensity normalisation
-(`contract.normalization`, registry NORMALIZATIONS) and the placement of the model's canvas on the
-slice (`contract.fit`, registry FITS). Training data preparation and `edgeseg.runtime.preprocess`
-both call these functions, so a model sees at run time exactly what it saw in training.
+(`contract.normalization`, registry NORMALIZATIONS), the placement of the model's canvas on the
+slice (`contract.fit`, registry FITS) and the low-resolution input (`area_downsample`).
+`apply_contract` executes them; training data preparation (edgeseg.data) and the runner
+(edgeseg.runtime.preprocess) both call it, so a model sees at run time exactly what it saw in training.
 
 Axis convention: 2D slices are (H, W); stacks are (N, H, W).
 """
@@ -40,6 +41,35 @@ class Intensity:
 
 
 Percentile = Callable[[np.ndarray, tuple], np.ndarray]
+
+
+@dataclass(frozen=True)
+class StoredGrid:
+    """A stack whose values are still one monotone map of stored integers (DICOM pixels before any
+    interpolation): its percentiles come exactly from the integers' histogram, without a sort."""
+    stored: np.ndarray                                  # the integers (any shape), one per value of the stack
+    to_values: Callable[[np.ndarray], np.ndarray]       # integer levels -> the stack's float32 values, exactly
+    increasing: bool                                    # to_values increases (else it decreases)
+
+    def percentiles(self, q) -> np.ndarray:
+        """np.percentile(values, q), bit for bit (numpy's linear method between order statistics)."""
+        stored = self.stored.ravel()
+        base = int(stored.min())
+        counts = np.bincount(stored - base) if base else np.bincount(stored)
+        cum = np.cumsum(counts if self.increasing else counts[::-1])
+        n = int(cum[-1])
+
+        def order_stat(k: int):
+            level = int(np.searchsorted(cum, k, side="right"))
+            return self.to_values(np.array([(level if self.increasing else len(counts) - 1 - level) + base]))[0]
+
+        out = []
+        for qq in q:
+            vi = (n - 1) * np.float64(qq / 100.0)
+            lo = int(np.floor(vi))
+            a, b, t = order_stat(lo), order_stat(min(lo + 1, n - 1)), vi - lo
+            out.append(b - (b - a) * (1 - t) if t >= 0.5 else a + (b - a) * t)  # np.percentile's rounding
+        return np.array(out, dtype=np.float64)
 
 
 def otsu_threshold(values: np.ndarray, lo: float, hi: float, bins: int = OTSU_BINS) -> float:
@@ -210,6 +240,38 @@ def fit_origin(fit: str, volume: np.ndarray, size, intensity: Intensity) -> tupl
 FITS = ("center_crop_or_pad", "foreground_box")
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """What `apply_contract` made of a stack: the normalised canvas and how it was placed."""
+    image: np.ndarray | None      # (N, H, W) float32 on contract.hr_size (None from `contract_placement`)
+    intensity: Intensity
+    origin: tuple[int, int]       # top-left of the canvas on the stack (negative = padding)
+
+
+def contract_placement(volume: np.ndarray, contract, stored: StoredGrid | None = None,
+                       stats_of: np.ndarray | None = None) -> Prepared:
+    """The statistics of contract.normalization over the whole stack (or over `stats_of`) and the canvas
+    origin by contract.fit, without making the canvas (the series sampler warps its own)."""
+    percentile = (lambda v, q: stored.percentiles(q)) if stored is not None else None
+    stats = intensity_stats(volume if stats_of is None else stats_of, contract.normalization,
+                            tuple(contract.clip_percentiles), percentile)
+    return Prepared(None, stats, fit_origin(contract.fit, volume, tuple(contract.hr_size), stats))
+
+
+def apply_contract(volume: np.ndarray, contract, stored: StoredGrid | None = None,
+                   stats_of: np.ndarray | None = None) -> Prepared:
+    """The contract's preprocessing of an (N, H, W) stack on the model's pixel grid: statistics over the whole
+    stack, the hr_size canvas placed by the fit and padded with the background, the intensity map applied to
+    the canvas's pixels only. The model's input is then area_downsample(image, contract.scale).
+
+    `contract`: a ModelContract, or anything with normalization, clip_percentiles, fit and hr_size (training's
+    SliceConfig). `stored`: the stack's stored integers, for exact percentiles without a sort (the runner);
+    `stats_of`: take the statistics over this array instead (training: the whole source volume)."""
+    p = contract_placement(volume, contract, stored, stats_of)
+    canvas = window(np.asarray(volume, dtype=np.float32), tuple(contract.hr_size), p.origin, fill=p.intensity.fill)
+    return Prepared(p.intensity.apply(canvas), p.intensity, p.origin)
+
+
 def window(images: np.ndarray, size, origin, fill: float = 0.0) -> np.ndarray:
     """The `size` (H, W) window of the last two axes whose top-left pixel is `origin` (may be negative or
     run past the end: those pixels take `fill`). A view when the window lies inside the image."""
@@ -255,8 +317,3 @@ def crop_or_pad(images: np.ndarray, size: tuple[int, int], fill: float = 0.0, co
         return images
     out = window(images, size, centre_origin(images.shape, size), fill)
     return out.copy() if copy and out.base is not None else out
-
-
-def uncrop_or_unpad(images: np.ndarray, size: tuple[int, int], fill=0) -> np.ndarray:
-    """Inverse of `crop_or_pad`: bring the last two axes back to the original `size`."""
-    return crop_or_pad(images, size, fill=fill)

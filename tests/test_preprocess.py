@@ -72,7 +72,7 @@ def test_foreground_box_centres_the_canvas_on_the_anatomy():
 
 
 def test_runtime_places_the_canvas_on_the_anatomy_and_maps_back_one_to_one():
-    from edgeseg.runtime.postprocess import to_source_grid
+    from edgeseg.runtime.postprocess import logits_to_source_grid
     from edgeseg.runtime.preprocess import prepare
 
     c = make_contract(hr_size=(48, 48), scale=2, input_shape=("batch", 1, 24, 24), normalization="foreground_percentile",
@@ -82,7 +82,7 @@ def test_runtime_places_the_canvas_on_the_anatomy_and_maps_back_one_to_one():
     assert lowres.shape == (2, 1, 24, 24) and (lowres > 0.3).mean() > 0.3  # the head fills the canvas
     labels = np.zeros((2, 48, 48), np.uint8)
     labels[:, 24:, :] = 1  # lower half of the canvas
-    back = to_source_grid(labels, geo, c)
+    back = logits_to_source_grid(np.eye(2, dtype=np.float32)[labels].transpose(0, 3, 1, 2), geo, c)  # one-hot
     rows = np.where(back[0].any(axis=1))[0]
     assert back.shape == img.shape and rows[0] == geo.origin[0] + 24 and rows[-1] == geo.origin[0] + 47
     # the v1 contract keeps its centred canvas, which misses this head almost entirely
@@ -119,3 +119,18 @@ def test_foreground_component_ignores_a_bright_object_apart_from_the_head():
     assert abs(comp.scale - plain.scale) < 0.02 * plain.scale and abs(comp.offset - plain.offset) < 1e-6 + 0.02 * plain.scale
     # without stray objects the component is the whole foreground: the same statistics as foreground_percentile
     assert intensity_stats(vol, "foreground_percentile") == plain
+
+
+def test_training_and_runner_contracts_prepare_alike():
+    """apply_contract takes training's SliceConfig and the runner's ModelContract: same fields, same canvas."""
+    from edgeseg.data.slices import SliceConfig
+    from edgeseg.preprocess import apply_contract
+
+    img, _ = _head(n=3, h=70, w=64, centre=(20, 40))
+    for norm, fit in [("percentile_zscore", "center_crop_or_pad"), ("foreground_percentile", "foreground_box")]:
+        train = apply_contract(img, SliceConfig(canvas=(48, 40), normalization=norm, fit=fit))
+        run = apply_contract(img, make_contract(hr_size=(48, 40), input_shape=("batch", 1, 24, 20),
+                                                normalization=norm, fit=fit))
+        assert train.origin == run.origin and train.intensity == run.intensity and train.image.shape == (3, 48, 40)
+        np.testing.assert_array_equal(train.image, run.image)
+    assert train.origin != apply_contract(img, SliceConfig(canvas=(48, 40), normalization=norm)).origin  # fit counts

@@ -174,7 +174,7 @@ def test_fatal_errors_exit_2(models, tmp_path, case, capsys):
 
 
 def test_resampling_and_reorientation_round_trip():
-    from edgeseg.runtime.postprocess import to_source_grid
+    from edgeseg.runtime.postprocess import logits_to_source_grid
     from edgeseg.runtime.preprocess import prepare
 
     c = make_contract(hr_size=(96, 80), scale=2, pixel_spacing_mm=(1.0, 1.0))
@@ -185,26 +185,30 @@ def test_resampling_and_reorientation_round_trip():
     assert lowres.shape == (2, 1, 48, 40) and geo.resampled_shape == (62, 56)
     labels = np.zeros((2, 96, 80), np.uint8)
     labels[:, 48:, :] = 1  # posterior half on the model grid
-    back = to_source_grid(labels, geo, c)
+    back = logits_to_source_grid(np.eye(2, dtype=np.float32)[labels].transpose(0, 3, 1, 2), geo, c)  # one-hot
     assert back.shape == (2, 70, 50)
     # posterior is along the source columns: left columns anterior (0), right columns posterior (1)
     assert (back[:, :, :20] == 0).all() and (back[:, :, -20:] == 1).all()
 
 
-def test_histogram_percentiles_and_argmax_match_numpy():
+def test_stored_integer_percentiles_match_numpy_and_the_contract_uses_them():
+    from edgeseg.preprocess import StoredGrid, apply_contract
     from edgeseg.runtime.pixels import Decoded
-    from edgeseg.runtime.postprocess import labels_from_logits
-    from edgeseg.runtime.preprocess import histogram_percentiles
 
     rng = np.random.default_rng(1)
+    c = make_contract(hr_size=(32, 32), scale=2, input_shape=("batch", 1, 16, 16))  # percentile_zscore: clips there
     for slope, intercept, inv in [(0.0625, 0.0, None), (1.0, -1024.0, None), (0.5, 3.0, 4000.0), (-2.0, 7.0, None)]:
-        stored = rng.integers(0, 4096, (3, 40, 40)).astype(np.int32)
+        stored = rng.integers(-50, 4096, (3, 40, 40)).astype(np.int32)
         d = Decoded(np.empty(0), stored, slope, intercept, inv)
         values = d.to_values(stored)
-        np.testing.assert_array_equal(histogram_percentiles(d, (0.5, 99.5)), np.percentile(values, (0.5, 99.5)))
-    logits = rng.standard_normal((4, 5, 16, 16)).astype(np.float32)
-    logits[:, 3] = logits[:, 1]  # ties: the first maximum wins, as in np.argmax
-    np.testing.assert_array_equal(labels_from_logits(logits, None), logits.argmax(1))
+        np.testing.assert_array_equal(d.grid().percentiles((0.5, 37.3, 99.5)), np.percentile(values, (0.5, 37.3, 99.5)))
+        fast, slow = apply_contract(values, c, d.grid()), apply_contract(values, c)
+        assert fast.intensity == slow.intensity and fast.intensity.lo != values.min()  # the clip is a percentile
+        np.testing.assert_array_equal(fast.image, slow.image)
+        g = d.grid()  # a grid whose values sit 1 higher: the clip follows it, so the percentiles come from the grid
+        off = apply_contract(values, c, StoredGrid(g.stored, lambda levels: g.to_values(levels) + np.float32(1), g.increasing))
+        assert off.intensity.lo == np.float32(slow.intensity.lo) + np.float32(1)
+    assert Decoded(np.empty(0)).grid() is None  # several maps or float pixels: np.percentile
 
 
 def test_base_install_without_highdicom_writes_nifti_and_says_why(models, tmp_path):

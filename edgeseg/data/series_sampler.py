@@ -4,7 +4,7 @@ Each group of `group` training slices comes from one simulated acquisition: a ra
 volume's slices (partial coverage), one set of intensity and acquisition changes for the whole series
 (gamma or a random contrast curve, scale, background level, 3D bias field, Rician noise, blur, thick
 slices, pixel spacing), then the contract's own normalisation statistics and canvas fit computed over
-that augmented series (edgeseg.preprocess, as in the runner), then per slice rotation, zoom,
+that augmented series (edgeseg.preprocess.contract_placement, as in the runner), then per slice rotation, zoom,
 translation and flips. Only training-split slices are ever targets; statistics use training and
 unlabelled slices only (never a validation or test slice), seeded by (seed, epoch).
 """
@@ -16,7 +16,7 @@ import numpy as np
 
 from edgeseg.data import augment as A
 from edgeseg.data.slices import SliceConfig, display_stack, split_volume
-from edgeseg.preprocess import fit_origin, intensity_stats
+from edgeseg.preprocess import contract_placement
 
 CONTEXT_SLICES = 32  # statistics over at most this many slices of the simulated series (a random subset)
 
@@ -78,8 +78,8 @@ class SeriesSampler:
         if not clean:
             stack = self._intensity(rng, stack, 2.0 * where / max(len(vol.raw) - 1, 1) - 1.0)
         ctx = stack[k:]
-        stats = intensity_stats(ctx, sl.normalization, sl.clip_percentiles)
-        origin = fit_origin(sl.fit, ctx, sl.canvas, stats)
+        placed = contract_placement(ctx, sl)  # the contract's statistics and fit, as apply_contract
+        stats, origin = placed.intensity, placed.origin
         fill = float(stats.apply(np.float32(stats.fill)))
         centre = np.array(origin, dtype=np.float64) + (np.array(sl.canvas) - 1) / 2
         images, labels = [], []

@@ -8,7 +8,7 @@ import numpy as np
 from edgeseg.data.volume import LabelledVolume, SliceSet
 from edgeseg.errors import EdgesegError
 from edgeseg.orientation import DISPLAY_AXES, reorient_2d
-from edgeseg.preprocess import FITS, NORMALIZATIONS, fit_origin, intensity_stats, window
+from edgeseg.preprocess import FITS, NORMALIZATIONS, apply_contract, window
 
 AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
 SPLITS = ("train", "val", "test")
@@ -25,6 +25,11 @@ class SliceConfig:
     clip_percentiles: tuple[float, float] = (0.5, 99.5)
     normalization: str = "percentile_zscore"  # edgeseg.preprocess.NORMALIZATIONS; stored in the model contract
     fit: str = "center_crop_or_pad"  # edgeseg.preprocess.FITS: where the canvas sits on the slices
+
+    @property
+    def hr_size(self) -> tuple[int, int]:
+        """The canvas under the model contract's name (edgeseg.preprocess.apply_contract reads it)."""
+        return tuple(self.canvas)
 
 
 def split_positions(positions, block: int, gap: int, pattern) -> dict[str, np.ndarray]:
@@ -58,13 +63,11 @@ def display_stack(volume: LabelledVolume, axis_name: str) -> tuple[np.ndarray, n
 
 
 def _slices(volume: LabelledVolume, config: SliceConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Normalised (N, H, W) image and label stacks on the canvas: the contract's normalisation over the whole
-    volume, the canvas placed by the contract's fit and padded with the normalised background."""
-    stats = intensity_stats(volume.image, config.normalization, config.clip_percentiles)
+    """Normalised (N, H, W) image and label stacks on the canvas, by the contract (apply_contract, as the runner):
+    the statistics over the whole volume, the canvas placed by the fit and padded with the normalised background."""
     image, label = display_stack(volume, config.axis)
-    origin = fit_origin(config.fit, image, config.canvas, stats)
-    return (stats.apply(window(image, config.canvas, origin, fill=stats.fill)),
-            np.ascontiguousarray(window(label, config.canvas, origin, fill=0)))
+    prepared = apply_contract(image, config, stats_of=volume.image)
+    return prepared.image, np.ascontiguousarray(window(label, config.canvas, prepared.origin, fill=0))
 
 
 def split_volume(volume: LabelledVolume, config: SliceConfig):

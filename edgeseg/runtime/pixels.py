@@ -13,6 +13,7 @@ import numpy as np
 from pydicom.uid import UID
 
 from edgeseg.errors import EdgesegError
+from edgeseg.preprocess import StoredGrid
 from edgeseg.runtime.series import Series
 
 CODECS_HINT = "install a decoder: pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg pylibjpeg-rle (or python-gdcm)"
@@ -70,6 +71,11 @@ class Decoded:
         """The float32 values of given stored integers, computed exactly as for the volume."""
         v = np.asarray(stored_levels).astype(np.float32) * np.float32(self.slope) + np.float32(self.intercept)
         return np.float32(self.invert_sum) - v if self.invert_sum is not None else v
+
+    def grid(self) -> StoredGrid | None:
+        """The stored integers and their map, for edgeseg.preprocess's exact percentiles (None when absent)."""
+        increasing = (self.slope > 0) != (self.invert_sum is not None)
+        return None if self.stored is None else StoredGrid(self.stored, self.to_values, increasing)
 
 
 def decode_series(series: Series) -> Decoded:

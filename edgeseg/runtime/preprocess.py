@@ -2,11 +2,10 @@
 
 Steps: reorient the in-plane axes to contract.in_plane_axes (from ImageOrientationPatient),
 resample to contract.pixel_spacing_mm when the spacing differs (separable linear interpolation),
-take the normalisation's statistics over the series (contract.normalization), place the hr_size canvas
-(contract.fit: image centre, or the anatomy's bounding box) padding with the normalised background,
-area-downsample by contract.scale. Normalisation and fit are edgeseg.preprocess's, the same functions
-training uses; this module only adds the exact histogram percentiles of stored integers and the
-resampling that maps a series onto the contract's grid and back.
+then edgeseg.preprocess.apply_contract, the function training data preparation calls too (statistics of
+contract.normalization over the series, the hr_size canvas by contract.fit, the normalised background as
+padding), and area-downsampling by contract.scale. This module only maps a series onto the contract's
+grid (reorientation, resampling) and keeps what is needed to map the mask back.
 """
 from __future__ import annotations
 
@@ -17,7 +16,7 @@ import numpy as np
 from edgeseg.contract import ModelContract
 from edgeseg.errors import EdgesegError
 from edgeseg.orientation import OPPOSITE, direction_letter, reorient_2d
-from edgeseg.preprocess import FITS, NORMALIZATIONS, Intensity, area_downsample, fit_origin, intensity_stats, window
+from edgeseg.preprocess import FITS, NORMALIZATIONS, StoredGrid, apply_contract, area_downsample
 
 SUPPORTED = {"normalization": tuple(NORMALIZATIONS), "lowres_method": ("area_average",),
              "fit": FITS, "output": ("logits",)}
@@ -96,55 +95,10 @@ def antialias(images: np.ndarray, zoom: tuple[float, float]) -> np.ndarray:
     return out
 
 
-def _lerp(a, b, t: float):
-    """numpy's linear-method interpolation between order statistics (same rounding as np.percentile)."""
-    d = b - a
-    return b - d * (1 - t) if t >= 0.5 else a + d * t
-
-
-def histogram_percentiles(decoded, q) -> np.ndarray:
-    """np.percentile(decoded.values, q), exactly, from a histogram of the stored integers (no sort)."""
-    stored = decoded.stored.ravel()
-    base = int(stored.min())
-    counts = np.bincount(stored - base) if base else np.bincount(stored)
-    increasing = (decoded.slope > 0) != (decoded.invert_sum is not None)
-    cum = np.cumsum(counts if increasing else counts[::-1])
-    n = int(cum[-1])
-
-    def order_stat(k: int):
-        level = int(np.searchsorted(cum, k, side="right"))
-        level = level if increasing else len(counts) - 1 - level
-        return decoded.to_values(np.array([level + base]))[0]
-
-    out = []
-    for qq in q:
-        vi = (n - 1) * np.float64(qq / 100.0)
-        lo = int(np.floor(vi))
-        out.append(_lerp(order_stat(lo), order_stat(min(lo + 1, n - 1)), vi - lo))
-    return np.array(out, dtype=np.float64)
-
-
-def series_intensity(image: np.ndarray, contract: ModelContract, decoded=None) -> Intensity:
-    """contract.normalization's statistics over the whole series; percentiles from the stored integers'
-    histogram (exact, no sort) when the values are still on their stored grid."""
-    exact = decoded is not None and decoded.stored is not None
-    percentile = (lambda v, q: histogram_percentiles(decoded, q)) if exact else None
-    return intensity_stats(image, contract.normalization, tuple(contract.clip_percentiles), percentile)
-
-
-def normalise_fit(image: np.ndarray, contract: ModelContract, decoded=None):
-    """-> (canvas (N, H, W) normalised, origin): the statistics over the whole series, the elementwise map
-    only on the pixels of the canvas (padding takes the normalised background)."""
-    stats = series_intensity(image, contract, decoded)
-    size = tuple(contract.hr_size)
-    origin = fit_origin(contract.fit, image, size, stats)
-    return stats.apply(window(np.asarray(image, dtype=np.float32), size, origin, fill=stats.fill)), origin
-
-
-def prepare(volume: np.ndarray, orientation, spacing: tuple[float, float], contract: ModelContract, decoded=None):
-    """volume: (N, rows, cols) float32 -> (low-res input (N, 1, h, w), Geometry).
-
-    `decoded` (pixels.Decoded of the same volume) enables exact histogram percentiles."""
+def prepare(volume: np.ndarray, orientation, spacing: tuple[float, float], contract: ModelContract,
+            stored: StoredGrid | None = None):
+    """volume: (N, rows, cols) float32 -> (low-res input (N, 1, h, w), Geometry): onto the contract's grid, then
+    edgeseg.preprocess.apply_contract. `stored` (the volume's stored integers) gives exact fast percentiles."""
     axes = source_axes(orientation)
     target = tuple(contract.in_plane_axes)
     if {axes[0], OPPOSITE[axes[0]], axes[1], OPPOSITE[axes[1]]} != {t for a in target for t in (a, OPPOSITE[a])}:
@@ -158,11 +112,11 @@ def prepare(volume: np.ndarray, orientation, spacing: tuple[float, float], contr
     if any(abs(z - 1.0) > 1e-3 for z in zoom):
         shape = tuple(max(1, int(round(n * z))) for n, z in zip(reoriented, zoom))
         image = resample_linear(antialias(image, zoom), shape, zoom)
-        decoded = None  # interpolated values are off the stored grid
+        stored = None  # interpolated values are off the stored grid
     else:
         zoom = (1.0, 1.0)
     resampled = image.shape[-2:]
-    image, origin = normalise_fit(image, contract, decoded)
-    lowres = area_downsample(image, contract.scale)[:, None]
-    geo = Geometry(axes, tuple(volume.shape[-2:]), tuple(reoriented), tuple(resampled), zoom, tuple(origin))
+    prepared = apply_contract(image, contract, stored)
+    lowres = area_downsample(prepared.image, contract.scale)[:, None]
+    geo = Geometry(axes, tuple(volume.shape[-2:]), tuple(reoriented), tuple(resampled), zoom, tuple(prepared.origin))
     return np.ascontiguousarray(lowres, dtype=np.float32), geo

@@ -50,9 +50,9 @@ def _segment(seg, volume, spacing, orientation, slice_spacing, decoded, batch, t
         warnings.append(f"partial coverage: {len(volume)} slice(s){extent}; the model's intensity statistics come "
                         "from these slices only: check the result")
     t0 = time.perf_counter()
-    lowres, geo = prepare(volume, orientation, tuple(spacing), c, decoded)
+    lowres, geo = prepare(volume, orientation, tuple(spacing), c, decoded.grid() if decoded is not None else None)
     if decoded is not None:
-        decoded.stored = None
+        decoded.stored = None  # no longer needed: free it while the series infers
     if orientation is not None and obliquity_deg(orientation) > 10:
         warnings.append(f"oblique slices ({obliquity_deg(orientation):.0f} deg from the {c.plane} plane)")
     t["preprocess"] = t.get("preprocess", 0.0) + time.perf_counter() - t0
