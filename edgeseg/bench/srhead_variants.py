@@ -34,6 +34,7 @@ VARIANTS = {
     "c": Variant("J-Net head + deep sup.", head="jnet", supervision="deep"),
     "c-nods": Variant("J-Net head, final loss only", head="jnet"),
     "c-auth": Variant("J-Net head, authors' sharing + deep sup.", head="jnet-authors", supervision="deep"),
+    "e": Variant("one-stage head (no cascade) + deep sup.", head="onestage", supervision="deep"),
     "d": Variant("full-res input, no head", full_res=True),
 }
 DEFAULT_VARIANTS = ("lr", "a", "b", "c", "c-nods", "d")
