@@ -42,3 +42,35 @@ def test_report_timer_names_the_same_file_and_both_timers(tmp_path):
     assert len(ratios) == 3 and float(ratios[0]) <= float(ratios[1]) <= float(ratios[2])  # min / median / max
     (tmp_path / "released.onnx").write_bytes(b"other")
     assert "NOT the same file as" in _report_timer(_args(released=str(tmp_path / "released.onnx")), paths, "v", x[:1], wall, cpu)
+
+
+def test_timing_in_fresh_processes_returns_one_pair_per_process_and_fails_in_one_line(tmp_path):
+    from export_helpers import tiny_checkpoint, tiny_fp32
+
+    from edgeseg.errors import EdgesegError
+    from edgeseg.ort import interleaved_medians_in_processes
+
+    fp32, x = tiny_fp32(tiny_checkpoint(tmp_path / "model.pt"), tmp_path)
+    pairs = interleaved_medians_in_processes({"a": fp32, "b": fp32}, x[:1], repeats=3, processes=2, warmup=1)
+    assert len(pairs) == 2
+    for wall, cpu in pairs:
+        assert set(wall) == set(cpu) == {"a", "b"} and all(v > 0 for v in [*wall.values(), *cpu.values()])
+    with pytest.raises(EdgesegError, match=r"^timing process failed: .*missing\.onnx: "):
+        interleaved_medians_in_processes({"a": tmp_path / "missing.onnx"}, x[:1], repeats=1, processes=1)
+
+
+def test_target_is_judged_on_the_median_over_processes(tmp_path):
+    from edgeseg.bench.int8_cpu import _markdown
+
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"x" * 2048)
+    paths = {"fp32": model, "u8s8": model}
+    cpu = {"fp32": 10.0, "u8s8": 9.0}  # the table's own run: 0.90x
+    dice = {"fp32": 0.9, "u8s8": 0.9}
+    args = _args()
+    met = _markdown(args, paths, dice, cpu, cpu, {}, {}, "u8s8", spread=[0.95, 0.70, 0.78])
+    assert "median 0.78, min 0.70, max 0.95" in met and "0.78× (median of 3 processes), +0.00 points: met" in met
+    missed = _markdown(args, paths, dice, cpu, cpu, {}, {}, "u8s8", spread=[0.70, 0.85, 0.90])
+    assert "0.85× (median of 3 processes)" in missed and ": not met" in missed
+    alone = _markdown(args, paths, dice, cpu, cpu, {}, {}, "u8s8")
+    assert "0.90× (the table's run)" in alone and ": not met" in alone

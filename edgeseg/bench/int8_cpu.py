@@ -49,6 +49,8 @@ def add_arguments(p) -> None:
                    "(verify.latency_ms: each model alone, wall time) repeated to show its spread; 0: skip")
     p.add_argument("--report-runs", type=int, default=30, help="timed runs per model per round, as the released recipe's "
                    "[verify] latency_runs")
+    p.add_argument("--processes", type=int, default=5, help="also time FP32 and the recipe's variant in this many fresh "
+                   "processes (interleaved within each); the target is judged on the median of their ratios; 0: skip")
     p.add_argument("--docs", default="docs/BENCHMARKS.md")
 
 
@@ -112,7 +114,8 @@ def run(args) -> int:
     wall, cpu = interleaved(paths, x, args.repeats)
     best = DOCS_CHOICE if DOCS_CHOICE in paths else names[-1]
     ops = {k: profile_model(paths[k], runs=1, warmup=3, op_runs=args.repeats // 4).op_ms for k in ("fp32", "s8s8", best) if k in paths}
-    text = _markdown(args, paths, dice, wall, cpu, kept, ops, best)
+    spread = _process_ratios(paths, best, x, args) if args.processes > 0 else None
+    text = _markdown(args, paths, dice, wall, cpu, kept, ops, best, spread)
     if args.report_rounds > 0:
         first = np.ascontiguousarray(sets["test"].lowres(scale)[:1, None], dtype=np.float32)  # the slice the export times
         text = text.replace("\n\nWhere the time goes", "\n\n" + _report_timer(args, paths, best, first, wall, cpu) + "\n\nWhere the time goes")
@@ -121,6 +124,14 @@ def run(args) -> int:
     write_section("int8-cpu", text, args.docs)
     print(text)
     return 0
+
+
+def _process_ratios(paths, best, x, args) -> list[float]:
+    """INT8/FP32 thread-CPU ratio of the recipe's variant in each of `--processes` fresh processes."""
+    from edgeseg.ort import interleaved_medians_in_processes
+
+    pair = {k: paths[k] for k in ("fp32", best)}
+    return [cpu[best] / cpu["fp32"] for _, cpu in interleaved_medians_in_processes(pair, x, args.repeats, args.processes, 5)]
 
 
 def _sha(path) -> str:
@@ -207,7 +218,9 @@ def _backbones(args, calib, out: Path, x, variants) -> str:
     return "\n".join(lines)
 
 
-def _markdown(args, paths, dice, wall, cpu, kept, ops, best) -> str:
+def _markdown(args, paths, dice, wall, cpu, kept, ops, best, spread=None) -> str:
+    import statistics
+
     from edgeseg.bench.report import machine_line
 
     cmd = f"edgeseg bench int8-cpu --calibration-slices {args.calibration_slices} --repeats {args.repeats}"
@@ -224,9 +237,17 @@ def _markdown(args, paths, dice, wall, cpu, kept, ops, best) -> str:
                      f"{cpu[k]:.2f} | {cpu[k] / cpu['fp32']:.2f} | {dice[k]:.4f} | {100 * (dice['fp32'] - dice[k]):+.2f} | "
                      f"{Path(p).stat().st_size / 1024:.0f} | {len(kept.get(k, []))} |")
     ratio, lost = cpu[best] / cpu["fp32"], 100 * (dice["fp32"] - dice[best])
+    judged = f"{ratio:.2f}× (the table's run)"
+    if spread:
+        ratio = statistics.median(spread)
+        lines += ["", f"The same two files (fp32, {best}) timed the same way in {len(spread)} fresh processes, one after "
+                  "another: thread-CPU ratio per process " + ", ".join(f"{r:.2f}" for r in spread) +
+                  f" (median {ratio:.2f}, min {min(spread):.2f}, max {max(spread):.2f}). One process's medians hide this "
+                  "spread; the target is judged on the median over processes."]
+        judged = f"{ratio:.2f}× (median of {len(spread)} processes)"
     met = ratio <= TARGET_RATIO and lost <= TARGET_POINTS
     lines += ["", f"Target (issue #13): INT8 ≤ {TARGET_RATIO}× FP32 CPU time with ≤ {TARGET_POINTS} Dice points lost. "
-              f"{best}: {ratio:.2f}×, {lost:+.2f} points: {'met' if met else 'not met'}. "
+              f"{best}: {judged}, {lost:+.2f} points: {'met' if met else 'not met'}. "
               f"Load average during the run: {', '.join(f'{v:.1f}' for v in os.getloadavg())}."]
     op_names = sorted({o for v in ops.values() for o in v}, key=lambda o: -max(v.get(o, 0) for v in ops.values()))
     lines += ["", "Where the time goes (ONNX Runtime profiler, ms per run, kernels only, after ORT's graph optimisation; the "
