@@ -77,10 +77,6 @@ class ModelContract:
 
 def read_contract(onnx_path: str) -> ModelContract:
     """Read the contract from an ONNX file with onnxruntime only (light runtime)."""
-    import onnxruntime as ort
+    from edgeseg.ort import cpu_session
 
-    try:
-        session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    except Exception as exc:
-        raise EdgesegError(f"{onnx_path}: cannot load ONNX model ({str(exc).splitlines()[0][:160]})") from exc
-    return ModelContract.from_metadata(session.get_modelmeta().custom_metadata_map, str(onnx_path))
+    return ModelContract.from_metadata(cpu_session(onnx_path).get_modelmeta().custom_metadata_map, str(onnx_path))

@@ -22,3 +22,16 @@ def os_errors(exc: BaseException):
         if isinstance(exc, OSError):
             yield exc
         exc = exc.__cause__ or exc.__context__
+
+
+def system_words(exc: BaseException) -> str:
+    """The operating system's words for an OSError, also when a library re-raised it with its own
+    message (pydicom wraps write errors with the tag and a traceback text)."""
+    return next((e.strerror for e in os_errors(exc) if e.strerror), None) or first_line(exc)
+
+
+def first_line(exc: BaseException, limit: int = 160) -> str:
+    """The first line of an exception's message (its type name when empty), at most `limit` characters:
+    what a one-line reason quotes from a library's error."""
+    lines = str(exc).strip().splitlines()
+    return (lines[0].strip() if lines else type(exc).__name__)[:limit]

@@ -14,6 +14,8 @@ from pathlib import Path
 import pydicom
 from pydicom.errors import InvalidDicomError
 
+from edgeseg.errors import first_line
+
 MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"
 DEFER_BYTES = 4096  # values larger than this (pixel data) are read only when used
 
@@ -136,11 +138,6 @@ def truncation(path: Path, ds) -> str:
     return ""
 
 
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return (text[0] if text else type(exc).__name__)[:160]
-
-
 def discover(inputs, nifti: list | None = None) -> tuple[list[SeriesGroup], list[Skipped]]:
     """Group image instances by SeriesInstanceUID; everything else becomes a Skipped entry with a reason.
     NIfTI files (.nii, .nii.gz) are appended to `nifti` when a list is given, else skipped with a reason."""
@@ -171,7 +168,7 @@ def discover(inputs, nifti: list | None = None) -> tuple[list[SeriesGroup], list
             skipped.append(Skipped(path, "not a DICOM file", explicit))
             continue
         except Exception as exc:  # truncated header, bad VR...: a DICOM file we cannot read
-            skipped.append(Skipped(path, f"unreadable DICOM header ({_first_line(exc)})", True))
+            skipped.append(Skipped(path, f"unreadable DICOM header ({first_line(exc)})", True))
             continue
         sop_class = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", ds.get("SOPClassUID", "")))
         if sop_class == MEDIA_DIRECTORY:
@@ -179,7 +176,7 @@ def discover(inputs, nifti: list | None = None) -> tuple[list[SeriesGroup], list
         try:
             broken = truncation(path, ds)
         except Exception as exc:  # a header too damaged to even look at
-            broken = f"unreadable DICOM header ({_first_line(exc)})"
+            broken = f"unreadable DICOM header ({first_line(exc)})"
         if broken:
             skipped.append(Skipped(path, broken, True, str(ds.get("SeriesInstanceUID", "") or "")))
             continue

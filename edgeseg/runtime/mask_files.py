@@ -48,12 +48,8 @@ def nifti_bytes(mask: np.ndarray, affine: np.ndarray) -> bytes:
 def write_mask(path: Path, mask: np.ndarray, series, kind: str) -> Path:
     """--also npy: (N, rows, cols) uint8 in sorted order; --also nifti: .nii.gz on the series geometry."""
     if kind == "npy":
-        def write(tmp):
+        def save(tmp):  # a file object: np.save would append .npy to the temporary name
             with open(tmp, "wb") as f:
                 np.save(f, mask.astype(np.uint8))
-    else:
-        payload = gzip.compress(nifti_bytes(mask, nifti_affine(series)), mtime=0)
-
-        def write(tmp):
-            Path(tmp).write_bytes(payload)
-    return atomic_write(path, write)
+        return atomic_write(path, save)
+    return atomic_write(path, gzip.compress(nifti_bytes(mask, nifti_affine(series)), mtime=0))

@@ -9,23 +9,17 @@ from __future__ import annotations
 
 import gzip
 import hashlib
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edgeseg.errors import EdgesegError
+from edgeseg.errors import EdgesegError, first_line
+from edgeseg.io import atomic_write
 from edgeseg.runtime.safe_paths import inside, readable_name
 
-SUFFIXES = (".nii", ".nii.gz")
 LPS = np.diag([-1.0, -1.0, 1.0])
-
-
-def is_nifti(path: Path) -> bool:
-    return path.name.lower().endswith(SUFFIXES)
 
 
 def _nibabel():
@@ -54,7 +48,7 @@ def read_nifti(path: Path) -> NiftiVolume:
         image = nib.load(str(path))
         data = np.asanyarray(image.dataobj)
     except Exception as exc:  # nibabel raises several types for truncated or foreign files
-        raise EdgesegError(f"{path.name}: not a readable NIfTI file ({str(exc).splitlines()[0][:160]})") from exc
+        raise EdgesegError(f"{path.name}: not a readable NIfTI file ({first_line(exc)})") from exc
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim == 2:
@@ -87,13 +81,11 @@ def _folder(out: Path, path: Path) -> Path:
 def process_nifti(seg, path: Path, out: Path, opts):
     """Segment one NIfTI volume into OUT/nifti/<name>/ (mask.nii.gz, report.json, overlay.png)."""
     from edgeseg.runtime.colours import legend
-    from edgeseg.runtime.outputs import publish, set_modes
+    from edgeseg.runtime.outputs import write_folder
     from edgeseg.runtime.overlay import write_overlay
     from edgeseg.runtime.pipeline import Row
     from edgeseg.runtime.report import volumes_ml, write_json
-    from edgeseg.io import atomic_write
     from edgeseg.runtime.segment import segment_volume
-    from edgeseg.runtime.stages import system_words
 
     t0 = time.perf_counter()
     nv = read_nifti(path)
@@ -101,38 +93,29 @@ def process_nifti(seg, path: Path, out: Path, opts):
     mask, warnings = segment_volume(seg, nv.volume, nv.spacing, nv.orientation, nv.slice_spacing, None,
                                     opts.batch, t, slice_direction=nv.slice_direction)
     c, nib = seg.contract, _nibabel()
-    final = _folder(out, path)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
-    try:
+
+    def fill(tmp: Path) -> dict:
         t0 = time.perf_counter()
         header = nv.image.header.copy()
         header.set_data_dtype(np.uint8)
         out_img = nib.Nifti1Image(np.ascontiguousarray(np.transpose(mask, (2, 1, 0))), nv.image.affine, header)
         out_img.header.set_slope_inter(1, 0)
-        payload = gzip.compress(out_img.to_bytes(), mtime=0)
-        atomic_write(tmp / "mask.nii.gz", lambda p: Path(p).write_bytes(payload))
+        atomic_write(tmp / "mask.nii.gz", gzip.compress(out_img.to_bytes(), mtime=0))
         outputs = ["mask.nii.gz"]
         if opts.overlay:
             write_overlay(tmp / "overlay.png", nv.volume, mask, c.class_names)
             outputs.append("overlay.png")
         t["write"] = time.perf_counter() - t0
-        total = sum(t.values())
         report = {"status": "ok", "input": {"path": str(path.resolve()), "format": "NIfTI",
                                             "shape": list(nv.image.shape), "pixel_spacing_mm": list(nv.spacing),
                                             "slice_spacing_mm": round(nv.slice_spacing, 4)},
                   "model": {"path": Path(seg.path).name, "name": c.model_name, "class_names": list(c.class_names)},
                   "provider": seg.provider, "timings_s": {k: round(v, 4) for k, v in t.items()},
-                  "total_s": round(total, 4),
+                  "total_s": round(sum(t.values()), 4),
                   "volumes_ml": volumes_ml(mask, nv.spacing, nv.slice_spacing, c.class_names),
                   "outputs": outputs + ["report.json"], "warnings": warnings, "colours": legend(c.class_names)}
         write_json(tmp / "report.json", report)
-        set_modes(tmp, opts.private)
-        publish(tmp, final)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise EdgesegError(f"{final}: cannot write the outputs ({system_words(exc)})") from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return Row(str(path), len(mask), "ok", "; ".join(warnings), total, str(final), report)
+        return report
+
+    final, report = write_folder(out, _folder(out, path), fill, opts.private)
+    return Row(str(path), len(mask), "ok", "; ".join(warnings), sum(t.values()), str(final), report)

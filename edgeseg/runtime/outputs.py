@@ -16,9 +16,12 @@ import errno
 import hashlib
 import json
 import os
+import shutil
+import tempfile
 from pathlib import Path
+from typing import Callable
 
-from edgeseg.errors import EdgesegError
+from edgeseg.errors import EdgesegError, system_words
 from edgeseg.io import FolderTaken, publish_folder
 from edgeseg.runtime.safe_paths import inside, readable_name, safe_name
 
@@ -76,6 +79,29 @@ def set_modes(folder: Path, private: bool = False) -> None:
     os.chmod(folder, 0o700 if private else 0o755)
     for p in folder.iterdir():
         os.chmod(p, 0o600 if private else 0o644)
+
+
+def write_folder(out: Path, final: Path, fill: Callable[[Path], object], private: bool = False,
+                 series_uid: str | None = None, alternative: Path | None = None) -> tuple[Path, object]:
+    """`fill(tmp)` writes the files into a hidden temporary folder beside `final`, which is then published
+    (`publish`) with the modes set -> (where it went, what fill returned). Nothing half-written stays; an
+    OSError (disk full, no inodes...) becomes a one-line EdgesegError naming the folder."""
+    try:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        inside(out, final)  # again after mkdir: a link created meanwhile is caught before anything is written
+        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
+    except OSError as exc:
+        raise EdgesegError(f"{final.parent}: cannot create the output folder ({exc.strerror or exc})") from exc
+    try:
+        result = fill(tmp)
+        set_modes(tmp, private)
+        return publish(tmp, final, series_uid, alternative), result
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise EdgesegError(f"{final}: cannot write the outputs ({system_words(exc)})") from exc
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def publish(tmp: Path, final: Path, series_uid: str | None = None, alternative: Path | None = None) -> Path:

@@ -61,5 +61,4 @@ def write_overlay(path: Path, volume: np.ndarray, mask: np.ndarray, class_names=
     picture = montage(volume, mask)
     if len(class_names) > 1:
         picture = np.concatenate([picture, legend_strip(class_names, picture.shape[1])], axis=0)
-    data = encode_png(picture)
-    return atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
+    return atomic_write(path, encode_png(picture))

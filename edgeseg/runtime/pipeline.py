@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from edgeseg.errors import EdgesegError
+from edgeseg.errors import EdgesegError, first_line
 from edgeseg.runtime import discover as disc
 from edgeseg.runtime.manifest import Manifest, inputs_key
 from edgeseg.runtime.report import write_json
@@ -94,7 +94,7 @@ def failure_row(name: str, slices: int, exc: BaseException, start: float) -> Row
     elif isinstance(exc, OSError):  # disk full, permissions, a file that vanished: name the file and the error
         reason = os_reason(exc)
     else:  # a bug or an input no check foresaw: report it, keep going
-        reason = f"unexpected {type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:160]}"
+        reason = f"unexpected {type(exc).__name__}: {first_line(exc)}"
     return Row(name, slices, "failed", reason, time.perf_counter() - start)
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 from pydicom.uid import UID
 
-from edgeseg.errors import EdgesegError
+from edgeseg.errors import EdgesegError, first_line
 from edgeseg.preprocess import StoredGrid
 from edgeseg.runtime.series import Series
 
@@ -96,7 +96,7 @@ def decode_series(series: Series) -> Decoded:
         except EdgesegError:
             raise
         except Exception as exc:  # deferred read of a file that changed or vanished
-            raise EdgesegError(f"{path.name}: unreadable ({(str(exc).splitlines() or [type(exc).__name__])[0][:160]})") from exc
+            raise EdgesegError(f"{path.name}: unreadable ({first_line(exc)})") from exc
         finally:
             for key in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
                 if key in ds:

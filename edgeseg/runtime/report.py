@@ -19,8 +19,7 @@ def volumes_ml(mask: np.ndarray, spacing: tuple[float, float], slice_spacing: fl
 
 
 def write_json(path: Path, data: dict) -> Path:
-    text = json.dumps(data, indent=2, sort_keys=False, default=str) + "\n"
-    return atomic_write(Path(path), lambda tmp: Path(tmp).write_text(text))
+    return atomic_write(Path(path), json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def series_report(series, contract, model_path, provider, threads, timings, volumes, outputs, warnings) -> dict:

@@ -7,7 +7,7 @@ import numpy as np
 
 from edgeseg import __version__
 from edgeseg.contract import ModelContract
-from edgeseg.errors import EdgesegError
+from edgeseg.errors import EdgesegError, first_line
 from edgeseg.io import atomic_write
 from edgeseg.runtime.colours import rgb
 from edgeseg.runtime.series import Series
@@ -96,7 +96,7 @@ def build_segmentation(series: Series, mask: np.ndarray, contract: ModelContract
             software_versions=__version__, device_serial_number="0",
             series_description=f"edgeseg {contract.model_name} (research use only)"[:64], omit_empty_frames=False)
     except (ValueError, TypeError, AttributeError, KeyError) as exc:
-        raise EdgesegError(f"cannot build DICOM SEG: {str(exc).splitlines()[0][:200]}") from exc
+        raise EdgesegError(f"cannot build DICOM SEG: {first_line(exc, 200)}") from exc
 
 
 def write_seg(series: Series, mask: np.ndarray, contract: ModelContract, path: Path, model_id: str) -> Path:

@@ -13,6 +13,7 @@ import onnxruntime as ort
 
 from edgeseg.contract import ModelContract
 from edgeseg.errors import EdgesegError
+from edgeseg.ort import session
 from edgeseg.runtime.preprocess import check_contract
 
 PROVIDERS = {"tensorrt": "TensorrtExecutionProvider", "cuda": "CUDAExecutionProvider", "cpu": "CPUExecutionProvider"}
@@ -69,19 +70,7 @@ class Segmenter:
         path = Path(model_path)
         if not path.is_file():
             raise EdgesegError(f"{path}: model file not found")
-        opts = ort.SessionOptions()
-        if threads:
-            opts.intra_op_num_threads = int(threads)
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3
-        try:
-            self.session = ort.InferenceSession(str(path), sess_options=opts,
-                                                providers=provider_list(provider, cache_dir))
-        except EdgesegError:
-            raise
-        except Exception as exc:
-            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
-            raise EdgesegError(f"{path}: cannot load ONNX model ({first})") from exc
+        self.session = session(path, threads, provider_list(provider, cache_dir))
         meta = self.session.get_modelmeta().custom_metadata_map
         self.contract = ModelContract.from_metadata(meta, str(path))
         check_contract(self.contract, str(path))

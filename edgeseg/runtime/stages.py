@@ -9,21 +9,18 @@ them across series: series i+1 is read while series i infers, and series i-1 is 
 """
 from __future__ import annotations
 
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from edgeseg.errors import EdgesegError, os_errors
+from edgeseg.errors import EdgesegError
 from edgeseg.runtime import discover as disc
 from edgeseg.runtime.colours import legend
-from edgeseg.runtime.outputs import publish, series_folder, set_modes
+from edgeseg.runtime.outputs import series_folder, write_folder
 from edgeseg.runtime.pixels import Decoded, decode_series
 from edgeseg.runtime.report import series_report, volumes_ml, write_json
-from edgeseg.runtime.safe_paths import inside
 from edgeseg.runtime.segment import segment_volume
 from edgeseg.runtime.series import Series, build_series
 
@@ -41,13 +38,6 @@ class Loaded:
 class Inferred:
     loaded: Loaded
     mask: np.ndarray
-
-
-def system_words(exc: BaseException) -> str:
-    """The operating system's words for an OSError, also when a library re-raised it with its own
-    message (pydicom wraps write errors with the tag and a traceback text)."""
-    words = next((e.strerror for e in os_errors(exc) if e.strerror), None)
-    return words or (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
 
 
 def _dropped_note(dropped) -> str:
@@ -81,7 +71,7 @@ def infer_series(seg, loaded: Loaded, batch: int = 8) -> Inferred:
 
 
 def write_series(seg, inferred: Inferred, out: Path, opts):
-    """Every output of the series into a hidden temporary folder, then one rename onto its final name."""
+    """Every output of the series into its folder, all or nothing (outputs.write_folder)."""
     from edgeseg.runtime.mask_files import write_mask
     from edgeseg.runtime.overlay import write_overlay
     from edgeseg.runtime.pipeline import Row
@@ -90,14 +80,8 @@ def write_series(seg, inferred: Inferred, out: Path, opts):
     loaded, mask, c = inferred.loaded, inferred.mask, seg.contract
     series, t = loaded.series, loaded.timings
     t0 = time.perf_counter()
-    final, alternative = series_folder(out, series, opts.layout)
-    try:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        inside(out, final)  # again after mkdir: a link created meanwhile is caught before anything is written
-        tmp = Path(tempfile.mkdtemp(dir=final.parent, prefix=f".{final.name}.tmp-"))
-    except OSError as exc:
-        raise EdgesegError(f"{final.parent}: cannot create the output folder ({exc.strerror or exc})") from exc
-    try:
+
+    def fill(tmp: Path) -> dict:
         outputs = []
         if opts.seg:
             write_seg(series, mask, c, tmp / "seg.dcm", seg.model_id)
@@ -116,14 +100,10 @@ def write_series(seg, inferred: Inferred, out: Path, opts):
         report["dropped_files"] = [{"file": str(f), "reason": why} for f, why in loaded.dropped]
         report["colours"] = legend(c.class_names)  # as in the SEG's segments and the overlay's legend
         write_json(tmp / "report.json", report)
-        set_modes(tmp, opts.private)
-        final = publish(tmp, final, series.series_uid, alternative)
-    except OSError as exc:  # disk full, no inodes...: nothing half-written stays, the reason names the folder
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise EdgesegError(f"{final}: cannot write the outputs ({system_words(exc)})") from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        return report
+
+    final, alternative = series_folder(out, series, opts.layout)
+    final, report = write_folder(out, final, fill, opts.private, series.series_uid, alternative)
     return Row(series.series_uid, len(series.frames), "ok", "; ".join(loaded.warnings), sum(t.values()), str(final),
                report)
 
