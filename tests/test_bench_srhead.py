@@ -115,3 +115,22 @@ def test_paired_gains_and_the_verdict_line():
     (line,) = _verdict(dice, arch)
     assert "Dice target met on 1 of 2" in line and "together on 0" in line and "not reproduced" in line
     assert "m1 +12.0 % Dice, +20.0 % ORT, +30.0 % Nano" in line
+
+
+def test_robustness_table_gains_and_which_recipes_it_measures():
+    from dataclasses import replace
+
+    from edgeseg.bench.srhead_robustness import markdown as robustness_markdown, unsupported
+    from edgeseg.bench.srhead_variants import VARIANTS
+
+    assert "onestage" == VARIANTS["e"].head and VARIANTS["e"].supervision == "deep"
+    r = Recipe()
+    assert unsupported(replace(r, data=replace(r.data, source="mni152"))) == ""
+    coronal = replace(r, data=replace(r.data, source="mni152:ventricles", slices=replace(r.data.slices, axis="coronal")))
+    assert "coronal" in unsupported(coronal)
+    cell = lambda key, rob: {"model": "unet", "scale": 8, "seed": 0, "variant": key, "robustness": rob}  # noqa: E731
+    lines = robustness_markdown([cell("lr", {"v1": 0.5, "v2": 0.8}), cell("c", {"v1": 0.6, "v2": None}), {"variant": "a"}])
+    text = "\n".join(lines)
+    assert "| v2 | 0.8000 | failed |" in text and "| **worst variant** | **0.5000** | **0.6000** |" in text
+    assert "c vs lr over the 1 variants: mean +20.0 %" in text and ">= +5.5 % on 1 of 1" in text
+    assert robustness_markdown([{"variant": "lr"}]) == []

@@ -42,6 +42,9 @@ def add_arguments(p) -> None:
                         "test split (default: lr a c; none when given without values)")
     p.add_argument("--onnx-models", nargs="*", default=None, metavar="MODEL",
                    help="backbones whose --onnx-dice cells are exported (default: every backbone of --models)")
+    p.add_argument("--robustness", nargs="*", default=[], metavar="VARIANT",
+                   help="variants whose exported cells (first seed, --onnx-models) also segment the acquisition variants of "
+                        "`edgeseg bench robustness` through the runner (axial mni152 recipes only)")
     p.add_argument("--docs", default="docs/BENCHMARKS.md")
     p.add_argument("--section", default="srhead", help="section of --docs to write (e.g. srhead-seeds for a seed study)")
     p.add_argument("--plot", default="docs/srhead.png")
@@ -153,6 +156,18 @@ def _time_architectures(models: dict, repeats: int) -> dict:
     return {key: (wall[(key, "torch")], wall[(key, "ort")], nano[key]) for key in models}
 
 
+def _robustness_variants(args, base, sets):
+    """The robustness bench's variants on this recipe's test split, when --robustness asks and the recipe allows."""
+    from edgeseg.bench.srhead_robustness import build, unsupported
+
+    if not getattr(args, "robustness", None):
+        return None
+    if unsupported(base):
+        print(f"--robustness skipped: {unsupported(base)}")
+        return None
+    return build(sets["test"].positions)
+
+
 def run(args) -> int:
     import warnings
     from dataclasses import replace
@@ -177,6 +192,7 @@ def run(args) -> int:
                  f"full-resolution grid, classes {'/'.join(sets['test'].class_names)}")
     h, w = base.data.slices.canvas
     cells, archs, missing = [], {}, []
+    robust = _robustness_variants(args, base, sets)
     for name, sampling, seed, key, scale in _cells(args, models):
         recipe = recipe_for(replace(base, train=replace(base.train, epochs=args.epochs, threads=args.threads)), name, scale, key, seed)
         out = Path(args.out) / f"{name}-s{scale}-{key}-{sampling}-seed{seed}-e{args.epochs}"
@@ -200,9 +216,13 @@ def run(args) -> int:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 cells[-1]["onnx"] = onnx_dice(out, (*splits[sampling], spacing))
+                if robust and key in args.robustness and seed == args.seeds[0]:
+                    from edgeseg.bench.srhead_robustness import measure_cell
+
+                    cells[-1]["robustness"] = measure_cell(out, robust, args.threads)
         for derived, v in VARIANTS.items():
             if v.derived == key:  # evaluated from this checkpoint, not trained
-                trained = {f: x for f, x in cells[-1].items() if f != "onnx"}  # no ONNX of an argmax-repeat
+                trained = {f: x for f, x in cells[-1].items() if f not in ("onnx", "robustness")}  # no ONNX of an argmax-repeat
                 cells.append({**trained, "variant": derived, "dice": _lr_mask_dice(model, splits[sampling][0]["test"], scale),
                               "dice_per_class": {}})
     with warnings.catch_warnings():
@@ -212,7 +232,9 @@ def run(args) -> int:
                   "torch_ms": latency[k][0], "ort_ms": latency[k][1], "nano_ms": latency[k][2]} for k, v in archs.items()]
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "results.json").write_text(json.dumps({"cells": cells, "architectures": arch_rows}, indent=2))
-    md = markdown(cells, arch_rows, args, missing)
+    from edgeseg.bench.srhead_robustness import markdown as robustness_markdown
+
+    md = "\n".join([markdown(cells, arch_rows, args, missing), *robustness_markdown(cells)])
     write_section(args.section, md, args.docs)
     plot(cells, args.plot)
     print(md)

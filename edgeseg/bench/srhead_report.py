@@ -75,6 +75,7 @@ def markdown(cells, arch_rows, args, missing=()) -> str:
                f"--epochs {args.epochs}" + (f" --no-full-res {' '.join(args.no_full_res)}" if args.no_full_res else "")
                + (f" --onnx-dice {' '.join(args.onnx_dice)}" if getattr(args, "onnx_dice", None) else "")
                + (f" --onnx-models {' '.join(args.onnx_models)}" if getattr(args, "onnx_models", None) else "")
+               + (f" --robustness {' '.join(args.robustness)}" if getattr(args, "robustness", None) else "")
                + (f" --out {args.out}" if getattr(args, "out", None) else "")
                + (" --cached-only" if getattr(args, "cached_only", False) else ""))
     data = getattr(args, "data", "MNI152 axial slices, 224x192 full-resolution grid, classes background/GM/WM")
