@@ -24,6 +24,16 @@ def os_errors(exc: BaseException):
         exc = exc.__cause__ or exc.__context__
 
 
+def require(module: str, needs: str):
+    """The imported optional `module`, or a one-line EdgesegError `needs` (what needs it and the pip extra)."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise EdgesegError(needs) from exc
+
+
 def system_words(exc: BaseException) -> str:
     """The operating system's words for an OSError, also when a library re-raised it with its own
     message (pydicom wraps write errors with the tag and a traceback text)."""

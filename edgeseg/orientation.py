@@ -12,11 +12,15 @@ OPPOSITE = {"R": "L", "L": "R", "A": "P", "P": "A", "S": "I", "I": "S"}
 DISPLAY_AXES = {"axial": ("P", "L"), "coronal": ("I", "L"), "sagittal": ("I", "P")}
 
 
+def axis_lines(letters) -> set:
+    """The patient axes the direction letters lie on, both senses: ("P", "L") -> {P, A, L, R}."""
+    return {t for a in letters for t in (a, OPPOSITE[a])}
+
+
 def reorient_2d(image: np.ndarray, axes: tuple[str, str], target: tuple[str, str]) -> np.ndarray:
     """Transpose/flip the last two axes of `image`, whose index directions are `axes`, to `target`."""
     axes, target = tuple(axes), tuple(target)
-    lines = [{a, OPPOSITE[a]} for a in axes]
-    if {target[0], OPPOSITE[target[0]]} == lines[1]:
+    if axis_lines(target[:1]) == axis_lines(axes[1:]):
         image = np.swapaxes(image, -1, -2)
         axes = (axes[1], axes[0])
     for i, (have, want) in enumerate(zip(axes, target)):

@@ -17,7 +17,7 @@ from typing import Callable
 import numpy as np
 
 from edgeseg.data.volume import LabelledVolume
-from edgeseg.errors import EdgesegError
+from edgeseg.errors import EdgesegError, require
 
 MNI_CLASS_NAMES = ("background", "grey_matter", "white_matter")
 # A voxel is tissue when P(GM) + P(WM) >= this; its class is then argmax(P(GM), P(WM)).
@@ -47,11 +47,7 @@ def load_source(spec: str) -> list[LabelledVolume]:
 
 
 def _nibabel():
-    try:
-        import nibabel
-    except ImportError as exc:  # pragma: no cover - depends on the install
-        raise EdgesegError("reading NIfTI needs nibabel: pip install 'edgeseg[train]'") from exc
-    return nibabel
+    return require("nibabel", "reading NIfTI needs nibabel: pip install 'edgeseg[train]'")
 
 
 def mni152_files() -> dict[str, Path]:

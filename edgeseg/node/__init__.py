@@ -4,13 +4,9 @@ Light side only (numpy, onnxruntime, pydicom, pynetdicom, highdicom); never torc
 """
 from __future__ import annotations
 
-from edgeseg.errors import EdgesegError
+from edgeseg.errors import require
 
 
 def require_pynetdicom():
     """The pynetdicom module, or a one-line EdgesegError naming the extra to install."""
-    try:
-        import pynetdicom
-    except ImportError as exc:
-        raise EdgesegError("the DICOM node needs pynetdicom: pip install 'edgeseg[dicom]'") from exc
-    return pynetdicom
+    return require("pynetdicom", "the DICOM node needs pynetdicom: pip install 'edgeseg[dicom]'")

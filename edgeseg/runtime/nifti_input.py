@@ -8,26 +8,22 @@ as for DICOM. The mask is written back in the input's array order with the input
 from __future__ import annotations
 
 import gzip
-import hashlib
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from edgeseg.errors import EdgesegError, first_line
+from edgeseg.errors import EdgesegError, first_line, require
 from edgeseg.io import atomic_write
+from edgeseg.runtime.outputs import short_hash, write_folder
 from edgeseg.runtime.safe_paths import inside, readable_name
 
 LPS = np.diag([-1.0, -1.0, 1.0])
 
 
 def _nibabel():
-    try:
-        import nibabel
-    except ImportError as exc:
-        raise EdgesegError("NIfTI input needs nibabel: pip install 'edgeseg[nifti]'") from exc
-    return nibabel
+    return require("nibabel", "NIfTI input needs nibabel: pip install 'edgeseg[nifti]'")
 
 
 @dataclass
@@ -73,7 +69,7 @@ def _folder(out: Path, path: Path) -> Path:
     final = out / "nifti" / name
     holder = final / "report.json"
     if holder.is_file() and f'"{path.resolve()}"' not in holder.read_text(errors="replace"):
-        final = out / "nifti" / f"{name}-{hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:8]}"
+        final = out / "nifti" / f"{name}-{short_hash(str(path.resolve()))}"
     inside(out, final)
     return final
 
@@ -81,7 +77,6 @@ def _folder(out: Path, path: Path) -> Path:
 def process_nifti(seg, path: Path, out: Path, opts):
     """Segment one NIfTI volume into OUT/nifti/<name>/ (mask.nii.gz, report.json, overlay.png)."""
     from edgeseg.runtime.colours import legend
-    from edgeseg.runtime.outputs import write_folder
     from edgeseg.runtime.overlay import write_overlay
     from edgeseg.runtime.pipeline import Row
     from edgeseg.runtime.report import volumes_ml, write_json

@@ -30,7 +30,8 @@ OUTPUT_NAMES = frozenset({"seg.dcm", "report.json", "overlay.png", "mask.nii.gz"
 LAYOUTS = ("readable", "uid")
 
 
-def _short_hash(text: str) -> str:
+def short_hash(text: str) -> str:
+    """8 hex digits of the text's SHA-256: tells apart two results that would share a folder name."""
     return hashlib.sha256(str(text).encode("utf-8", "surrogatepass")).hexdigest()[:8]
 
 
@@ -62,7 +63,7 @@ def series_folder(out: Path, series, layout: str = "readable") -> tuple[Path, Pa
     inside(out, final)
     if layout == "uid":
         return final, None
-    alternative = out / study / f"{name}-{_short_hash(series.series_uid)}"
+    alternative = out / study / f"{name}-{short_hash(series.series_uid)}"
     inside(out, alternative)
     return final, alternative
 

@@ -16,11 +16,13 @@ import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 
 from edgeseg.errors import EdgesegError, first_line
 from edgeseg.runtime import discover as disc
 from edgeseg.runtime.manifest import Manifest, inputs_key
+from edgeseg.runtime.nifti_input import process_nifti
 from edgeseg.runtime.report import write_json
 from edgeseg.runtime.select import skip_reason
 from edgeseg.runtime.session import Segmenter
@@ -98,24 +100,18 @@ def failure_row(name: str, slices: int, exc: BaseException, start: float) -> Row
     return Row(name, slices, "failed", reason, time.perf_counter() - start)
 
 
-def _run_nifti(seg: Segmenter, path: Path, out: Path, opts: Options) -> Row:
-    from edgeseg.runtime.nifti_input import process_nifti
-
-    start = time.perf_counter()
+def attempt(name: str, slices: int, work, start: float | None = None) -> Row:
+    """work() -> its Row, or the failure row of the exception that ended it (timed from `start`)."""
+    start = time.perf_counter() if start is None else start
     try:
-        return process_nifti(seg, path, out, opts)
+        return work()
     except Exception as exc:
-        return failure_row(str(path), 0, exc, start)
+        return failure_row(name, slices, exc, start)
 
 
 def _sequential(seg, jobs, out, opts, done) -> None:
     for i, (g, kwargs) in enumerate(jobs):
-        start = time.perf_counter()
-        try:
-            row = process_series(seg, g, out, opts, **kwargs)
-        except Exception as exc:
-            row = failure_row(g.label, len(g.instances), exc, start)
-        done(i, row)
+        done(i, attempt(g.label, len(g.instances), partial(process_series, seg, g, out, opts, **kwargs)))
 
 
 def _pipelined(seg, jobs, out, opts, done) -> None:
@@ -129,11 +125,7 @@ def _pipelined(seg, jobs, out, opts, done) -> None:
         def finish(entry):
             i, start, future = entry
             g = jobs[i][0]
-            try:
-                row = future.result()
-            except Exception as exc:
-                row = failure_row(g.label, len(g.instances), exc, start)
-            done(i, row)
+            done(i, attempt(g.label, len(g.instances), future.result, start))
 
         writes: deque = deque()
         next_load = load(0) if jobs else None
@@ -157,8 +149,6 @@ def run(model: str | Path, inputs, out: str | Path, opts: Options = Options(), s
     Fatal user errors raise EdgesegError."""
     from edgeseg.progress import progress
 
-    if isinstance(inputs, (str, os.PathLike)):
-        inputs = [inputs]  # a path, not an iterable of characters
     out = Path(out)
     t0 = time.perf_counter()
     seg = Segmenter(model, opts.provider, opts.threads, opts.cache_dir)
@@ -213,7 +203,7 @@ def run(model: str | Path, inputs, out: str | Path, opts: Options = Options(), s
             advance(1, series_per_s=round(n / max(time.perf_counter() - t0, 1e-9), 2))
 
         for path in niftis:
-            rows.append(_run_nifti(seg, path, out, opts))
+            rows.append(attempt(str(path), 0, partial(process_nifti, seg, path, out, opts)))
             advance(1)
         (_pipelined if opts.pipeline else _sequential)(seg, jobs, out, opts, done)
     rows += results

@@ -15,7 +15,7 @@ import numpy as np
 
 from edgeseg.contract import ModelContract
 from edgeseg.errors import EdgesegError
-from edgeseg.orientation import OPPOSITE, direction_letter, reorient_2d
+from edgeseg.orientation import axis_lines, direction_letter, reorient_2d
 from edgeseg.preprocess import FITS, NORMALIZATIONS, StoredGrid, apply_contract, area_downsample
 
 SUPPORTED = {"normalization": tuple(NORMALIZATIONS), "lowres_method": ("area_average",),
@@ -101,11 +101,11 @@ def prepare(volume: np.ndarray, orientation, spacing: tuple[float, float], contr
     edgeseg.preprocess.apply_contract. `stored` (the volume's stored integers) gives exact fast percentiles."""
     axes = source_axes(orientation)
     target = tuple(contract.in_plane_axes)
-    if {axes[0], OPPOSITE[axes[0]], axes[1], OPPOSITE[axes[1]]} != {t for a in target for t in (a, OPPOSITE[a])}:
+    if axis_lines(axes) != axis_lines(target):
         raise EdgesegError(f"series plane has in-plane axes {axes[0]}/{axes[1]}, the model was trained on "
                            f"{contract.plane} slices ({target[0]}/{target[1]})")
     image = reorient_2d(volume, axes, target)
-    swapped = {axes[0], OPPOSITE[axes[0]]} != {target[0], OPPOSITE[target[0]]}
+    swapped = axis_lines(axes[:1]) != axis_lines(target[:1])
     sp = (spacing[1], spacing[0]) if swapped else tuple(spacing)
     zoom = tuple(float(s) / float(t) for s, t in zip(sp, contract.pixel_spacing_mm))
     reoriented = image.shape[-2:]

@@ -23,7 +23,8 @@ import numpy as np
 
 from edgeseg.contract import ModelContract
 from edgeseg.errors import EdgesegError
-from edgeseg.orientation import OPPOSITE, direction_letter
+from edgeseg.orientation import axis_lines, direction_letter
+from edgeseg.runtime.preprocess import source_axes
 
 MIN_SLICES = 32          # fewer slices: a reformatted slice would be a narrow strip, not an image
 MAX_ANISOTROPY = 2.0     # slice spacing / pixel spacing above this: voxels too far from isotropic
@@ -52,10 +53,6 @@ class Reformat:
         return (f"reformatted: {self.source_plane} series of {n_source} slices segmented as {n_model} {plane} "
                 f"slices ({self.spacing[0]:.2f} x {self.spacing[1]:.2f} mm pixels before resampling), "
                 f"mask mapped back onto the {self.source_plane} instances")
-
-
-def _lines(letters) -> set:
-    return {t for a in letters for t in (a, OPPOSITE[a])}
 
 
 def slice_direction_of(orientation, positions=None) -> np.ndarray:
@@ -96,11 +93,9 @@ def plan(orientation, spacing, slice_spacing, n_slices: int, contract: ModelCont
     LPS direction of increasing slice index when there are no positions (NIfTI, arrays)."""
     if orientation is None:
         return None
-    from edgeseg.runtime.preprocess import source_axes
-
     rows_letter, cols_letter = source_axes(orientation)
     target = tuple(contract.in_plane_axes)
-    if _lines((rows_letter, cols_letter)) == _lines(target):
+    if axis_lines((rows_letter, cols_letter)) == axis_lines(target):
         return None
     o = np.asarray(orientation, dtype=np.float64).reshape(2, 3)
     normal = np.cross(o[0], o[1])
@@ -112,7 +107,7 @@ def plan(orientation, spacing, slice_spacing, n_slices: int, contract: ModelCont
     where = f"{plane} series"
     refuse = f"the model was trained on {contract.plane} slices ({target[0]}/{target[1]})"
     letters = (direction_letter(direction), rows_letter, cols_letter)
-    if len(_lines(letters)) != 6:
+    if len(axis_lines(letters)) != 6:
         raise EdgesegError(f"series plane has in-plane axes {rows_letter}/{cols_letter}, too oblique to reformat; {refuse}")
     pixel = max(float(spacing[0]), float(spacing[1]), min(float(v) for v in contract.pixel_spacing_mm))
     problems = []
@@ -128,8 +123,8 @@ def plan(orientation, spacing, slice_spacing, n_slices: int, contract: ModelCont
                            f"model's {contract.plane} plane: {'; '.join(problems)}")
     if positions is not None and n_slices > 1:
         _check_positions(positions, direction, normal, where)
-    through_line = next(t for t in ("L", "P", "S") if t not in _lines(target))
-    through = next(i for i, a in enumerate(letters) if a in (through_line, OPPOSITE[through_line]))
+    through_line = next(t for t in ("L", "P", "S") if t not in axis_lines(target))
+    through = next(i for i, a in enumerate(letters) if a in axis_lines(through_line))
     vectors = (direction, o[1], o[0])            # slice index, row index (column cosine), column index (row cosine)
     sizes = (float(slice_spacing), float(spacing[0]), float(spacing[1]))
     rest = [i for i in range(3) if i != through]

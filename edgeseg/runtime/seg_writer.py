@@ -7,7 +7,7 @@ import numpy as np
 
 from edgeseg import __version__
 from edgeseg.contract import ModelContract
-from edgeseg.errors import EdgesegError, first_line
+from edgeseg.errors import EdgesegError, first_line, require
 from edgeseg.io import atomic_write
 from edgeseg.runtime.colours import rgb
 from edgeseg.runtime.series import Series
@@ -15,12 +15,9 @@ from edgeseg.runtime.series import Series
 
 def require_highdicom():
     """(highdicom, pydicom's codes), or a one-line EdgesegError naming the extra to install."""
-    try:
-        import highdicom
-        from pydicom.sr.codedict import codes
-    except ImportError as exc:
-        raise EdgesegError("writing DICOM SEG needs highdicom: pip install 'edgeseg[dicom]'") from exc
-    return highdicom, codes
+    from pydicom.sr.codedict import codes  # pydicom is a base dependency
+
+    return require("highdicom", "writing DICOM SEG needs highdicom: pip install 'edgeseg[dicom]'"), codes
 
 
 def property_codes(class_name: str, codes):

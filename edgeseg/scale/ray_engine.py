@@ -18,7 +18,7 @@ import os
 import time
 from pathlib import Path
 
-from edgeseg.errors import EdgesegError
+from edgeseg.errors import require
 from edgeseg.runtime import discover as disc
 from edgeseg.runtime.manifest import Manifest, inputs_key
 from edgeseg.runtime.pipeline import Options, Row, check_out_dir, failure_row, write_run_report
@@ -27,11 +27,7 @@ INDEX_TAGS = ["SeriesInstanceUID", "StudyInstanceUID", "Rows", "Columns", "SOPCl
 
 
 def _ray():
-    try:
-        import ray
-    except ImportError as exc:
-        raise EdgesegError("--engine ray needs ray: pip install '.[scale]'") from exc
-    return ray
+    return require("ray", "--engine ray needs ray: pip install '.[scale]'")
 
 
 def index_series(inputs) -> tuple[dict[str, tuple[str, list[Path]]], list[Row]]:
