@@ -38,18 +38,19 @@ def test_cells_run_the_largest_scale_first_and_full_res_once():
 
 
 def test_report_verdict_ablation_and_missing_cells():
-    dice = {"lr": 0.75, "lr-nn": 0.72, "a": 0.76, "c": 0.78, "c-nods": 0.77}
+    dice = {"lr": 0.75, "lr-nn": 0.72, "a": 0.76, "c": 0.78, "c-nods": 0.77, "e": 0.74}
     cells = [{"model": "unet", "scale": 8, "inputs": "area", "variant": k, "dice": v, "seed": 0} for k, v in dice.items()]
     archs = [{"arch": ["unet", 8, h], "params": 1, "head_params": n, "macs": 1e6, "torch_ms": 1.0, "ort_ms": o, "nano_ms": 1.0}
-             for h, n, o in (("", 0, 1.0), ("jnet", 183, 1.2))]
-    args = SimpleNamespace(scales=[8], variants=["lr", "a", "c", "c-nods"], inputs=["area"], seeds=[0], epochs=30,
+             for h, n, o in (("", 0, 1.0), ("jnet", 183, 1.2), ("onestage", 276, 1.1))]
+    args = SimpleNamespace(scales=[8], variants=["lr", "a", "c", "c-nods", "e"], inputs=["area"], seeds=[0], epochs=30,
                            no_full_res=[], recipe="r.toml", repeats=30, plot="docs/srhead.png", cached_only=True)
     md = markdown(cells, archs, args, missing=["unet-s8-b-area-seed0-e30"])
     assert "--cached-only" in md and "unet-s8-b-area-seed0-e30" in md
     # c vs lr: 0.78 / 0.75 - 1 = +4.0 % (below the paper's +5.5 %); vs lr-nn: +8.3 %
     assert "vs the paper's baseline (lr): 0 of 1" in md and "+4.0 %" in md
     assert "vs the LR mask upsampled nearest (lr-nn): 1 of 1" in md
-    assert "| unet | 8 | area | +4.2 % | +1.3 % | +1.3 % | +1.3 % | +8.3 % |" in md  # the ablation chain
+    # the ablation chain, its total, then c vs the one-stage head (0.78 / 0.74 - 1) and vs pixelshuffle (not trained)
+    assert "| unet | 8 | area | +4.2 % | +1.3 % | +1.3 % | +1.3 % | +8.3 % | +5.4 % |  |" in md
     assert "+20.0 %" in md  # ORT latency of the head: 1.2 / 1.0
 
 

@@ -173,7 +173,7 @@ def _verdict(dice, arch) -> list[str]:
 
 def _summary(dice) -> list[str]:
     out = []
-    for head_key in ("c", "c-auth", "b"):
+    for head_key in ("c", "c-auth", "b", "e"):
         for base_key, base_name in (("lr-nn", "the LR mask upsampled nearest (lr-nn)"), ("lr", "the paper's baseline (lr)"),
                                     ("a", "bilinear on the HR loss (a)")):
             gains = [_rel(v, dice[(m, s, i, base_key)]) for (m, s, i, k), v in dice.items()
@@ -197,6 +197,9 @@ STEPS = (("lr-nn", "lr", "test: bilinear logits instead of repeated LR mask"),
          ("lr", "a", "train: HR label in the loss (through bilinear upsampling)"),
          ("a", "c-nods", "the J-Net head (final loss)"),
          ("c-nods", "c", "deep supervision"))
+# the same J-Net cell against the other heads (not a chain: each column is c vs that head)
+ALTERNATIVES = (("e", "c", "cascade instead of one stage (both deep sup.)"),
+                ("b", "c", "J-Net instead of pixelshuffle"))
 
 
 def _ablation(dice) -> list[str]:
@@ -206,13 +209,16 @@ def _ablation(dice) -> list[str]:
     for g in groups:
         steps = [_rel(dice[(*g, b)], dice[(*g, a)]) if (*g, a) in dice and (*g, b) in dice else None for a, b, _ in STEPS]
         total = _rel(dice[(*g, "c")], dice[(*g, "lr-nn")]) if (*g, "c") in dice and (*g, "lr-nn") in dice else None
+        alt = [_rel(dice[(*g, b)], dice[(*g, a)]) if (*g, a) in dice and (*g, b) in dice else None for a, b, _ in ALTERNATIVES]
         if any(x is not None for x in steps):
-            rows.append(f"| {g[0]} | {g[1]} | {g[2]} | " + " | ".join(_pct(x) for x in (*steps, total)) + " |")
+            rows.append(f"| {g[0]} | {g[1]} | {g[2]} | " + " | ".join(_pct(x) for x in (*steps, total, *alt)) + " |")
     if not rows:
         return []
     head = " | ".join(f"{a} → {b}: {what}" for a, b, what in STEPS)
-    return ["Where the gain comes from (relative mean-Dice change of each step; total = c vs lr-nn):", "",
-            f"| backbone | scale | inputs | {head} | total |", "|---|---|---|" + "---:|" * (len(STEPS) + 1), *rows]
+    alts = " | ".join(f"{b} vs {a}: {what}" for a, b, what in ALTERNATIVES)
+    return ["Where the gain comes from (relative mean-Dice change of each step; total = c vs lr-nn; then c against the "
+            "other heads):", "", f"| backbone | scale | inputs | {head} | total | {alts} |",
+            "|---|---|---|" + "---:|" * (len(STEPS) + 1 + len(ALTERNATIVES)), *rows]
 
 
 def plot(cells, path) -> None:
