@@ -12,9 +12,9 @@ Rules (after ONNX Runtime's NCHWc transformer, in outline; `block` = the backend
   tensors whose channels are a multiple of the block (Resize: any blocked tensor); a blocked kernel is
   priced at the backend's `Nchwc<op>` op efficiency when it has one (ORT's NCHWc Upsample is not its Resize);
 - a blocked tensor read by a plain op (or a graph output) pays a ReorderOutput, a plain tensor (or graph
-  input) read by a blocked op a ReorderInput: one read and one write of the tensor plus a launch, and
-  one index op per element at the backend's op efficiency for that op when it has one (calibration
-  times both ops on their own).
+  input) read by a blocked op a ReorderInput: the plain tensor read (written) and the blocked one, its
+  channels padded up to the block, written (read), plus a launch, and one index op per blocked element
+  at the backend's op efficiency for that op when it has one (calibration times both ops on their own).
 """
 from __future__ import annotations
 
@@ -106,9 +106,10 @@ def reorder_times(fg: FusedGraph, backend: Backend, precision: Precision,
     eff, size = backend.efficiency, BYTES[precision.name]
     times = []
     for t, op in boundary_tensors(fg, backend.nchwc_block, sides):  # priced as the op itself (costs.py, roofline.py)
-        n, rate = fg.graph.numel(t), backend.op_efficiency.get(op)
-        mem = 2 * n * size / (backend.bandwidth_gbs * 1e9 * eff.memory)
-        compute = n / (precision.peak_gflops * 1e9 * rate * n / (n + eff.saturation)) if rate else 0.0
+        n, rate, c = fg.graph.numel(t), backend.op_efficiency.get(op), fg.graph.shape(t)[1]
+        padded = n // c * _pad(c, backend.nchwc_block)  # the blocked side carries the channels padded to the block
+        mem = (n + padded) * size / (backend.bandwidth_gbs * 1e9 * eff.memory)
+        compute = padded / (precision.peak_gflops * 1e9 * rate * padded / (padded + eff.saturation)) if rate else 0.0
         times.append(KernelTime(f"{op} {t}", (op,), "other", max(mem, compute) + eff.launch_us * 1e-6, compute,
-                                mem, n, 2 * n * size, False))
+                                mem, padded, (n + padded) * size, False))
     return tuple(times)
