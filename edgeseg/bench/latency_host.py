@@ -22,7 +22,7 @@ COMMAND = "edgeseg bench latency-host"
 def add_arguments(p) -> None:
     p.add_argument("--models", nargs="*", help="registry models (default: all)")
     p.add_argument("--runs", type=int, default=100,
-                   help="timed runs per model and calibration (the models take turns, in 5 rounds)")
+                   help="timed runs per model and calibration (the models take turns, in the probe rounds)")
     p.add_argument("--calibrations", type=int, default=3, help="calibrate this many times (the last one is stored) "
                                                                 "and report the spread of parameters and predictions")
     p.add_argument("--no-calibrate", action="store_true", help="use the stored host profile as it is")
@@ -69,7 +69,7 @@ def run(args) -> int:
 
     from edgeseg.bench.report import machine_line, write_section
     from edgeseg.export.check import load_target
-    from edgeseg.latency.calibrate import calibrate
+    from edgeseg.latency.calibrate import ROUNDS, calibrate
     from edgeseg.latency.device import device_path
     from edgeseg.latency.predict import simulate
     from edgeseg.models import list_models
@@ -88,7 +88,7 @@ def run(args) -> int:
         cals, loads = [], []
         for i in range(n_cal):  # the models are timed between the calibration's probe rounds: the same load
             times = []
-            measure = lambda: times.append(interleaved_medians(sessions, feeds, max(3, args.runs // 5)))  # noqa: E731
+            measure = lambda: times.append(interleaved_medians(sessions, feeds, max(3, args.runs // ROUNDS)))  # noqa: E731
             cals.append(device_path("host") if args.no_calibrate else
                         calibrate(out_path=None if i == n_cal - 1 else Path(tmp) / f"host{i}.toml", between=measure)[0])
             if not times:

@@ -68,6 +68,7 @@ PROBES = {
 # branch predictor guesses right, ~10 ns more per miss): in a model its input is a conv's output, whose sign flips
 # less often than iid noise's, and the predictor cannot learn it (the rest of the network runs in between).
 PROBE_INPUTS = {"prelu": "conv_output", "prelu_large": "conv_output", "prelu_small": "conv_output"}
+ROUNDS = 10  # probe rounds per calibration (measure_probes)
 VARIANTS = 64  # distinct inputs cycled for a conv_output probe: with fewer the branch predictor learns the small one
 
 
@@ -142,7 +143,7 @@ def nchwc_block() -> int | None:
         return None
 
 
-def measure_probes(runs: int = 50, nchwc: bool = True, rounds: int = 5, between=None) -> dict:
+def measure_probes(runs: int = 100, nchwc: bool = True, rounds: int = ROUNDS, between=None) -> dict:
     """name -> (fused graph, ms) on this machine, 1 thread (reorder probes only with `nchwc`). Each probe is timed
     on its own (after other probes a tiny one would run cache-cold, as no kernel of a model does), its input
     variants in turn, by edgeseg.ort.interleaved_medians, in `rounds` rounds over all probes so that a burst of
@@ -170,7 +171,7 @@ def measure_probes(runs: int = 50, nchwc: bool = True, rounds: int = 5, between=
     return {name: (fg, statistics.median(per_round[name])) for name, (fg, _, _) in probes.items()}
 
 
-def calibrate(runs: int = 50, out_path: Path | None = None, between=None) -> tuple[Path, dict]:
+def calibrate(runs: int = 100, out_path: Path | None = None, between=None) -> tuple[Path, dict]:
     """Measure, fit and write the host profile; returns its path and the per-probe errors (%). `between`: see
     measure_probes."""
     import math
