@@ -1,5 +1,6 @@
-"""Chaos on loopback, every wait bounded: a data set 200 MB over the node's cap (its memory stays bounded, the
-association is aborted with a logged reason, other senders are unaffected, nothing half-written stays),
+"""Chaos on loopback, every wait bounded: a data set 200 MB over the node's cap (received to disk and answered
+0xA700 within the spool quota, aborted with a logged reason when it would pass the quota; its memory stays
+bounded, other senders are unaffected, nothing half-written stays),
 20 concurrent senders with one sending garbage PDUs, a forward peer that accepts and then drops the
 association in the middle of the data set, kill -9 of the node while it forwards over TLS."""
 from __future__ import annotations
@@ -34,6 +35,14 @@ def _node_log(path):
     return [json.loads(line) for line in path.read_text(errors="replace").splitlines() if line.startswith("{")]
 
 
+def _segs(out) -> int:
+    """seg.dcm files under `out`; -1 while a result folder is being published (renamed under the walk)."""
+    try:
+        return len(list(out.rglob("seg.dcm")))
+    except FileNotFoundError:
+        return -1
+
+
 def _start(model, spool, port, *args, log):  # noqa: F811
     proc = node_process(model, spool, port, *args, log=log)
     assert wait_for(lambda: proc.poll() is not None or echo(HOST, port, "EDGESEG", timeout=2)[0], 60), \
@@ -42,16 +51,21 @@ def _start(model, spool, port, *args, log):  # noqa: F811
     return proc
 
 
-def test_dataset_200mb_over_the_cap_keeps_memory_bounded(model, tmp_path):  # noqa: F811
+@pytest.mark.parametrize("quota_mb", [0, 64], ids=["within the quota", "over the quota"])
+def test_dataset_200mb_over_the_cap_keeps_memory_bounded(model, tmp_path, quota_mb):  # noqa: F811
+    """Within the spool quota the 216 MB data set is received to disk and answered 0xA700; with a 64 MB quota it
+    is aborted once receiving more would pass it. Either way: memory bounded, nothing left, others served."""
     port, spool, node_log, out = free_port(), tmp_path / "spool", tmp_path / "node.log", tmp_path / "out"
     big = tmp_path / "big.dcm"
     write_oversized(big, (CAP_MB + 200) * MB, next(SAMPLE.glob("*.dcm")))          # a sparse file: no cost
     warm = write_series(tmp_path / "warm", _datasets("chaos-warm", n=2))
     other = write_series(tmp_path / "other", _datasets("chaos-other", n=3))
-    proc = _start(model, spool, port, "--out", out, "--series-timeout", "0.5", "--max-dataset-mb", CAP_MB, log=node_log)
+    after = write_series(tmp_path / "after", _datasets(f"chaos-after-{quota_mb}", n=1))
+    proc = _start(model, spool, port, "--out", out, "--series-timeout", "0.5", "--max-dataset-mb", CAP_MB,
+                  "--spool-quota-mb", quota_mb, log=node_log)
     try:
         assert [store_file(port, f) for f in warm] == [0, 0]
-        assert wait_for(lambda: len(list(out.rglob("seg.dcm"))) == 1, 40), "warm-up series not segmented"
+        assert wait_for(lambda: _segs(out) == 1, 40), node_log.read_text()[-3000:]
         idle = memory(proc.pid)["rss_mb"]
         if not reset_peak(proc.pid):
             pytest.skip("cannot reset the node's peak RSS (/proc/PID/clear_refs)")
@@ -62,20 +76,31 @@ def test_dataset_200mb_over_the_cap_keeps_memory_bounded(model, tmp_path):  # no
         t = threading.Thread(target=other_sender)
         t.start()
         t0 = time.monotonic()
-        codes["big"] = store_file(port, big)
+        codes["big"] = store_file(port, big, timeout=60)
         big_s = time.monotonic() - t0
+        left = spool_files(spool, "receiving")
         t.join(60)
-        assert wait_for(lambda: len(list(out.rglob("seg.dcm"))) == 2, 40), "other series not segmented"
+        assert wait_for(lambda: _segs(out) == 2, 40), "other series not segmented"
         peak = memory(proc.pid)["peak_mb"]
-        print(f"idle RSS {idle} MB, peak {peak} MB (+{peak - idle:.1f}), big sender stopped after {big_s:.2f} s")
+        print(f"quota {quota_mb}: status {codes['big']}, idle RSS {idle} MB, peak {peak} MB (+{peak - idle:.1f}), "
+              f"big sender done after {big_s:.2f} s")
         assert peak - idle < CAP_MB + MARGIN_MB, (idle, peak)
-        assert codes["big"] is None                                   # aborted, never a Success
         assert codes["other"] == [0, 0, 0]                            # the other sender is unaffected
-        assert big_s < 30, big_s                                      # stopped at the cap, not after 216 MB
-        assert wait_for(lambda: spool_files(spool, "receiving") == [], 15), spool_files(spool, "receiving")
+        assert big_s < 45, big_s
+        records = _node_log(node_log)
+        aborted = [r for r in records if r["event"] == "receive_aborted"]
+        refused = [r for r in records if r["event"] == "dataset_refused"]
+        if quota_mb:   # aborted once the spool would pass its quota: within one PDU of 64 MB
+            assert codes["big"] is None
+            assert len(aborted) == 1 and "--spool-quota-mb 64" in aborted[0]["reason"] and not refused, aborted
+            assert CAP_MB * MB < aborted[0]["bytes"] <= quota_mb * MB + 65536, aborted   # + one PDU (--max-pdu)
+            assert wait_for(lambda: spool_files(spool, "receiving") == [], 15), spool_files(spool, "receiving")
+        else:          # received whole, then refused: the sender keeps it; its file is gone with the answer
+            assert codes["big"] == 0xA700
+            assert left == [] and not aborted, (left, aborted)
+            assert [(r["bytes"] > (CAP_MB + 200) * MB, r["max_dataset_mb"]) for r in refused] == [(True, CAP_MB)]
         assert all(spool_files(spool, s) == [] for s in ("incoming", "ready", "failed"))
-        aborted = [r for r in _node_log(node_log) if r["event"] == "receive_aborted"]
-        assert len(aborted) == 1 and "--max-dataset-mb 16" in aborted[0]["reason"], aborted
+        assert [store_file(port, f) for f in after] == [0]             # the next association works
     finally:
         kill9(proc)
 
@@ -99,7 +124,7 @@ def test_twenty_senders_one_sending_garbage(make_node, tmp_path):
         t.join(60)
     assert codes == {i: [0, 0] for i in range(19)}, codes
     assert garbage["sent"] == {"before_association": len(GARBAGE), "in_association": len(GARBAGE_IN_ASSOCIATION)}
-    assert wait_for(lambda: len(list(out.rglob("seg.dcm"))) == 19, 90), "not every series was segmented"
+    assert wait_for(lambda: _segs(out) == 19, 90), "not every series was segmented"
     import pydicom
 
     refs = {frozenset(str(i.ReferencedSOPInstanceUID) for s in pydicom.dcmread(p).ReferencedSeriesSequence

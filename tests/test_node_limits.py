@@ -32,17 +32,51 @@ def test_each_limit_refuses_with_out_of_resources(make_node, tmp_path, limit, va
     assert len(spool_files(tmp_path / "spool", "incoming")) == acked      # refused ones were never stored
 
 
-def test_dataset_over_the_cap_is_aborted_while_received(make_node, tmp_path):
-    """A 130 kB instance against a 0.05 MB cap: the association is aborted once 52 kB have arrived (a C-STORE
-    response can only follow the whole data set); nothing is stored, the partial file is swept."""
-    node = make_node(out=tmp_path / "out", series_timeout=30, max_dataset_mb=0.05)
+def _events(capsys, name):
+    return [json.loads(line) for line in capsys.readouterr().err.splitlines()
+            if line.startswith("{") and json.loads(line)["event"] == name]
+
+
+def test_dataset_over_the_cap_is_received_then_refused_with_out_of_resources(make_node, tmp_path, capsys):
+    """130 kB instances against a 0.05 MB cap (the quota and the free floor allow it): each is received whole
+    (to disk), answered 0xA700 on the same association (the sender keeps it), its file removed at once."""
+    node = make_node(out=tmp_path / "out", series_timeout=30, max_dataset_mb=0.05, max_receive_mb=1)
+    aborted, refused = log.counts["receive_aborted"], log.counts["dataset_refused"]
+    assert _send(node.port, _datasets("limit-dataset", n=2)) == [0xA700, 0xA700]
+    assert spool_files(tmp_path / "spool", "receiving") == []                # removed before the answer
+    assert spool_files(tmp_path / "spool", "incoming") == []
+    assert (log.counts["dataset_refused"] - refused, log.counts["receive_aborted"] - aborted) == (2, 0)
+    assert node.metrics()["counters"]["dataset_refused"] == 2
+    lines = _events(capsys, "dataset_refused")
+    assert [(r["bytes"] > 100_000, r["max_dataset_mb"]) for r in lines] == [(True, 0.05)] * 2, lines
+    assert echo(HOST, node.port, "EDGESEG", timeout=5)[0]                   # the next association is served
+
+
+@pytest.mark.parametrize("limit,value,named", [("max_receive_mb", 0.08, "--max-receive-mb 0.08"),
+                                               ("spool_quota_mb", 0.1, "--spool-quota-mb 0.1"),
+                                               ("min_free_mb", 1e9, "--min-free-mb 1e+09")])
+def test_dataset_over_the_cap_is_aborted_past_the_ceiling_quota_or_floor(make_node, tmp_path, capsys, limit, value,
+                                                                         named):
+    """Over the 0.05 MB cap, a 130 kB data set is aborted while it arrives once it passes --max-receive-mb or
+    once receiving more would break the spool quota or the free-space floor; the partial file is swept."""
+    node = make_node(out=tmp_path / "out", series_timeout=30, max_dataset_mb=0.05, **{limit: value})
     before = log.counts["receive_aborted"]
-    assert _send(node.port, _datasets("limit-dataset", n=1)) == [None]
+    assert _send(node.port, _datasets(f"limit-abort-{limit}", n=1)) == [None]
     assert log.counts["receive_aborted"] == before + 1
     assert spool_files(tmp_path / "spool", "incoming") == []
     assert wait_for(lambda: spool_files(tmp_path / "spool", "receiving") == [], 10), "partial data set left"
     assert log.counts["receive_aborted"] == before + 1                       # one line per aborted association
     assert echo(HOST, node.port, "EDGESEG", timeout=5)[0]                   # still serving
+    [line] = _events(capsys, "receive_aborted")
+    assert named in line["reason"] and 0.05 * 1024 * 1024 < line["bytes"] < 256 * 256 * 2, line  # < its pixels
+
+
+def test_ceiling_under_the_cap_is_refused_at_start(model, tmp_path):  # noqa: F811
+    from edgeseg.errors import EdgesegError
+    from edgeseg.node.config import NodeConfig
+
+    with pytest.raises(EdgesegError, match="--max-receive-mb 100 is under --max-dataset-mb 512"):
+        NodeConfig(model=model, spool=tmp_path / "spool", out=tmp_path / "out", max_receive_mb=100)
 
 
 def test_metrics_and_spool_health(make_node, tmp_path):

@@ -1,5 +1,6 @@
 """node/receive.py without a network: the EVT_PDU_RECV guard's counting (data-set fragments only, per
-association, from 0 again after a last fragment, one abort, PDUs over the advertised size) and the sweep of
+association, from 0 again after a last fragment; over the cap received on, aborted once past the ceiling or
+when the quota/floor leave no room; one abort; PDUs over the advertised size) and the sweep of
 what aborted associations leave in spool/receiving/."""
 from __future__ import annotations
 
@@ -34,8 +35,8 @@ def _pdu(assoc, *fragments):
 DATA, LAST, CMD = 0x00, 0x02, 0x03
 
 
-def test_guard_counts_data_set_fragments_per_association_and_aborts_once():
-    guard = ReceiveGuard(max_bytes=1000)
+def test_guard_counts_data_set_fragments_per_association_and_aborts_once_past_the_ceiling():
+    guard = ReceiveGuard(max_bytes=1000, ceiling=3000)
     a, b = Assoc(), Assoc()
     before = log.counts["receive_aborted"]
     guard.on_pdu(_pdu(a, (CMD, 5000)))                     # a command set never counts
@@ -44,11 +45,30 @@ def test_guard_counts_data_set_fragments_per_association_and_aborts_once():
     assert not a.aborted.is_set() and not b.aborted.is_set()
     guard.on_pdu(_pdu(a, (LAST, 300)))                     # 900: a whole data set under the cap
     guard.on_pdu(_pdu(a, (DATA, 900)))                     # the next data set starts from 0
+    guard.on_pdu(_pdu(a, (DATA, 200)))                     # 1100: over the cap, received on (answered 0xA700)
     assert not a.aborted.wait(0.3)
-    guard.on_pdu(_pdu(a, (DATA, 200)))                     # 1100 > 1000
+    guard.on_pdu(_pdu(a, (DATA, 2000)))                    # 3100 > the 3000 ceiling
     assert a.aborted.wait(5)
     guard.on_pdu(_pdu(a, (DATA, 5000)))                    # already aborted: no second line
     assert log.counts["receive_aborted"] == before + 1
+    assert not b.aborted.is_set()
+
+
+def test_guard_asks_for_room_only_past_the_cap_with_every_association_in_progress():
+    asked = []
+
+    def room(in_progress):
+        asked.append(in_progress)
+        return "the spool would pass its quota" if in_progress > 2500 else ""
+    guard = ReceiveGuard(max_bytes=1000, room=room)        # no ceiling: quota/floor only
+    a, b = Assoc(), Assoc()
+    guard.on_pdu(_pdu(b, (DATA, 900)))                     # under the cap: never asks
+    guard.on_pdu(_pdu(a, (DATA, 1100)))                    # over the cap: 1100 + b's 900 in progress
+    guard.on_pdu(_pdu(a, (LAST, 100)))                     # whole now: the handler refuses it, nothing to ask
+    guard.on_pdu(_pdu(a, (DATA, 1200)))                    # a second over-cap data set: 1200 + 900
+    assert asked == [2000, 2100] and not a.aborted.wait(0.3)
+    guard.on_pdu(_pdu(a, (DATA, 500)))                     # 1700 + 900 > 2500: no room
+    assert asked[-1] == 2600 and a.aborted.wait(5)
     assert not b.aborted.is_set()
 
 

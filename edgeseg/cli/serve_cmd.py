@@ -30,7 +30,10 @@ _SETTINGS = [
                             "refusal goes there at once)"),
     ("--retry-max-age", float, "seconds a destination may keep failing before the SEG goes to dead-letter/ (0: "
                                "no limit)"),
-    ("--max-dataset-mb", float, "largest instance accepted (refused with 0xA700: the sender keeps it)"),
+    ("--max-dataset-mb", float, "largest instance accepted (a bigger one is received to disk, then refused with "
+                                "0xA700: the sender keeps it)"),
+    ("--max-receive-mb", float, "hard ceiling: a data set past it is aborted (A-ABORT) while it arrives, 0 for none; "
+                                "an over-cap one is also aborted once it would break the spool quota or free floor"),
     ("--max-series-instances", int, "instances per series"),
     ("--spool-quota-mb", float, "spool size limit, 0 for none"),
     ("--min-free-mb", float, "free space kept on the spool's disk"),

@@ -52,7 +52,9 @@ class NodeConfig:
     max_attempts: int = 100         # forward attempts of one result before it goes to dead-letter/
     retry_max_age: float = 86400.0  # seconds since a destination's first failure before it goes there too; 0: none
     # bounded resources: a refusal (0xA700, the sender keeps the image) instead of accepting and losing
-    max_dataset_mb: float = 512.0   # one received instance
+    max_dataset_mb: float = 512.0   # one received instance; a bigger one is received to disk, then refused
+    max_receive_mb: float = 2048.0  # hard ceiling: a data set past it is aborted while it arrives; 0: none (the
+                                    # quota and the free-space floor still abort an over-cap one)
     max_series_instances: int = 10000
     spool_quota_mb: float = 16384.0  # everything in the spool; 0: no quota
     min_free_mb: float = 512.0      # free space left on the spool's disk
@@ -84,9 +86,12 @@ class NodeConfig:
             raise EdgesegError("--max-attempts must be >= 1")
         if self.retry_max_age < 0:
             raise EdgesegError("--retry-max-age must be >= 0 seconds")
-        for name in ("max_dataset_mb", "max_series_instances", "spool_quota_mb", "min_free_mb"):
+        for name in ("max_dataset_mb", "max_receive_mb", "max_series_instances", "spool_quota_mb", "min_free_mb"):
             if getattr(self, name) < 0:
                 raise EdgesegError(f"--{name.replace('_', '-')} must be >= 0")
+        if self.max_receive_mb and self.max_dataset_mb and self.max_receive_mb < self.max_dataset_mb:
+            raise EdgesegError(f"--max-receive-mb {self.max_receive_mb:g} is under --max-dataset-mb "
+                               f"{self.max_dataset_mb:g}: it must be at least the largest data set accepted")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise EdgesegError("--tls-cert and --tls-key go together")
         if self.tls_client_ca and not self.tls_cert:

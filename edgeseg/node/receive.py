@@ -7,11 +7,13 @@ Two documented pynetdicom means, no change to pynetdicom itself:
   `tempfile.tempdir`, which the node points at `SPOOL/receiving/`) and hands the handler its path
   (`event.dataset_path`), so a data set never sits in memory while it arrives.
 * `ReceiveGuard`, an `evt.EVT_PDU_RECV` handler: counts the data-set bytes of the message each
-  association is receiving and aborts the association (A-ABORT, a `receive_aborted` log line) the moment
-  they pass `--max-dataset-mb`, so an oversized data set costs at most the cap on disk, never its size.
-  A P-DATA PDU longer than the `--max-pdu` we advertised is aborted too (pynetdicom has read that one
-  PDU into memory by then: a peer that ignores the advertised PDU size is bounded only by the process'
-  memory limit, e.g. systemd's MemoryMax).
+  association is receiving. A data set over `--max-dataset-mb` is still received (to disk: it costs disk, not
+  memory) so that the C-STORE handler can answer it 0xA700; the guard aborts the association (A-ABORT, a
+  `receive_aborted` log line) only once such a data set passes the hard ceiling `--max-receive-mb`, or once
+  continuing would put the spool over its quota or the disk under its free-space floor (`room`). A P-DATA PDU
+  longer than the `--max-pdu` we advertised is aborted too (pynetdicom has read that one PDU into memory by
+  then: a peer that ignores the advertised PDU size is bounded only by the process' memory limit, e.g.
+  systemd's MemoryMax).
 
 `sweep(folder)` removes what an aborted association left in the receiving folder.
 """
@@ -121,11 +123,13 @@ def _peer(assoc) -> dict:
 
 
 class ReceiveGuard:
-    """EVT_PDU_RECV handler (runs in each association's own network thread): aborts an association whose
-    data set being received passes `max_bytes`, or that sends a PDU longer than `max_pdu` (0: no check)."""
+    """EVT_PDU_RECV handler (runs in each association's own network thread). A data set past `max_bytes` (the
+    cap; 0: none) aborts its association when it passes `ceiling` (0: none) or when `room(bytes)` — called with
+    the bytes all associations have received of their data sets in progress — gives a reason; a PDU longer
+    than `max_pdu` (0: no check) aborts it at once."""
 
-    def __init__(self, max_bytes: int, max_pdu: int = 0):
-        self.max_bytes, self.max_pdu = int(max_bytes), int(max_pdu)
+    def __init__(self, max_bytes: int, max_pdu: int = 0, ceiling: int = 0, room=None):
+        self.max_bytes, self.max_pdu, self.ceiling, self.room = int(max_bytes), int(max_pdu), int(ceiling), room
         self._sizes: dict[int, int] = {}     # id(association) -> data-set bytes of the message in progress
         self._aborted: set[int] = set()
         self._lock = threading.Lock()
@@ -140,7 +144,7 @@ class ReceiveGuard:
                 return
             n = self._sizes.get(key, 0)
             length = sum(len(item.presentation_data_value) + 5 for item in items)  # item length, context ID, value
-            reason = ""
+            reason, over_cap = "", False
             if self.max_pdu and length > self.max_pdu:
                 reason = f"P-DATA PDU of {length} bytes, over the maximum of {self.max_pdu} we advertised (--max-pdu)"
             for item in items:
@@ -148,14 +152,25 @@ class ReceiveGuard:
                 if not value or value[0] & 1:      # a command fragment
                     continue
                 n += len(value) - 1
-                if self.max_bytes and n > self.max_bytes and not reason:
-                    mb = 1024 * 1024
-                    reason = (f"data set over --max-dataset-mb {self.max_bytes / mb:g} while being received "
-                              f"({n / mb:.1f} MB so far)")
-                if value[0] & 2:                   # its last fragment: the next message starts from 0
+                if value[0] & 2:                   # its last fragment: received whole, the handler answers it
                     n = 0
-            if not reason:
-                self._sizes[key] = n
+                elif self.max_bytes and n > self.max_bytes:
+                    over_cap = True
+            self._sizes[key] = n
+            in_progress = sum(self._sizes.values())
+        mb = 1024 * 1024
+        if not reason and over_cap:
+            if self.ceiling and n > self.ceiling:
+                reason = f"data set over --max-receive-mb {self.ceiling / mb:.4g} while being received ({n / mb:.1f} MB so far)"
+            elif self.room is not None:
+                why = self.room(in_progress)
+                if why:
+                    reason = (f"data set over --max-dataset-mb {self.max_bytes / mb:.4g} ({n / mb:.1f} MB so far) and "
+                              f"{why}")
+        if not reason:
+            return
+        with self._lock:
+            if key in self._aborted:
                 return
             self._aborted.add(key)
             self._sizes.pop(key, None)

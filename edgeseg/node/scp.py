@@ -81,6 +81,18 @@ def _received_file(event):
         return None
 
 
+def over_the_cap(src, sop: str, cfg: NodeConfig, event) -> bool:
+    """A received file over --max-dataset-mb: removed at once, never read, a `dataset_refused` line (the
+    handler answers 0xA700, so the sender keeps it)."""
+    size, mb = src.stat().st_size, 1024 * 1024
+    if not cfg.max_dataset_mb or size <= cfg.max_dataset_mb * mb:
+        return False
+    src.unlink(missing_ok=True)
+    log.event("dataset_refused", level="warning", sop=sop, bytes=size, max_dataset_mb=cfg.max_dataset_mb,
+              reason=f"data set of {size / mb:.1f} MB over --max-dataset-mb {cfg.max_dataset_mb:g}", **_peer(event))
+    return True
+
+
 def make_store_handler(spool, on_stored, cfg=None):
     """C-STORE handler: check and decode the instance, put it durably in the spool, then call on_stored(key, t).
     The data set arrives as a file (receive_to_disk) that is moved into the spool, or in memory."""
@@ -89,11 +101,8 @@ def make_store_handler(spool, on_stored, cfg=None):
 
         sop = str(getattr(event.request, "AffectedSOPInstanceUID", "") or "")
         src = _received_file(event)
-        mb = 1024 * 1024
-        if src is not None and cfg is not None and cfg.max_dataset_mb and src.stat().st_size > cfg.max_dataset_mb * mb:
-            log.event("refused_instance", level="warning", sop=sop, reason=f"dataset of {src.stat().st_size / mb:.1f} "
-                      f"MB over --max-dataset-mb {cfg.max_dataset_mb:g}", **_peer(event))
-            return OUT_OF_RESOURCES                   # never read into memory
+        if src is not None and cfg is not None and over_the_cap(src, sop, cfg, event):
+            return OUT_OF_RESOURCES
         try:
             ds = pydicom.dcmread(src) if src is not None else event.dataset
             file_meta = ds.file_meta if src is not None else event.file_meta
@@ -184,7 +193,9 @@ def start_server(cfg: NodeConfig, modality: str, spool, on_stored):
     def on_assoc(name, level="info"):
         return lambda event: log.event(name, level=level, **_peer(event))
 
-    guard = ReceiveGuard(int(cfg.max_dataset_mb * 1024 * 1024), cfg.max_pdu)
+    mb = 1024 * 1024
+    guard = ReceiveGuard(int(cfg.max_dataset_mb * mb), cfg.max_pdu, int(cfg.max_receive_mb * mb),
+                         room=lambda in_progress: spool.receiving_refusal(in_progress, cfg))
 
     handlers = [
         (evt.EVT_C_ECHO, on_echo), (evt.EVT_C_STORE, make_store_handler(spool, on_stored, cfg)),

@@ -67,7 +67,7 @@ class Spool:
             (self.root / name).mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._writing: Counter = Counter()  # series key -> instances being written now
-        self._usage = (0.0, 0)              # (time of the last walk, bytes then); see usage_bytes
+        self._usage = (0.0, 0, 0)           # (time of the last walk, bytes then, of them in receiving/)
         self._stored_since = 0
 
     def __getattr__(self, name):  # spool.incoming, spool.ready, ...
@@ -110,14 +110,22 @@ class Spool:
                 if not self._writing[key]:
                     del self._writing[key]
 
-    def usage_bytes(self, max_age_s: float = 2.0) -> int:
-        """Bytes in the spool: a walk at most every `max_age_s`, plus what was stored since."""
+    def usage_bytes(self, max_age_s: float = 2.0, receiving: bool = True) -> int:
+        """Bytes in the spool: a walk at most every `max_age_s`, plus what was stored since; without the data
+        sets still being received (receiving/) when `receiving` is False."""
         now = time.monotonic()
         if now - self._usage[0] > max_age_s:
-            total = sum(p.stat().st_size for p in self.root.rglob("*") if p.is_file())
+            total = rx = 0
+            for p in self.root.rglob("*"):
+                try:
+                    size = p.stat().st_size if p.is_file() else 0
+                except OSError:   # gone between the listing and the stat (a finished or swept file)
+                    continue
+                total += size
+                rx += size if p.parent == self.receiving else 0
             with self._lock:
-                self._usage, self._stored_since = (now, total), 0
-        return self._usage[1] + self._stored_since
+                self._usage, self._stored_since = (now, total, rx), 0
+        return self._usage[1] - (0 if receiving else self._usage[2]) + self._stored_since
 
     def admission(self, series_uid: str, nbytes: int, cfg) -> str:
         """Why a received instance must be refused before it is written ('' to store it): the per-dataset
@@ -133,6 +141,17 @@ class Spool:
             return f"spool over its quota (--spool-quota-mb {cfg.spool_quota_mb:g})"
         free = shutil.disk_usage(self.root).free
         if free - nbytes < cfg.min_free_mb * mb:
+            return f"{free / mb:.0f} MB free on the spool's disk, under --min-free-mb {cfg.min_free_mb:g}"
+        return ""
+
+    def receiving_refusal(self, in_progress: int, cfg) -> str:
+        """Why data sets being received must stop now ('' while they may go on): `in_progress` bytes of them
+        in receiving/ would put the spool over --spool-quota-mb, or the disk is under --min-free-mb."""
+        mb = 1024 * 1024
+        if cfg.spool_quota_mb and self.usage_bytes(receiving=False) + in_progress > cfg.spool_quota_mb * mb:
+            return f"the spool would pass its quota (--spool-quota-mb {cfg.spool_quota_mb:g})"
+        free = shutil.disk_usage(self.root).free
+        if free < cfg.min_free_mb * mb:
             return f"{free / mb:.0f} MB free on the spool's disk, under --min-free-mb {cfg.min_free_mb:g}"
         return ""
 
