@@ -57,8 +57,10 @@ def _wait(pred, limit: float) -> bool:
 
 
 def _echo(port: int, ae: str) -> bool:
-    return subprocess.run([dcmtk("echoscu"), "-to", "2", "-ta", "2", "-aec", ae, HOST, str(port)], capture_output=True,
-                          timeout=10).returncode == 0
+    """One C-ECHO (the node's own health check, pynetdicom): the chaos scenarios need no DCMTK."""
+    from edgeseg.node.health import echo
+
+    return echo(HOST, port, ae, timeout=2)[0]
 
 
 def _make_series(src: Path, n: int) -> list[tuple[Path, str, set]]:

@@ -1,4 +1,5 @@
-"""Chaos scenarios of `edgeseg bench node` (issue #20): a data set 200 MB over the node's cap, 20 concurrent
+"""Chaos scenarios of `edgeseg bench node` (issue #20): a data set 200 MB over the node's cap (within the spool
+quota: refused 0xA700; over it: aborted), the largest data set the default cap allows (peak RSS), 20 concurrent
 senders with one sending garbage PDUs, a forward peer that accepts and then drops the association in the
 middle of the data set, kill -9 while forwarding over TLS (at the C-STORE and at the A-RELEASE). Lost and
 duplicated are counted as in node_faults.py; each row also gets the node's idle and peak RSS (bench/node.py).
@@ -14,17 +15,24 @@ from pathlib import Path
 
 from edgeseg.bench.node import SAMPLE, NodeProc, _port, _wait
 from edgeseg.bench.node_faults import _acked, _lost, _send, _series
+from edgeseg.node.config import NodeConfig
 from edgeseg.node.memory import reset_peak
 from edgeseg.node.peer import GARBAGE, StorePeer, send_garbage, store_file, write_oversized
 
 MB = 1024 * 1024
 CAP_MB = 16
+QUOTA_MB = 64
+DEFAULT_CAP_MB = NodeConfig.max_dataset_mb
+LARGEST_MB = int(DEFAULT_CAP_MB) - 1   # pixel bytes of the largest-allowed scenario's data set: just under the cap
 
 
-def over_the_cap(args, work: Path) -> dict:
-    """--max-dataset-mb 16; one sender pushes a data set of 216 MB while another sends an ordinary series."""
+def over_the_cap(args, work: Path, quota_mb: float = 0) -> dict:
+    """--max-dataset-mb 16; one sender pushes a data set of 216 MB while another sends an ordinary series. With the
+    spool quota's default it is received to disk and answered 0xA700; with `quota_mb` (64) it is aborted once
+    receiving more would pass the quota."""
     peer = StorePeer().start()
-    node = NodeProc(args, work, _port(), peer.port, "--max-dataset-mb", CAP_MB).start()
+    quota = ("--spool-quota-mb", quota_mb) if quota_mb else ()
+    node = NodeProc(args, work, _port(), peer.port, "--max-dataset-mb", CAP_MB, *quota).start()
     try:
         big = work / "big.dcm"
         write_oversized(big, (CAP_MB + 200) * MB, next(SAMPLE.glob("*.dcm")))   # sparse: costs nothing to make
@@ -33,19 +41,23 @@ def over_the_cap(args, work: Path) -> dict:
         _wait(lambda: peer.datasets, args.time_limit)               # the model has run once: warm
         idle = node.memory()["rss_mb"]
         reset = reset_peak(node.proc.pid)
-        other, got = _series("cap-other"), {}
+        other, got = _series(f"cap-other-{quota_mb:g}"), {}
         t = threading.Thread(target=lambda: got.update(codes=_send(node.port, other)))
         t.start()
         t0 = time.monotonic()
-        status = store_file(node.port, big)
+        status = store_file(node.port, big, timeout=args.time_limit)
         big_s = time.monotonic() - t0
+        receiving = work / "spool" / "receiving"
+        left_at_answer = sum(1 for _ in receiving.glob("*"))
         t.join(args.time_limit)
         acked = _acked(other, got.get("codes", []))
         _wait(lambda: len(peer.datasets) >= 2, args.time_limit)
         peak = node.memory()["peak_mb"]
-        receiving = work / "spool" / "receiving"
         _wait(lambda: not any(receiving.glob("*")), 15)
-        return {"status": status, "big_s": big_s, "aborted": len(node.events("receive_aborted")),
+        aborted = node.events("receive_aborted")
+        return {"quota_mb": quota_mb, "status": status, "big_s": big_s, "aborted": len(aborted),
+                "aborted_mb": aborted[0]["bytes"] / MB if aborted else None,
+                "refused": len(node.events("dataset_refused")), "left_at_answer": left_at_answer,
                 "acked": len(acked), "segs": len(peer.datasets) - 1, "idle_warm_mb": idle,
                 "peak_above_idle_mb": (peak - idle) if reset and peak and idle else None,
                 "left_in_receiving": sum(1 for _ in receiving.glob("*")),
@@ -53,6 +65,37 @@ def over_the_cap(args, work: Path) -> dict:
     finally:
         node.stop()
         peer.stop()
+
+
+def over_the_quota(args, work: Path) -> dict:
+    return over_the_cap(args, work, quota_mb=QUOTA_MB)
+
+
+def largest_allowed(args, work: Path) -> dict:
+    """The default --max-dataset-mb (512): one data set of 511 MB of pixel data, received, decoded and acknowledged;
+    the node's peak RSS against the target 2 x (idle + 512 MB). Not segmented (a series timeout of an hour: the
+    figure is for receiving and decoding, what the node does before it answers)."""
+    peer = StorePeer().start()
+    node = NodeProc(args, work, _port(), peer.port, "--series-timeout", 3600).start()
+    try:
+        big = work / "largest.dcm"
+        write_oversized(big, LARGEST_MB * MB, next(SAMPLE.glob("*.dcm")))
+        idle = node.idle_mb
+        reset = reset_peak(node.proc.pid)
+        t0 = time.monotonic()
+        status = store_file(node.port, big, timeout=args.time_limit)
+        took = time.monotonic() - t0
+        peak = node.memory()["peak_mb"]
+        bound = 2 * (idle + DEFAULT_CAP_MB)
+        kept = sum(1 for _ in (work / "spool" / "incoming").rglob("*.dcm"))    # acknowledged means on disk
+        return {"status": status, "file_mb": big.stat().st_size / MB, "took_s": took, "idle_mb": idle,
+                "peak_mb": peak if reset else None, "bound_mb": bound, "met": bool(reset and peak and peak <= bound),
+                "lost": int(status == 0x0000 and kept != 1), "duplicated": 0}
+    finally:
+        node.stop()
+        peer.stop()
+        shutil.rmtree(work / "spool", ignore_errors=True)   # half a gigabyte acknowledged into incoming/
+        (work / "largest.dcm").unlink(missing_ok=True)
 
 
 def garbage_among_twenty(args, work: Path) -> dict:
@@ -149,8 +192,20 @@ def kill_tls(args, work: Path) -> dict | None:
     return out
 
 
-SCENARIOS = {"200 MB over the cap": over_the_cap, "20 senders, one sending garbage": garbage_among_twenty,
+SCENARIOS = {"200 MB over the cap": over_the_cap, "200 MB over the cap, over the quota": over_the_quota,
+             "largest allowed data set": largest_allowed, "20 senders, one sending garbage": garbage_among_twenty,
              "peer accepts then drops": peer_drops, "kill -9 while forwarding over TLS": kill_tls}
+
+
+def _status(code) -> str:
+    return "none" if code is None else f"0x{code:04X}"
+
+
+def _common(r: dict) -> str:
+    peak = (f"{r['peak_above_idle_mb']:.0f} MB above the warm idle {r['idle_warm_mb']:.0f} MB"
+            if r['peak_above_idle_mb'] is not None else "not measurable here")
+    return (f"the other sender: {r['acked']} of 6 acknowledged, {r['segs']} SEG; peak RSS {peak} (bound: cap + 100 MB); "
+            f"files left in receiving/: {r['left_in_receiving']}")
 
 
 def describe(name: str, r: dict | None) -> str:
@@ -158,12 +213,19 @@ def describe(name: str, r: dict | None) -> str:
         return f"| {name} | not run: needs openssl |"
     details = {
         "200 MB over the cap": lambda: (
-            f"--max-dataset-mb {CAP_MB}, a {CAP_MB + 200} MB data set: association aborted after {r['big_s']:.1f} s "
-            f"({r['aborted']} `receive_aborted` line, status {'none' if r['status'] is None else hex(r['status'])}); "
-            f"the other sender: {r['acked']} of 6 acknowledged, {r['segs']} SEG; peak RSS "
-            + (f"{r['peak_above_idle_mb']:.0f} MB above the warm idle {r['idle_warm_mb']:.0f} MB"
-               if r['peak_above_idle_mb'] is not None else "not measurable here")
-            + f" (bound: cap + 100 MB); files left in receiving/: {r['left_in_receiving']}"),
+            f"--max-dataset-mb {CAP_MB}, a {CAP_MB + 200} MB data set within the spool quota: received to disk and "
+            f"answered {_status(r['status'])} after {r['big_s']:.1f} s ({r['refused']} `dataset_refused` line, "
+            f"{r['aborted']} aborted; files in receiving/ at the answer: {r['left_at_answer']}); " + _common(r)),
+        "200 MB over the cap, over the quota": lambda: (
+            f"--max-dataset-mb {CAP_MB} --spool-quota-mb {r['quota_mb']:g}, a {CAP_MB + 200} MB data set: association "
+            f"aborted after {r['big_s']:.1f} s at " + (f"{r['aborted_mb']:.1f} MB" if r['aborted_mb'] else "?")
+            + f" ({r['aborted']} `receive_aborted` line, status {_status(r['status'])}); " + _common(r)),
+        "largest allowed data set": lambda: (
+            f"default --max-dataset-mb {DEFAULT_CAP_MB:g}, a {r['file_mb']:.0f} MB data set ({LARGEST_MB} MB of pixel "
+            f"data): answered {_status(r['status'])} after {r['took_s']:.1f} s (received to disk, read and decoded "
+            f"before the answer; not segmented); peak RSS " + (f"{r['peak_mb']:.0f} MB" if r['peak_mb'] else "n/a")
+            + f" vs the target 2 x (idle {r['idle_mb']:.0f} + {DEFAULT_CAP_MB:g}) = {r['bound_mb']:.0f} MB: "
+            + ("met" if r['met'] else "NOT met")),
         "20 senders, one sending garbage": lambda: (
             f"{r['acked']} of {r['sent']} instances acknowledged, {r['segs']} of 19 SEGs; garbage: "
             f"{r['garbage'].get('before_association', 0)} connections before any association "
