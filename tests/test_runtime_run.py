@@ -267,3 +267,23 @@ def test_downsampling_a_finer_series_is_antialiased():
     assert np.ptp(aliased[0, :, 1:-1]) == 0 and aliased[0, 0, 2] in (0.0, 1.0)
     smooth = resample_linear(antialias(x, z), (18, 6), z)
     np.testing.assert_allclose(smooth[0, :, 1:-1], 1 / 3, atol=1e-6)
+
+
+def test_provider_list_orders_accelerators_and_keeps_the_cpu_fallback(monkeypatch, tmp_path):
+    import onnxruntime as ort
+
+    from edgeseg.errors import EdgesegError
+    from edgeseg.runtime.session import provider_list
+
+    every = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    monkeypatch.setattr(ort, "get_available_providers", lambda: every)
+    auto = provider_list("auto", tmp_path / "trt")
+    assert [p if isinstance(p, str) else p[0] for p in auto] == every
+    assert auto[0][1]["trt_engine_cache_path"] == str(tmp_path / "trt") and (tmp_path / "trt").is_dir()
+    assert provider_list("cuda") == ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    assert provider_list("cpu") == ["CPUExecutionProvider"]
+    monkeypatch.setattr(ort, "get_available_providers", lambda: ["CPUExecutionProvider"])
+    assert provider_list("auto") == ["CPUExecutionProvider"]
+    for choice, words in [("cuda", "not available"), ("gpu", "unknown provider")]:
+        with pytest.raises(EdgesegError, match=words):
+            provider_list(choice)

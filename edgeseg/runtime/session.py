@@ -25,13 +25,12 @@ def provider_list(choice: str, cache_dir: str | Path | None = None) -> list:
     available = set(ort.get_available_providers())
     if choice not in (*PROVIDERS, "auto"):
         raise EdgesegError(f"unknown provider '{choice}': use auto, {', '.join(PROVIDERS)}")
-    wanted = AUTO_ORDER if choice == "auto" else (choice,)
-    missing = [PROVIDERS[w] for w in wanted if PROVIDERS[w] not in available]
-    if choice != "auto" and missing:
+    if choice != "auto" and PROVIDERS[choice] not in available:
         raise EdgesegError(f"provider '{choice}' is not available in this onnxruntime "
                            f"(available: {', '.join(sorted(available))})")
     out = []
-    for name in wanted:
+    # CPU always comes last: the fallback for nodes an accelerator cannot run
+    for name in dict.fromkeys(AUTO_ORDER if choice == "auto" else (choice, "cpu")):
         ep = PROVIDERS[name]
         if ep not in available:
             continue
@@ -44,8 +43,6 @@ def provider_list(choice: str, cache_dir: str | Path | None = None) -> list:
                              "trt_engine_cache_path": str(cache), "trt_max_workspace_size": workspace}))
         else:
             out.append(ep)
-    if PROVIDERS["cpu"] not in [p if isinstance(p, str) else p[0] for p in out]:
-        out.append(PROVIDERS["cpu"])  # fallback for nodes the accelerator cannot run
     return out
 
 
