@@ -10,6 +10,7 @@ import time
 from edgeseg.node import log, require_pynetdicom
 from edgeseg.node.config import NodeConfig
 from edgeseg.node.receive import ReceiveGuard
+from edgeseg.node.spool import over_dataset_cap
 
 # C-STORE failure statuses (PS3.4 B.2.3)
 CANNOT_UNDERSTAND = 0xC210
@@ -84,12 +85,13 @@ def _received_file(event):
 def over_the_cap(src, sop: str, cfg: NodeConfig, event) -> bool:
     """A received file over --max-dataset-mb: removed at once, never read, a `dataset_refused` line (the
     handler answers 0xA700, so the sender keeps it)."""
-    size, mb = src.stat().st_size, 1024 * 1024
-    if not cfg.max_dataset_mb or size <= cfg.max_dataset_mb * mb:
+    size = src.stat().st_size
+    reason = over_dataset_cap(size, cfg)
+    if not reason:
         return False
     src.unlink(missing_ok=True)
     log.event("dataset_refused", level="warning", sop=sop, bytes=size, max_dataset_mb=cfg.max_dataset_mb,
-              reason=f"data set of {size / mb:.1f} MB over --max-dataset-mb {cfg.max_dataset_mb:g}", **_peer(event))
+              reason=reason, **_peer(event))
     return True
 
 

@@ -58,6 +58,14 @@ def write_atomic(path: Path, data: bytes) -> Path:
     return atomic_write(path, data, durable=True, prefix=".rx-")
 
 
+def over_dataset_cap(nbytes: int, cfg) -> str:
+    """Why a data set of `nbytes` is over --max-dataset-mb ('' when it is not, or there is no cap)."""
+    mb = 1024 * 1024
+    if cfg.max_dataset_mb and nbytes > cfg.max_dataset_mb * mb:
+        return f"data set of {nbytes / mb:.1f} MB over --max-dataset-mb {cfg.max_dataset_mb:g}"
+    return ""
+
+
 class Spool:
     STATES = ("receiving", "incoming", "ready", "outbox", "failed", "work", "trash")
 
@@ -131,14 +139,20 @@ class Spool:
         """Why a received instance must be refused before it is written ('' to store it): the per-dataset
         cap, the series size, the spool quota, the disk's free-space floor (all in NodeConfig)."""
         mb = 1024 * 1024
-        if cfg.max_dataset_mb and nbytes > cfg.max_dataset_mb * mb:
-            return f"dataset of {nbytes / mb:.1f} MB over --max-dataset-mb {cfg.max_dataset_mb:g}"
+        over = over_dataset_cap(nbytes, cfg)
+        if over:
+            return over
         folder = self.incoming / safe_name(series_uid)
         if cfg.max_series_instances and folder.is_dir() and \
                 sum(1 for _ in folder.glob("*.dcm")) >= cfg.max_series_instances:
             return f"series already holds --max-series-instances {cfg.max_series_instances}"
         if cfg.spool_quota_mb and self.usage_bytes() + nbytes > cfg.spool_quota_mb * mb:
             return f"spool over its quota (--spool-quota-mb {cfg.spool_quota_mb:g})"
+        return self._under_free_floor(nbytes, cfg)
+
+    def _under_free_floor(self, nbytes: int, cfg) -> str:
+        """Why writing `nbytes` more would leave the spool's disk under --min-free-mb ('' when it would not)."""
+        mb = 1024 * 1024
         free = shutil.disk_usage(self.root).free
         if free - nbytes < cfg.min_free_mb * mb:
             return f"{free / mb:.0f} MB free on the spool's disk, under --min-free-mb {cfg.min_free_mb:g}"
@@ -150,10 +164,7 @@ class Spool:
         mb = 1024 * 1024
         if cfg.spool_quota_mb and self.usage_bytes(receiving=False) + in_progress > cfg.spool_quota_mb * mb:
             return f"the spool would pass its quota (--spool-quota-mb {cfg.spool_quota_mb:g})"
-        free = shutil.disk_usage(self.root).free
-        if free < cfg.min_free_mb * mb:
-            return f"{free / mb:.0f} MB free on the spool's disk, under --min-free-mb {cfg.min_free_mb:g}"
-        return ""
+        return self._under_free_floor(0, cfg)  # what is in receiving/ is already on the disk
 
     def oldest_pending_s(self) -> float:
         """Age of the oldest item waiting in incoming/, ready/ or outbox/ (0 when nothing waits)."""
