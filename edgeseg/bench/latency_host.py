@@ -52,7 +52,7 @@ def param_spread(paths: list[Path]) -> list[str]:
     from edgeseg.latency.device import load_device
 
     backends = [load_device(str(p)).backend("ort-cpu") for p in paths]
-    values = {f"peak_gflops": [b.precisions["fp32"].peak_gflops for b in backends],
+    values = {"peak_gflops": [b.precisions["fp32"].peak_gflops for b in backends],
               "bandwidth_gbs": [b.bandwidth_gbs for b in backends]}
     for field in backends[0].efficiency.__dataclass_fields__:
         values[field] = [getattr(b.efficiency, field) for b in backends]
@@ -97,7 +97,7 @@ def run(args) -> int:
             for name in names:
                 pred = simulate(paths[name], str(cals[-1]), "fp32")
                 cpu, wall = (statistics.median(t[k][name] for t in times) for k in (1, 0))
-                rows.setdefault(name, []).append((pred.total_ms, pred.band_ms, cpu, wall))
+                rows.setdefault(name, []).append((pred.total_ms, cpu, wall))
                 print(f"calibration {i + 1}: {name}: predicted {pred.total_ms:.2f} ms, measured thread-CPU median "
                       f"{cpu:.2f} ms (wall {wall:.2f}) ({100 * (pred.total_ms / cpu - 1):+.1f} %)")
         print(f"host profile: {cals[-1]}")
@@ -112,12 +112,12 @@ def run(args) -> int:
              "error, per calibration | error of the medians |", "|---|---:|---:|---:|---:|---:|"]
     last, worst = [], 0.0
     for name, runs in rows.items():
-        e = [100 * (p / c - 1) for p, _, c, _ in runs]
-        med = 100 * (statistics.median(r[0] for r in runs) / statistics.median(r[2] for r in runs) - 1)
+        e = [100 * (p / c - 1) for p, c, _ in runs]
+        med = 100 * (statistics.median(r[0] for r in runs) / statistics.median(r[1] for r in runs) - 1)
         last.append(abs(e[-1]))
         worst = max([worst] + [abs(v) for v in e])
         lines.append(f"| {name} | {' / '.join(f'{r[0]:.2f}' for r in runs)} | "
-                     f"{' / '.join(f'{r[2]:.2f}' for r in runs)} | {' / '.join(f'{r[3]:.1f}' for r in runs)} | "
+                     f"{' / '.join(f'{r[1]:.2f}' for r in runs)} | {' / '.join(f'{r[2]:.1f}' for r in runs)} | "
                      f"{' / '.join(f'{v:+.1f} %' for v in e)} | {med:+.1f} % |")
     lines += ["", f"Stored (last) calibration: median |error| {statistics.median(last):.1f} %, max {max(last):.1f} % "
               f"over {len(rows)} models; worst over every calibration {worst:.1f} %."]
