@@ -35,6 +35,16 @@ def wait_for(predicate, timeout: float, step: float = 0.1) -> bool:
     return bool(predicate())
 
 
+def published_segs(out: Path) -> list[Path] | None:
+    """seg.dcm files published under `out`, none from a result folder still being written (its name starts with
+    a dot: the runner writes to a temp name, then renames); None while a folder is renamed under the walk."""
+    out = Path(out)
+    try:
+        return [p for p in out.rglob("seg.dcm") if not any(part.startswith(".") for part in p.relative_to(out).parts)]
+    except FileNotFoundError:
+        return None
+
+
 class StoreSCP:
     """A DCMTK storescp receiving forwarded results into `folder`; counts Store requests from its log."""
 

@@ -20,7 +20,7 @@ from edgeseg.node.health import echo  # noqa: E402
 from edgeseg.node.memory import memory, reset_peak  # noqa: E402
 from edgeseg.node.peer import (GARBAGE, GARBAGE_IN_ASSOCIATION, send_garbage, store_file,  # noqa: E402
                                write_oversized)
-from node_helpers import HOST, free_port, kill9, node_process, spool_files, wait_for  # noqa: E402
+from node_helpers import HOST, free_port, kill9, node_process, published_segs, spool_files, wait_for  # noqa: E402
 from runtime_fixtures import SAMPLE, write_series  # noqa: E402
 from test_node_dicom import _send, make_node, model  # noqa: E402,F401  (shared fixtures)
 from test_node_faults import _datasets, peers  # noqa: E402,F401
@@ -36,11 +36,9 @@ def _node_log(path):
 
 
 def _segs(out) -> int:
-    """seg.dcm files under `out`; -1 while a result folder is being published (renamed under the walk)."""
-    try:
-        return len(list(out.rglob("seg.dcm")))
-    except FileNotFoundError:
-        return -1
+    """How many results are published under `out`; -1 while a result folder is being renamed."""
+    paths = published_segs(out)
+    return -1 if paths is None else len(paths)
 
 
 def _start(model, spool, port, *args, log):  # noqa: F811
@@ -128,7 +126,7 @@ def test_twenty_senders_one_sending_garbage(make_node, tmp_path):
     import pydicom
 
     refs = {frozenset(str(i.ReferencedSOPInstanceUID) for s in pydicom.dcmread(p).ReferencedSeriesSequence
-                      for i in s.ReferencedInstanceSequence) for p in out.rglob("seg.dcm")}
+                      for i in s.ReferencedInstanceSequence) for p in published_segs(out)}
     assert refs == {frozenset(str(d.SOPInstanceUID) for d in s) for s in series}
     assert spool_files(tmp_path / "spool", "failed") == []
     # each garbage connection is dropped with a log line (the 4 GB claim waits for its --acse-timeout); the

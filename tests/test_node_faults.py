@@ -23,7 +23,7 @@ from edgeseg.node.config import Destination  # noqa: E402
 from edgeseg.node.health import echo  # noqa: E402
 from edgeseg.node.peer import StorePeer, fill_disk  # noqa: E402
 from edgeseg.node.spool import Spool  # noqa: E402
-from node_helpers import HOST, free_port, kill9, node_process, spool_files, wait_for  # noqa: E402
+from node_helpers import HOST, free_port, kill9, node_process, published_segs, spool_files, wait_for  # noqa: E402
 from runtime_fixtures import SAMPLE, new_series, sample_datasets  # noqa: E402
 from test_node_dicom import _send, make_node, model  # noqa: E402,F401  (shared fixtures)
 
@@ -64,8 +64,8 @@ def test_hostile_uids_in_serve_touch_nothing_outside(make_node, peers, tmp_path,
         s.write_text("precious")
     assert _send(node.port, _datasets(f"hostile-{series}", StudyInstanceUID=study, SeriesInstanceUID=series)) == [0] * 3
     if with_out:
-        assert wait_for(lambda: list((tmp_path / "out").rglob("seg.dcm")), 30), "not segmented"
-        seg = next((tmp_path / "out").rglob("seg.dcm"))
+        assert wait_for(lambda: published_segs(tmp_path / "out"), 30), "not segmented"
+        (seg,) = published_segs(tmp_path / "out")
         assert (tmp_path / "out").resolve() in seg.resolve().parents
     else:
         assert wait_for(lambda: len(peer.received) == 1, 30), "not forwarded"

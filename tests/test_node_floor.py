@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip("pynetdicom")
 
 from edgeseg.node.peer import store_file, write_oversized  # noqa: E402
-from node_helpers import REPO, free_port, kill9, spool_files, wait_for  # noqa: E402
+from node_helpers import REPO, free_port, kill9, published_segs, spool_files, wait_for  # noqa: E402
 from runtime_fixtures import SAMPLE, export_threshold_model, write_series  # noqa: E402
 from test_node_faults import _datasets  # noqa: E402
 
@@ -44,7 +44,7 @@ def test_serve_on_the_floor_receives_to_disk_refuses_over_the_cap_aborts_past_th
         assert store_file(port, over) == 0xA700                            # over the 1 MB cap: received, refused
         assert spool_files(spool, "receiving") == []                       # its file removed with the answer
         assert store_file(port, big) is None                               # aborted past the 4 MB ceiling
-        assert wait_for(lambda: list(out.rglob("seg.dcm")), 60), log.read_text()[-2000:]
+        assert wait_for(lambda: published_segs(out), 60), log.read_text()[-2000:]
         assert wait_for(lambda: spool_files(spool, "receiving") == [], 15)
         text = log.read_text()
         assert '"receive_to_disk": true' in text and '"dataset_refused"' in text, text[-2000:]
