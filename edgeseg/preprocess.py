@@ -2,7 +2,8 @@
 
 The one implementation of every step a model contract names: the intensity normalisation
 (`contract.normalization`, registry NORMALIZATIONS), the placement of the model's canvas on the
-slice (`contract.fit`, registry FITS) and the low-resolution input (`area_downsample`).
+slice (`contract.fit`, registry FITS) and the low-resolution input (`contract.lowres_method`, registry
+LOWRES_METHODS: `lowres_input`).
 `apply_contract` executes them; training data preparation (edgeseg.data) and the runner
 (edgeseg.runtime.preprocess) both call it, so a model sees at run time exactly what it saw in training.
 
@@ -262,7 +263,7 @@ def apply_contract(volume: np.ndarray, contract, stored: StoredGrid | None = Non
                    stats_of: np.ndarray | None = None) -> Prepared:
     """The contract's preprocessing of an (N, H, W) stack on the model's pixel grid: statistics over the whole
     stack, the hr_size canvas placed by the fit and padded with the background, the intensity map applied to
-    the canvas's pixels only. The model's input is then area_downsample(image, contract.scale).
+    the canvas's pixels only. The model's input is then lowres_input(image, contract.scale, contract.lowres_method).
 
     `contract`: a ModelContract, or anything with normalization, clip_percentiles, fit and hr_size (training's
     SliceConfig). `stored`: the stack's stored integers, for exact percentiles without a sort (the runner);
@@ -308,6 +309,32 @@ def area_downsample(images: np.ndarray, factor: int) -> np.ndarray:
         for j in range(factor):
             np.add(acc, blocks[..., i, :, j], out=acc)
     return (acc / (factor * factor)).astype(np.float32)
+
+
+def nearest_downsample(images: np.ndarray, factor: int) -> np.ndarray:
+    """Every factor-th pixel over the last two axes, the one nearest each factor x factor block's centre
+    (decimation without averaging: aliased, as J-Net's cv2.INTER_NEAREST inputs)."""
+    *_, h, w = images.shape
+    if h % factor or w % factor:
+        raise ValueError(f"image size {h}x{w} is not divisible by the scale factor {factor}")
+    off = factor // 2
+    return np.ascontiguousarray(np.asarray(images)[..., off::factor, off::factor], dtype=np.float32)
+
+
+# how the low-resolution input is made from the full-resolution canvas (contract.lowres_method)
+LOWRES_METHODS: dict[str, Callable[[np.ndarray, int], np.ndarray]] = {
+    "area_average": area_downsample,
+    "nearest": nearest_downsample,
+}
+
+
+def lowres_input(images: np.ndarray, factor: int, method: str = "area_average") -> np.ndarray:
+    """The model's low-resolution input from (..., H, W) canvases, by the contract's lowres_method."""
+    try:
+        downsample = LOWRES_METHODS[method]
+    except KeyError:
+        raise ValueError(f"unknown lowres_method '{method}' (known: {', '.join(LOWRES_METHODS)})") from None
+    return downsample(images, factor) if factor > 1 else np.asarray(images, dtype=np.float32)
 
 
 def crop_or_pad(images: np.ndarray, size: tuple[int, int], fill: float = 0.0, copy: bool = True) -> np.ndarray:

@@ -5,26 +5,29 @@ import numpy as np
 
 from edgeseg.bench.srhead import _cells
 from edgeseg.bench.srhead_report import markdown
-from edgeseg.bench.srhead_variants import NearestSliceSet, nearest_lowres, recipe_for, with_sampling
+from edgeseg.bench.srhead_variants import recipe_for, with_sampling
 from edgeseg.data.volume import SliceSet
+from edgeseg.preprocess import nearest_downsample
 from edgeseg.train.recipe import Recipe
 
 
 def test_nearest_lowres_takes_the_centre_sample_and_area_is_untouched():
     hr = np.arange(2 * 8 * 8, dtype=np.float32).reshape(2, 8, 8)
-    lr = nearest_lowres(hr, 4)
+    lr = nearest_downsample(hr, 4)
     assert lr.shape == (2, 2, 2)
     assert lr[1, 1, 0] == hr[1, 6, 2]  # offset 4 // 2 = 2
     s = SliceSet(hr=hr, label=np.zeros((2, 8, 8), np.uint8), positions=np.arange(2), class_names=("bg", "fg"))
     assert with_sampling(({"test": s}, "id"), "area")[0]["test"] is s
     sets, identity = with_sampling(({"test": s}, "id"), "nearest")
-    assert isinstance(sets["test"], NearestSliceSet) and identity == "id|nearest"
+    assert sets["test"].lowres_method == "nearest" and identity == "id|nearest"
     assert np.array_equal(sets["test"].lowres(4), lr) and not np.array_equal(s.lowres(4), lr)
 
 
 def test_variant_recipes():
     base = Recipe()
     lr, c, d = (recipe_for(base, "unet", 8, k, 3) for k in ("lr", "c", "d"))
+    assert {r.data.slices.lowres_method for r in (lr, c, d)} == {"area_average"}
+    assert recipe_for(base, "unet", 8, "c", 3, "nearest").data.slices.lowres_method == "nearest"
     assert (lr.model.sr_head, lr.train.supervision, lr.model.scale, lr.train.seed) == (False, "base", 8, 3)
     assert (c.model.sr_head, c.model.head, c.train.supervision) == (True, "jnet", "deep")
     assert (d.model.scale, d.model.sr_head) == (1, False)
@@ -85,10 +88,10 @@ def test_onnx_dice_is_edgeseg_exports_verification_on_the_cells_own_sampling(tmp
 
     torch.manual_seed(0)
     recipe = Recipe(model=ModelConfig(name="unet", scale=8, sr_head=True, head="jnet", width=2),
-                    data=DataConfig(slices=SliceConfig(canvas=(32, 32))))
+                    data=DataConfig(slices=SliceConfig(canvas=(32, 32), lowres_method="nearest")))
     model = build_model(recipe, 2).eval()
     hr = np.random.default_rng(0).normal(size=(6, 32, 32)).astype(np.float32)
-    label = predict_labels(model, nearest_lowres(hr, 8))
+    label = predict_labels(model, nearest_downsample(hr, 8))
     assert 0 < label.mean() < 1  # both classes predicted: the Dice is not trivial
     s = SliceSet(hr=hr, label=label, positions=np.arange(6), class_names=("background", "ventricles"))
     sets, identity = with_sampling(({k: s for k in ("train", "val", "test")}, "tiny"), "nearest")
@@ -99,6 +102,9 @@ def test_onnx_dice_is_edgeseg_exports_verification_on_the_cells_own_sampling(tmp
         got = onnx_dice(cell, (sets, identity, (1.0, 1.0, 1.0)))
     assert got["pytorch"] == 1.0 and got["onnx"] >= 0.99 and got["parity"] < 1e-4
     assert (cell / "export-jetson-nano" / "model.fp32-sim.onnx").is_file()
+    from edgeseg.contract import read_contract
+
+    assert read_contract(str(cell / "export-jetson-nano" / "model.fp32-sim.onnx")).lowres_method == "nearest"
     done = cell / "export-jetson-nano" / "verification.json"
     stamp = done.stat().st_mtime_ns
     assert onnx_dice(cell, (sets, identity, (1.0, 1.0, 1.0))) == got and done.stat().st_mtime_ns == stamp  # reused

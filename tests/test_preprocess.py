@@ -134,3 +134,31 @@ def test_training_and_runner_contracts_prepare_alike():
         assert train.origin == run.origin and train.intensity == run.intensity and train.image.shape == (3, 48, 40)
         np.testing.assert_array_equal(train.image, run.image)
     assert train.origin != apply_contract(img, SliceConfig(canvas=(48, 40), normalization=norm)).origin  # fit counts
+
+
+@pytest.mark.parametrize("method", ["area_average", "nearest"])
+def test_training_and_runner_make_the_same_lowres_input(method):
+    """The contract's lowres_method decides the model's input in training (SliceSet.lowres) and in the runner
+    (runtime.preprocess.prepare) alike; nearest takes each 4x4 block's centre-nearest sample, area its mean."""
+    from edgeseg.data.volume import SliceSet
+    from edgeseg.preprocess import apply_contract, lowres_input
+    from edgeseg.runtime.preprocess import prepare
+
+    img, _ = _head(n=2, h=48, w=40, centre=(24, 20))
+    c = make_contract(hr_size=(48, 40), scale=4, input_shape=("batch", 1, 12, 10), lowres_method=method)
+    run, _ = prepare(img, [1, 0, 0, 0, 1, 0], (1.0, 1.0), c)
+    canvas = apply_contract(img, c).image
+    train = SliceSet(hr=canvas, label=np.zeros(canvas.shape, np.uint8), positions=np.arange(2), class_names=("bg", "fg"),
+                     lowres_method=method).lowres(4)
+    np.testing.assert_array_equal(run[:, 0], train)
+    block = canvas[1, 4:8, 8:12]
+    assert train[1, 1, 2] == (block[2, 2] if method == "nearest" else np.float32(block.astype(np.float64).mean()))
+    assert not np.array_equal(train, lowres_input(canvas, 4, "nearest" if method == "area_average" else "area_average"))
+
+
+def test_unknown_lowres_method_is_refused_by_the_runner():
+    from edgeseg.errors import EdgesegError
+    from edgeseg.runtime.preprocess import check_contract
+
+    with pytest.raises(EdgesegError, match="lowres_method 'bicubic' is not supported"):
+        check_contract(make_contract(lowres_method="bicubic"))

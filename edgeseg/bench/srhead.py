@@ -194,7 +194,8 @@ def run(args) -> int:
     cells, archs, missing = [], {}, []
     robust = _robustness_variants(args, base, sets)
     for name, sampling, seed, key, scale in _cells(args, models):
-        recipe = recipe_for(replace(base, train=replace(base.train, epochs=args.epochs, threads=args.threads)), name, scale, key, seed)
+        recipe = recipe_for(replace(base, train=replace(base.train, epochs=args.epochs, threads=args.threads)), name, scale, key, seed,
+                            sampling)
         out = Path(args.out) / f"{name}-s{scale}-{key}-{sampling}-seed{seed}-e{args.epochs}"
         if args.cached_only and not _cached(recipe, out):
             missing.append(out.name)

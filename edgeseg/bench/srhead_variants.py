@@ -8,12 +8,7 @@ upsampled logits are trained against the HR label). "d" is the full-resolution u
 """
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, replace
-
-import numpy as np
-
-from edgeseg.data.volume import SliceSet
 
 
 @dataclass(frozen=True)
@@ -40,39 +35,25 @@ VARIANTS = {
 DEFAULT_VARIANTS = ("lr", "a", "b", "c", "c-nods", "d")
 
 
-def recipe_for(base, model: str, scale: int, key: str, seed: int):
-    """The training recipe of one benchmark cell (model width 0 = the backbone's default)."""
+# the bench's input samplings -> the contract's lowres_method (edgeseg.preprocess.LOWRES_METHODS)
+SAMPLINGS = {"area": "area_average", "nearest": "nearest"}
+
+
+def recipe_for(base, model: str, scale: int, key: str, seed: int, sampling: str = "area"):
+    """The training recipe of one benchmark cell (model width 0 = the backbone's default); the sampling goes into
+    [data.slices] lowres_method, so the cell's exported contract says how its input is made."""
     v = VARIANTS[key]
     m = replace(base.model, name=model, scale=1 if v.full_res else scale, sr_head=bool(v.head),
                 head=v.head or base.model.head, width=0)
-    return replace(base, model=m, train=replace(base.train, supervision=v.supervision, seed=seed))
-
-
-def nearest_lowres(hr: np.ndarray, scale: int) -> np.ndarray:
-    """Nearest-neighbour decimation (J-Net's cv2.INTER_NEAREST inputs: aliased, no averaging), sampling the
-    pixel nearest each block's centre -- the same sample the deep-supervision base label uses."""
-    if scale == 1:
-        return np.asarray(hr, dtype=np.float32)
-    off = scale // 2
-    return np.ascontiguousarray(hr[..., off::scale, off::scale], dtype=np.float32)
+    data = replace(base.data, slices=replace(base.data.slices, lowres_method=SAMPLINGS[sampling]))
+    return replace(base, model=m, data=data, train=replace(base.train, supervision=v.supervision, seed=seed))
 
 
 def with_sampling(splits, sampling: str):
-    """(sets, identity) from `load_splits` with each SliceSet's `lowres` replaced by the given sampling."""
+    """(sets, identity) from `load_splits` with each SliceSet's lowres_method set to the given sampling."""
+    if sampling not in SAMPLINGS:
+        raise ValueError(f"unknown input sampling '{sampling}' ({', '.join(SAMPLINGS)})")
+    sets, identity = splits
     if sampling == "area":
         return splits
-    if sampling != "nearest":
-        raise ValueError(f"unknown input sampling '{sampling}' (area, nearest)")
-    sets, identity = splits
-    return {name: _nearest_set(s) for name, s in sets.items()}, f"{identity}|nearest"
-
-
-class NearestSliceSet(SliceSet):
-    """A SliceSet whose low-resolution input is nearest-sampled instead of area-averaged."""
-
-    def lowres(self, scale: int) -> np.ndarray:
-        return nearest_lowres(self.hr, scale)
-
-
-def _nearest_set(slice_set) -> NearestSliceSet:
-    return NearestSliceSet(**{f.name: getattr(slice_set, f.name) for f in dataclasses.fields(slice_set)})
+    return {name: replace(s, lowres_method=SAMPLINGS[sampling]) for name, s in sets.items()}, f"{identity}|{sampling}"

@@ -8,7 +8,7 @@ import numpy as np
 from edgeseg.data.volume import LabelledVolume, SliceSet
 from edgeseg.errors import EdgesegError
 from edgeseg.orientation import DISPLAY_AXES, reorient_2d
-from edgeseg.preprocess import FITS, NORMALIZATIONS, apply_contract, window
+from edgeseg.preprocess import FITS, LOWRES_METHODS, NORMALIZATIONS, apply_contract, window
 
 AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
 SPLITS = ("train", "val", "test")
@@ -25,6 +25,7 @@ class SliceConfig:
     clip_percentiles: tuple[float, float] = (0.5, 99.5)
     normalization: str = "percentile_zscore"  # edgeseg.preprocess.NORMALIZATIONS; stored in the model contract
     fit: str = "center_crop_or_pad"  # edgeseg.preprocess.FITS: where the canvas sits on the slices
+    lowres_method: str = "area_average"  # edgeseg.preprocess.LOWRES_METHODS: how the model's input is made
 
     @property
     def hr_size(self) -> tuple[int, int]:
@@ -85,6 +86,8 @@ def build_slice_sets(volumes: list[LabelledVolume], config: SliceConfig = SliceC
         raise EdgesegError(f"unknown normalization '{config.normalization}': use one of {', '.join(NORMALIZATIONS)}")
     if config.fit not in FITS:
         raise EdgesegError(f"unknown fit '{config.fit}': use one of {', '.join(FITS)}")
+    if config.lowres_method not in LOWRES_METHODS:
+        raise EdgesegError(f"unknown lowres_method '{config.lowres_method}': use one of {', '.join(LOWRES_METHODS)}")
     parts: dict[str, list] = {s: [] for s in SPLITS}
     class_names = volumes[0].class_names
     for volume in volumes:
@@ -102,5 +105,6 @@ def build_slice_sets(volumes: list[LabelledVolume], config: SliceConfig = SliceC
             label=np.concatenate([l for _, l, _ in items]).astype(np.uint8),
             positions=np.concatenate([p for _, _, p in items]),
             class_names=class_names,
+            lowres_method=config.lowres_method,
         )
     return sets

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edgeseg.preprocess import area_downsample
+from edgeseg.preprocess import lowres_input
 
 
 @dataclass(frozen=True)
@@ -27,10 +27,11 @@ class SliceSet:
     label: np.ndarray
     positions: np.ndarray  # slice index along the slicing axis, for leak checks
     class_names: tuple[str, ...]
+    lowres_method: str = "area_average"  # edgeseg.preprocess.LOWRES_METHODS; stored in the model contract
 
     def __len__(self) -> int:
         return int(self.hr.shape[0])
 
     def lowres(self, scale: int) -> np.ndarray:
-        """The low-resolution input: area-average downsampling of the HR slices by `scale`."""
-        return area_downsample(self.hr, scale)
+        """The low-resolution input: the HR slices downsampled by `scale` with `lowres_method`."""
+        return lowres_input(self.hr, scale, self.lowres_method)

@@ -46,6 +46,7 @@ def build_contract(recipe, class_names, data_identity: str, spacing, export_reci
         clip_percentiles=tuple(s.clip_percentiles),
         normalization=s.normalization,
         fit=s.fit,
+        lowres_method=s.lowres_method,
         edgeseg_version=__version__,
         recipe_hash=recipe_hash(recipe.to_dict()),
         data_identity=data_identity,

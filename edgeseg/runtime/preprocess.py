@@ -4,8 +4,8 @@ Steps: reorient the in-plane axes to contract.in_plane_axes (from ImageOrientati
 resample to contract.pixel_spacing_mm when the spacing differs (separable linear interpolation),
 then edgeseg.preprocess.apply_contract, the function training data preparation calls too (statistics of
 contract.normalization over the series, the hr_size canvas by contract.fit, the normalised background as
-padding), and area-downsampling by contract.scale. This module only maps a series onto the contract's
-grid (reorientation, resampling) and keeps what is needed to map the mask back.
+padding), and the low-resolution input by contract.lowres_method and contract.scale. This module only maps a
+series onto the contract's grid (reorientation, resampling) and keeps what is needed to map the mask back.
 """
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import numpy as np
 from edgeseg.contract import ModelContract
 from edgeseg.errors import EdgesegError
 from edgeseg.orientation import axis_lines, direction_letter, reorient_2d
-from edgeseg.preprocess import FITS, NORMALIZATIONS, StoredGrid, apply_contract, area_downsample
+from edgeseg.preprocess import FITS, LOWRES_METHODS, NORMALIZATIONS, StoredGrid, apply_contract, lowres_input
 
-SUPPORTED = {"normalization": tuple(NORMALIZATIONS), "lowres_method": ("area_average",),
+SUPPORTED = {"normalization": tuple(NORMALIZATIONS), "lowres_method": tuple(LOWRES_METHODS),
              "fit": FITS, "output": ("logits",)}
 
 
@@ -117,6 +117,6 @@ def prepare(volume: np.ndarray, orientation, spacing: tuple[float, float], contr
         zoom = (1.0, 1.0)
     resampled = image.shape[-2:]
     prepared = apply_contract(image, contract, stored)
-    lowres = area_downsample(prepared.image, contract.scale)[:, None]
+    lowres = lowres_input(prepared.image, contract.scale, contract.lowres_method)[:, None]
     geo = Geometry(axes, tuple(volume.shape[-2:]), tuple(reoriented), tuple(resampled), zoom, tuple(prepared.origin))
     return np.ascontiguousarray(lowres, dtype=np.float32), geo

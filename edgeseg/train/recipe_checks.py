@@ -10,7 +10,7 @@ SCALES = (1, 2, 4, 8)
 def check_recipe(recipe, where: str) -> None:
     """Raise EdgesegError('<where>: [table] key = value: why') for the first value training cannot use."""
     from edgeseg.models import list_heads, list_models
-    from edgeseg.preprocess import FITS, NORMALIZATIONS
+    from edgeseg.preprocess import FITS, LOWRES_METHODS, NORMALIZATIONS
 
     m, s, t = recipe.model, recipe.data.slices, recipe.train
 
@@ -36,6 +36,9 @@ def check_recipe(recipe, where: str) -> None:
              f"unknown{nearest_key(s.normalization, NORMALIZATIONS)}; known: {', '.join(NORMALIZATIONS)}")
     if s.fit not in FITS:
         fail("data.slices", "fit", s.fit, f"unknown{nearest_key(s.fit, FITS)}; known: {', '.join(FITS)}")
+    if s.lowres_method not in LOWRES_METHODS:
+        fail("data.slices", "lowres_method", s.lowres_method,
+             f"unknown{nearest_key(s.lowres_method, LOWRES_METHODS)}; known: {', '.join(LOWRES_METHODS)}")
     lo, hi = s.clip_percentiles
     if not 0 <= lo < hi <= 100:
         fail("data.slices", "clip_percentiles", [lo, hi], "must satisfy 0 <= low < high <= 100")

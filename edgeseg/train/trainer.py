@@ -11,7 +11,7 @@ import numpy as np
 import torch
 
 from edgeseg.data import load_data, load_source
-from edgeseg.preprocess import area_downsample
+from edgeseg.preprocess import lowres_input
 from edgeseg.train.checkpoint import build_model, save_checkpoint
 from edgeseg.train.epoch import train_one_epoch
 from edgeseg.train.predict import evaluate_model
@@ -73,7 +73,7 @@ def train(recipe: Recipe, out_dir: str | Path | None = None, show_progress: bool
         for epoch in range(cfg.epochs):
             if sampler is not None:  # a fresh augmented draw of the training slices, same count
                 hr, lab = sampler.epoch(epoch, len(train_set), cfg.batch_size)
-                x_all, y_all = torch.from_numpy(area_downsample(hr, scale)[:, None]), torch.from_numpy(lab.astype(np.int64))
+                x_all, y_all = torch.from_numpy(lowres_input(hr, scale, train_set.lowres_method)[:, None]), torch.from_numpy(lab.astype(np.int64))
             loss = train_one_epoch(model, x_all, y_all, batch_size=cfg.batch_size, flip=cfg.flip, dice_weight=cfg.dice_weight,
                                    optimiser=optimiser, schedule=schedule, generator=generator, supervision=supervision,
                                    advance=lambda **f: advance(**f, val_dice=max(best, 0.0)))
