@@ -90,3 +90,27 @@ def test_normalization_ablation_copies_the_model_with_another_contract(tmp_path)
     assert read_contract(str(model)).normalization == "foreground_percentile"  # the original untouched
     with pytest.raises(EdgesegError, match="unknown"):
         with_normalization(str(model), "otsu_only", tmp_path)
+
+
+def test_coronal_variants_carry_coronal_geometry_and_the_runner_takes_them(tmp_path):
+    """The binary SR-head task is coronal: its variants are coronal series (rows toward I, columns toward L,
+    slices along A) that a coronal model's runner accepts; an axial model's runner refuses them."""
+    pytest.importorskip("pydicom")
+    from edgeseg.bench.robustness import measure
+    from runtime_fixtures import export_threshold_model, make_contract
+
+    t1, lab = _volumes()
+    variants = V.build_variants(t1, lab, [2, 3, 4, 8, 9], plane="coronal")
+    assert not {"sagittal reformat", "coronal reformat"} & {v.kind for v in variants}
+    assert {v.stack.orientation for v in variants} == {(1.0, 0.0, 0.0, 0.0, 0.0, -1.0)}
+    assert [v.name for v in variants if v.kind == "coverage"][:2] == ["posterior test block only (3 slices)",
+                                                                     "middle test block only (2 slices)"]
+    g = V.geometry(variants[0].stack)
+    assert np.allclose(g["positions"][1] - g["positions"][0], (0.0, -1.0, 0.0))   # slice index toward A
+    assert np.allclose(g["positions"][0][[0, 2]], (-127.5, 127.5))                  # matrix centred, top row superior
+    picked = [variants[0], next(v for v in variants if v.kind == "rotation")]
+    kw = dict(hr_size=(96, 96), input_shape=("batch", 1, 48, 48), normalization="foreground_percentile", fit="foreground_box")
+    coronal = export_threshold_model(tmp_path / "c.onnx", make_contract(plane="coronal", in_plane_axes=("I", "L"), **kw))
+    assert [r["status"] for r in measure(str(coronal), picked, threads=1)] == ["ok", "ok"]
+    axial = export_threshold_model(tmp_path / "a.onnx", make_contract(**kw))
+    assert [r["status"] for r in measure(str(axial), picked[:1], threads=1)] == ["failed"]

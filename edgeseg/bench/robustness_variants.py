@@ -8,7 +8,7 @@ template values of the test-split positions only, so no slice the model trained 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -17,6 +17,14 @@ MATRIX = (256, 256)
 
 
 AXIAL_IOP = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+# per plane of the display stacks (edgeseg.data.slices.display_stack of an RAS volume): ImageOrientationPatient
+# (rows toward P / I / I, columns toward L / L / P) and the LPS direction in which the slice index grows
+# (volume axis S / A / R); the names of the test blocks in that order
+PLANES = {
+    "axial": (AXIAL_IOP, (0.0, 0.0, 1.0), ("inferior", "middle", "superior")),
+    "coronal": ((1.0, 0.0, 0.0, 0.0, 0.0, -1.0), (0.0, -1.0, 0.0), ("posterior", "middle", "anterior")),
+    "sagittal": ((0.0, 1.0, 0.0, 0.0, 0.0, -1.0), (-1.0, 0.0, 0.0), ("left", "middle", "right")),
+}
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,7 @@ class Stack:
     thickness: float = 1.0
     orientation: tuple = AXIAL_IOP
     positions: np.ndarray | None = None
+    slice_direction: tuple = (0.0, 0.0, 1.0)  # LPS direction of growing z, where positions are not given
 
 
 @dataclass(frozen=True)
@@ -40,17 +49,19 @@ class Variant:
 
 
 def geometry(stack: Stack) -> dict:
-    """LPS geometry for edgeseg.data.make_dicom.series_datasets: rows toward P, columns toward L, matrix centred on 0."""
+    """LPS geometry for edgeseg.data.make_dicom.series_datasets: the matrix centred on 0 in its plane
+    (stack.orientation), slices at z mm along stack.slice_direction, unless the stack carries its positions."""
     if stack.positions is not None:
         step = float(np.median(np.linalg.norm(np.diff(stack.positions, axis=0), axis=1))) if len(stack.z) > 1 else 1.0
         return {"positions": list(stack.positions), "orientation": list(stack.orientation),
                 "spacing": tuple(map(float, stack.spacing)), "slice_spacing": step}
     rows, cols = stack.images.shape[1:]
     sr, sc = stack.spacing
-    origin = np.array([-(cols - 1) * sc / 2, -(rows - 1) * sr / 2, 0.0])
+    along_row, along_col = np.array(stack.orientation[:3]), np.array(stack.orientation[3:])
+    origin = -(cols - 1) * sc / 2 * along_row - (rows - 1) * sr / 2 * along_col
     step = float(np.median(np.diff(stack.z))) if len(stack.z) > 1 else 1.0
-    return {"positions": [origin + np.array([0.0, 0.0, float(z)]) for z in stack.z],
-            "orientation": [1.0, 0.0, 0.0, 0.0, 1.0, 0.0], "spacing": (float(sr), float(sc)), "slice_spacing": step}
+    return {"positions": [origin + float(z) * np.array(stack.slice_direction) for z in stack.z],
+            "orientation": list(map(float, stack.orientation)), "spacing": (float(sr), float(sc)), "slice_spacing": step}
 
 
 def _place(img: np.ndarray, matrix, offset=None) -> np.ndarray:
@@ -62,14 +73,17 @@ def _place(img: np.ndarray, matrix, offset=None) -> np.ndarray:
     return np.pad(img, [(0, 0)] * (img.ndim - 2) + pads)
 
 
-def base_stack(t1_display: np.ndarray, labels_display: np.ndarray, positions, thickness: int = 1) -> Stack:
-    """The slices at `positions` of display-oriented (Z, rows, cols) volumes, padded to the 256x256 matrix;
-    `thickness` > 1 averages that many neighbouring 1 mm slices (partial volume), labels of the centre slice."""
+def base_stack(t1_display: np.ndarray, labels_display: np.ndarray, positions, thickness: int = 1,
+               plane: str = "axial") -> Stack:
+    """The slices at `positions` of display-oriented (slices, rows, cols) volumes of `plane`, padded to the
+    256x256 matrix; `thickness` > 1 averages that many neighbouring 1 mm slices (partial volume), labels of
+    the centre slice."""
     positions = np.sort(np.asarray(positions))
     half = thickness // 2
     imgs = [t1_display[max(0, p - half):p - half + thickness].mean(axis=0) for p in positions]
+    orientation, direction, _ = PLANES[plane]
     return Stack(_place(np.stack(imgs).astype(np.float32), MATRIX), _place(labels_display[positions], MATRIX),
-                 positions.astype(np.float64), (1.0, 1.0), float(thickness))
+                 positions.astype(np.float64), (1.0, 1.0), float(thickness), orientation, None, direction)
 
 
 def reslice(s: Stack, plane: str, margin: int = 4) -> Stack:
@@ -110,11 +124,11 @@ def _blocks(z: np.ndarray) -> list[np.ndarray]:
 
 
 def _subset(s: Stack, idx) -> Stack:
-    return Stack(s.images[idx], s.labels[idx], s.z[idx], s.spacing, s.thickness)
+    return replace(s, images=s.images[idx], labels=s.labels[idx], z=s.z[idx])
 
 
 def _values(s: Stack, images: np.ndarray) -> Stack:
-    return Stack(images.astype(np.float32), s.labels, s.z, s.spacing, s.thickness)
+    return replace(s, images=images.astype(np.float32))
 
 
 def _bias(s: Stack, strength: float = 0.3) -> Stack:
@@ -142,8 +156,8 @@ def _respace(s: Stack, spacing: float) -> Stack:
         f = int(spacing)
         n, r, c = s.images.shape
         img = s.images.reshape(n, r // f, f, c // f, f).mean(axis=(2, 4))
-        counts = np.stack([(s.labels == k).reshape(n, r // f, f, c // f, f).sum(axis=(2, 4)) for k in range(3)])
-        return Stack(img.astype(np.float32), counts.argmax(0).astype(np.uint8), s.z, (spacing, spacing), s.thickness)
+        counts = np.stack([(s.labels == k).reshape(n, r // f, f, c // f, f).sum(axis=(2, 4)) for k in range(int(s.labels.max()) + 1)])
+        return replace(s, images=img.astype(np.float32), labels=counts.argmax(0).astype(np.uint8), spacing=(spacing, spacing))
     shape = tuple(int(round(m / spacing)) for m in s.images.shape[1:])
     src = [np.clip((np.arange(m) + 0.5) * spacing - 0.5, 0, n - 1) for m, n in zip(shape, s.images.shape[1:])]
     img = s.images
@@ -153,7 +167,7 @@ def _respace(s: Stack, spacing: float) -> Stack:
         t = (coords - i0).reshape([-1 if a == ax else 1 for a in range(3)])
         img = np.take(img, i0, axis=ax) * (1 - t) + np.take(img, i1, axis=ax) * t
     lab = s.labels[:, np.round(src[0]).astype(int)][:, :, np.round(src[1]).astype(int)]
-    return Stack(img.astype(np.float32), lab, s.z, (spacing, spacing), s.thickness)
+    return replace(s, images=img.astype(np.float32), labels=lab, spacing=(spacing, spacing))
 
 
 def _rotate(s: Stack, degrees: float) -> Stack:
@@ -170,7 +184,7 @@ def _rotate(s: Stack, degrees: float) -> Stack:
     img = (im[:, y0, x0] * (1 - ty) * (1 - tx) + im[:, y0 + 1, x0] * ty * (1 - tx)
            + im[:, y0, x0 + 1] * (1 - ty) * tx + im[:, y0 + 1, x0 + 1] * ty * tx) * inside
     lab = s.labels[:, np.clip(np.round(sy).astype(int), 0, r - 1), np.clip(np.round(sx).astype(int), 0, c - 1)] * inside
-    return Stack(img.astype(np.float32), lab.astype(np.uint8), s.z, s.spacing, s.thickness)
+    return replace(s, images=img.astype(np.float32), labels=lab.astype(np.uint8))
 
 
 def _off_centre(s: Stack, matrix=(320, 320), offset=(6, 10)) -> Stack:
@@ -179,15 +193,16 @@ def _off_centre(s: Stack, matrix=(320, 320), offset=(6, 10)) -> Stack:
     cols = np.where(s.labels.any(axis=(0, 1)) | (s.images > 0).any(axis=(0, 1)))[0]
     img = s.images[:, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     lab = s.labels[:, rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
-    return Stack(_place(img, matrix, offset), _place(lab, matrix, offset), s.z, s.spacing, s.thickness)
+    return replace(s, images=_place(img, matrix, offset), labels=_place(lab, matrix, offset))
 
 
-def build_variants(t1_display: np.ndarray, labels_display: np.ndarray, test_positions) -> list[Variant]:
-    """Every variant, in table order, from display-oriented (Z, rows, cols) template volumes."""
-    base = base_stack(t1_display, labels_display, test_positions)
+def build_variants(t1_display: np.ndarray, labels_display: np.ndarray, test_positions, plane: str = "axial") -> list[Variant]:
+    """Every variant, in table order, from display-oriented (slices, rows, cols) template volumes of `plane`
+    (the 3-D reformats into the other planes are built from axial stacks only)."""
+    base = base_stack(t1_display, labels_display, test_positions, plane=plane)
     level = float(np.percentile(base.images[base.labels > 0], 50))  # a typical tissue value
     out = [Variant("test split, as acquired", "in-distribution", base)]
-    names = ("inferior", "middle", "superior")
+    names = PLANES[plane][2]
     for i, idx in enumerate(_blocks(base.z)):
         out.append(Variant(f"{names[i] if i < 3 else i} test block only ({len(idx)} slices)", "coverage", _subset(base, idx)))
     sparse = np.arange(0, len(base.z), 4)
@@ -198,14 +213,16 @@ def build_variants(t1_display: np.ndarray, labels_display: np.ndarray, test_posi
         ("Rician noise 4 %", "noise", lambda: _rician(base, 0.04)),
         ("gamma 0.6", "gamma", lambda: _gamma(base, 0.6)),
         ("gamma 1.7", "gamma", lambda: _gamma(base, 1.7)),
-        ("thick slices 3 mm", "thick slices", lambda: base_stack(t1_display, labels_display, test_positions, 3)),
-        ("thick slices 5 mm", "thick slices", lambda: base_stack(t1_display, labels_display, test_positions, 5)),
+        ("thick slices 3 mm", "thick slices", lambda: base_stack(t1_display, labels_display, test_positions, 3, plane)),
+        ("thick slices 5 mm", "thick slices", lambda: base_stack(t1_display, labels_display, test_positions, 5, plane)),
         ("pixel spacing 0.7 mm", "pixel spacing", lambda: _respace(base, 0.7)),
         ("pixel spacing 2 mm", "pixel spacing", lambda: _respace(base, 2.0)),
         ("rotation 12 deg", "rotation", lambda: _rotate(base, 12.0)),
         ("off-centre field of view", "field of view", lambda: _off_centre(base)),
     ]
     out += [Variant(name, kind, make()) for name, kind, make in builders]
+    if plane != "axial":
+        return out
     # 3-D series in another plane: the test split is two 8-slice blocks, not one slab, so each contiguous
     # block is re-sliced on its own into a sagittal (or coronal) series of 8-row images, one instance per
     # sagittal position through the head (no interpolation; the 1.2 mm one resampled linearly first)

@@ -165,7 +165,7 @@ def _robustness_variants(args, base, sets):
     if unsupported(base):
         print(f"--robustness skipped: {unsupported(base)}")
         return None
-    return build(sets["test"].positions)
+    return build(base, sets["test"].positions)
 
 
 def run(args) -> int:

@@ -3,9 +3,10 @@
 A cell's exported FP32 ONNX (the simplified opset-13 file of srhead_onnx's export folder) segments every
 variant of `robustness_variants.build_variants` through `robustness.measure`: each variant written as a
 DICOM MR series, run by the runner's code (the model's contract, mask back onto the source pixels), Dice
-pooled over the series against the template's labels. The variants are built from the axial MNI152
-template on the recipe's own test-split positions, so only axial `mni152` recipes are measured (the binary
-coronal task is not: its variants would need coronal DICOM geometry). Results are cached beside the export.
+pooled over the series against the recipe's own labels (three classes, or a binary target such as
+`mni152:ventricles`). The variants are built from the MNI152 template in the recipe's slice plane on its own
+test-split positions (the 3-D reformats into other planes from axial recipes only). Results are cached
+beside the export.
 """
 from __future__ import annotations
 
@@ -18,20 +19,23 @@ from edgeseg.bench.srhead_onnx import TARGET
 
 def unsupported(recipe) -> str:
     """'' when the recipe's test split can be measured on the robustness variants, else why not."""
-    if recipe.data.source != "mni152" or recipe.data.slices.axis != "axial":
-        return f"the robustness variants are axial three-class MNI152 series; this recipe is {recipe.data.source} {recipe.data.slices.axis}"
+    if recipe.data.source.split(":")[0] != "mni152":
+        return f"the robustness variants are built from the MNI152 template; this recipe's source is {recipe.data.source}"
     return ""
 
 
-def build(test_positions):
-    """The robustness bench's variants on these axial test positions."""
+def build(recipe, test_positions):
+    """The robustness bench's variants of the recipe's source (image and labels of its target), in its slice
+    plane, on these test positions."""
     import numpy as np
 
-    from edgeseg.bench.robustness import template_display
     from edgeseg.bench.robustness_variants import build_variants
+    from edgeseg.data import load_source
+    from edgeseg.data.slices import display_stack
 
-    t1, labels, _ = template_display()
-    return build_variants(t1, labels, np.sort(np.asarray(test_positions)))
+    axis = recipe.data.slices.axis
+    image, labels = display_stack(load_source(recipe.data.source)[0], axis)
+    return build_variants(image, labels, np.sort(np.asarray(test_positions)), plane=axis)
 
 
 def measure_cell(cell: str | Path, variants, threads: int = 1) -> dict:
