@@ -62,19 +62,27 @@ class Net:
     def avgpool(self, x, k, s):
         return self.op("AveragePool", [x], kernel_shape=[k, k], strides=[s, s])
 
+    def convt(self, x, cin, cout, k, s, p):
+        ins = [x, self._weight(cin, cout, k, k), self._weight(cout)]
+        return self.op("ConvTranspose", ins, kernel_shape=[k, k], strides=[s, s], pads=[p] * 4)
+
+    def lrn(self, x):
+        return self.op("LRN", [x], size=5, alpha=1e-4, beta=0.75, bias=1.0)
+
     def linear(self, x, cin, cout):
         return self.op("Gemm", [x, self._weight(cout, cin), self._weight(cout)], transB=1)
 
     def head(self, x, cin, classes):
         return self.linear(self.op("Flatten", [self.op("GlobalAveragePool", [x])]), cin, classes)
 
-    def model(self, out: str):
+    def model(self, *outs: str):
         from onnx import TensorProto, helper
 
         c, h, w = self.input_chw
         graph = helper.make_graph(self.nodes, self.name,
                                   [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, c, h, w])],
-                                  [helper.make_tensor_value_info(out, TensorProto.FLOAT, None)], self.inits)
+                                  [helper.make_tensor_value_info(o, TensorProto.FLOAT, None) for o in outs],
+                                  self.inits)
         return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
 
 
@@ -169,22 +177,28 @@ def squeezenet(version):
     return build
 
 
+def _densenet_features(n: Net, blocks, growth=32, init=64):
+    """torchvision DenseNet `features`: stem, dense blocks and transitions, ending with norm5 (no ReLU)."""
+    x = n.maxpool(n.cbr("input", 3, init, 7, 2, 3), 3, 2, 1)
+    feats, c = [x], init
+    for b, count in enumerate(blocks):
+        for _ in range(count):
+            cat = n.op("Concat", feats, axis=1) if len(feats) > 1 else feats[0]
+            y = n.conv(n.relu(n.bn(cat, c)), c, 4 * growth, 1, bias=False)
+            feats.append(n.conv(n.relu(n.bn(y, 4 * growth)), 4 * growth, growth, 3, 1, 1, bias=False))
+            c += growth
+        x = n.op("Concat", feats, axis=1)
+        if b < len(blocks) - 1:
+            x = n.avgpool(n.conv(n.relu(n.bn(x, c)), c, c // 2, 1, bias=False), 2, 2)
+            feats, c = [x], c // 2
+    return n.bn(x, c), c
+
+
 def densenet(blocks, growth=32, init=64):
     def build(chw, classes):
         n = Net("densenet", chw)
-        x = n.maxpool(n.cbr("input", 3, init, 7, 2, 3), 3, 2, 1)
-        feats, c = [x], init
-        for b, count in enumerate(blocks):
-            for _ in range(count):
-                cat = n.op("Concat", feats, axis=1) if len(feats) > 1 else feats[0]
-                y = n.conv(n.relu(n.bn(cat, c)), c, 4 * growth, 1, bias=False)
-                feats.append(n.conv(n.relu(n.bn(y, 4 * growth)), 4 * growth, growth, 3, 1, 1, bias=False))
-                c += growth
-            x = n.op("Concat", feats, axis=1)
-            if b < len(blocks) - 1:
-                x = n.avgpool(n.conv(n.relu(n.bn(x, c)), c, c // 2, 1, bias=False), 2, 2)
-                feats, c = [x], c // 2
-        return n.model(n.head(n.relu(n.bn(x, c)), c, classes))
+        x, c = _densenet_features(n, blocks, growth, init)
+        return n.model(n.head(n.relu(x), c, classes))
     return build
 
 
@@ -209,6 +223,60 @@ def mobilenet_v2(chw, classes):
     return n.model(n.linear(x, 1280, classes))
 
 
+# BVLC GoogLeNet (Caffe deploy.prototxt, the model of jkjung-avt/tensorrt_demos): inception modules
+# (1x1, 3x3 reduce, 3x3, 5x5 reduce, 5x5, pool projection); a 3x3/2 ceil-mode max pool before 3a, 4a and 5a
+GOOGLENET = (((192, 64, 96, 128, 16, 32, 32), (256, 128, 128, 192, 32, 96, 64)),
+             ((480, 192, 96, 208, 16, 48, 64), (512, 160, 112, 224, 24, 64, 64), (512, 128, 128, 256, 24, 64, 64),
+              (512, 112, 144, 288, 32, 64, 64), (528, 256, 160, 320, 32, 128, 128)),
+             ((832, 256, 160, 320, 32, 128, 128), (832, 384, 192, 384, 48, 128, 128)))
+
+
+def googlenet(chw, classes):
+    """BVLC GoogLeNet with its two LRNs and the final softmax (`prob`), no auxiliary classifiers (deploy graph)."""
+    n = Net("googlenet", chw)
+
+    def inception(x, cin, c1, c3r, c3, c5r, c5, pool):
+        b3 = n.relu(n.conv(n.relu(n.conv(x, cin, c3r, 1)), c3r, c3, 3, 1, 1))
+        b5 = n.relu(n.conv(n.relu(n.conv(x, cin, c5r, 1)), c5r, c5, 5, 1, 2))
+        bp = n.relu(n.conv(n.maxpool(x, 3, 1, 1), cin, pool, 1))
+        return n.op("Concat", [n.relu(n.conv(x, cin, c1, 1)), b3, b5, bp], axis=1)
+
+    x = n.lrn(n.maxpool(n.relu(n.conv("input", 3, 64, 7, 2, 3)), 3, 2, ceil=1))
+    x = n.lrn(n.relu(n.conv(n.relu(n.conv(x, 64, 64, 1)), 64, 192, 3, 1, 1)))
+    for stage in GOOGLENET:
+        x = n.maxpool(x, 3, 2, ceil=1)
+        for args in stage:
+            x = inception(x, *args)
+    x = n.op("Flatten", [n.op("Dropout", [n.op("GlobalAveragePool", [x])])])
+    return n.model(n.op("Softmax", [n.linear(x, 1024, classes)], axis=1))
+
+
+# trt_pose (NVIDIA-AI-IOT/trt_pose, models/common.py CmapPafHeadAttention): human_pose.json has 18 keypoints
+# (the cmap channels, passed as num_classes) and 21 links, two PAF channels each
+TRTPOSE_PAF, TRTPOSE_UP = 42, 256
+
+
+def _trtpose_head(n: Net, x, cin, cmap):
+    """Two branches of three ConvTranspose 4x4/2 + BN + ReLU; a 3x3 attention conv (sigmoid for the part maps,
+    tanh for the affinity fields) multiplies each branch before its 1x1 output conv."""
+    outs = []
+    for act, cout in (("Sigmoid", cmap), ("Tanh", TRTPOSE_PAF)):
+        y, c = x, cin
+        for _ in range(3):
+            y, c = n.relu(n.bn(n.convt(y, c, TRTPOSE_UP, 4, 2, 1), TRTPOSE_UP)), TRTPOSE_UP
+        att = n.op(act, [n.conv(y, c, c, 3, 1, 1)])
+        outs.append(n.conv(n.op("Mul", [y, att]), c, cout, 1))
+    return outs
+
+
+def trtpose(trunk: str):
+    def build(chw, classes):
+        n = Net(f"trtpose_{trunk}", chw)
+        x, c = _resnet_trunk(n, (2, 2, 2, 2), False) if trunk == "resnet18" else _densenet_features(n, (6, 12, 24, 16))
+        return n.model(*_trtpose_head(n, x, c, classes))
+    return build
+
+
 NETWORKS = {
     "fcn_resnet18": fcn_resnet18, "alexnet": alexnet, "mobilenet_v2": mobilenet_v2,
     "squeezenet1_0": squeezenet("squeezenet1_0"), "squeezenet1_1": squeezenet("squeezenet1_1"),
@@ -216,6 +284,7 @@ NETWORKS = {
     "resnet101": resnet((3, 4, 23, 3), True), "resnet152": resnet((3, 8, 36, 3), True),
     "densenet121": densenet((6, 12, 24, 16)), "densenet169": densenet((6, 12, 32, 32)),
     "densenet201": densenet((6, 12, 48, 32)), "densenet161": densenet((6, 12, 36, 24), growth=48, init=96),
+    "googlenet": googlenet, "trtpose_resnet18_att": trtpose("resnet18"), "trtpose_densenet121_att": trtpose("densenet121"),
     **{name: vgg(name) for name in VGG}, **{f"{name}_bn": vgg(name, batch_norm=True) for name in VGG},
 }
 
