@@ -183,3 +183,17 @@ def test_kill9_while_forwarding_over_tls(model, peers, pki, tmp_path, moment):  
     finally:
         for p in procs:
             kill9(p)
+
+
+def test_every_bench_scenario_has_its_own_work_folder(tmp_path):
+    """`edgeseg bench node` runs each scenario in its own folder (the two over-the-cap scenarios once shared one,
+    so the second started in the first's spool)."""
+    from edgeseg.bench import node_chaos, node_faults
+    from edgeseg.bench.node import work_folder
+
+    top = [work_folder(tmp_path, n) for n in (*node_faults.SCENARIOS, "load", "down-up", "kill", "src", "chaos")]
+    chaos = [work_folder(tmp_path / "chaos", n) for n in node_chaos.SCENARIOS]
+    for folders in (top, chaos):
+        assert len(set(folders)) == len(folders), folders
+        assert all(f.parent.name in (tmp_path.name, "chaos") and f.name.strip("-") == f.name for f in folders)
+    assert work_folder(tmp_path, "200 MB over the cap, over the quota").name == "200-mb-over-the-cap-over-the-quota"

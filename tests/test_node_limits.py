@@ -18,14 +18,15 @@ from edgeseg.cli import main  # noqa: E402
 from edgeseg.node.config import Destination  # noqa: E402
 from edgeseg.node import log  # noqa: E402
 from edgeseg.node.health import echo  # noqa: E402
-from node_helpers import HOST, spool_files, wait_for  # noqa: E402
+from node_helpers import HOST, TOOLS, needs_dcmtk, spool_files, wait_for  # noqa: E402
+from runtime_fixtures import SAMPLE  # noqa: E402
 from test_node_dicom import _send, make_node, model  # noqa: E402,F401  (shared fixtures)
 from test_node_faults import _datasets  # noqa: E402
 
 
-@pytest.mark.parametrize("limit,value,sent,acked", [("max_series_instances", 2, 3, 2), ("spool_quota_mb", 0.2, 3, 1),
-                                                    ("min_free_mb", 1e9, 1, 0)])
+@pytest.mark.parametrize("limit,value,sent,acked", [("max_series_instances", 2, 3, 2), ("spool_quota_mb", 0.2, 3, 1)])
 def test_each_limit_refuses_with_out_of_resources(make_node, tmp_path, limit, value, sent, acked):
+    """On one association (accepted: the spool was empty) the instance that breaks a limit gets 0xA700."""
     node = make_node(out=tmp_path / "out", series_timeout=30, **{limit: value})
     codes = _send(node.port, _datasets(f"limit-{limit}", n=sent))
     assert codes == [0x0000] * acked + [0xA700] * (sent - acked), codes
@@ -52,13 +53,32 @@ def test_dataset_over_the_cap_is_received_then_refused_with_out_of_resources(mak
     assert echo(HOST, node.port, "EDGESEG", timeout=5)[0]                   # the next association is served
 
 
+def _shrinking_disk(monkeypatch, spool, free_mb):
+    """The spool's disk as the node sees it: `free_mb` free, less what is in receiving/ (the floor is crossed
+    while a data set arrives, whatever else is written to the real disk meanwhile)."""
+    real = shutil.disk_usage
+
+    def usage(path):
+        rx = 0
+        for f in (spool / "receiving").glob("*"):
+            try:
+                rx += f.stat().st_size
+            except OSError:      # removed between the listing and the stat
+                pass
+        return real(path)._replace(free=int(free_mb * 1024 * 1024) - rx)
+    monkeypatch.setattr(shutil, "disk_usage", usage)
+
+
 @pytest.mark.parametrize("limit,value,named", [("max_receive_mb", 0.08, "--max-receive-mb 0.08"),
                                                ("spool_quota_mb", 0.1, "--spool-quota-mb 0.1"),
-                                               ("min_free_mb", 1e9, "--min-free-mb 1e+09")])
-def test_dataset_over_the_cap_is_aborted_past_the_ceiling_quota_or_floor(make_node, tmp_path, capsys, limit, value,
-                                                                         named):
+                                               ("min_free_mb", 10, "--min-free-mb 10")])
+def test_dataset_over_the_cap_is_aborted_past_the_ceiling_quota_or_floor(make_node, tmp_path, capsys, monkeypatch,
+                                                                         limit, value, named):
     """Over the 0.05 MB cap, a 130 kB data set is aborted while it arrives once it passes --max-receive-mb or
-    once receiving more would break the spool quota or the free-space floor; the partial file is swept."""
+    once receiving more would break the spool quota or the free-space floor (10 MB, with 10.03 MB free before
+    it: the association is accepted); the partial file is swept."""
+    if limit == "min_free_mb":
+        _shrinking_disk(monkeypatch, tmp_path / "spool", value + 0.03)
     node = make_node(out=tmp_path / "out", series_timeout=30, max_dataset_mb=0.05, **{limit: value})
     before = log.counts["receive_aborted"]
     assert _send(node.port, _datasets(f"limit-abort-{limit}", n=1)) == [None]
@@ -69,6 +89,59 @@ def test_dataset_over_the_cap_is_aborted_past_the_ceiling_quota_or_floor(make_no
     assert echo(HOST, node.port, "EDGESEG", timeout=5)[0]                   # still serving
     [line] = _events(capsys, "receive_aborted")
     assert named in line["reason"] and 0.05 * 1024 * 1024 < line["bytes"] < 256 * 256 * 2, line  # < its pixels
+
+
+def _associate(port, ds):
+    from pynetdicom import AE
+
+    ae = AE(ae_title="PYSCU")
+    ae.acse_timeout = ae.network_timeout = 10
+    ae.add_requested_context(ds.SOPClassUID, str(ds.file_meta.TransferSyntaxUID))
+    return ae.associate(HOST, port, ae_title="EDGESEG")
+
+
+@pytest.mark.parametrize("limit,value,named", [("spool_quota_mb", 0.2, "--spool-quota-mb 0.2"),
+                                               ("min_free_mb", 1e9, "--min-free-mb 1e+09")])
+def test_full_spool_rejects_storage_associations_and_answers_echo(make_node, tmp_path, capsys, limit, value, named):
+    """The spool already over its quota (a 0.3 MB file kept in failed/) or its disk under the floor: a storage
+    association is rejected before any data set is sent — A-ASSOCIATE-RJ rejected-transient, service provider
+    (presentation), local limit exceeded — nothing reaches receiving/ or incoming/; C-ECHO is still answered.
+    Once the spool is back under its quota, storage associations are accepted again."""
+    spool = tmp_path / "spool"
+    filler = spool / "failed" / "kept.bin"
+    filler.parent.mkdir(parents=True)
+    filler.write_bytes(b"\0" * 300_000)
+    node = make_node(out=tmp_path / "out", series_timeout=30, **{limit: value})
+    [ds] = _datasets(f"full-{limit}", n=1)
+    assoc = _associate(node.port, ds)
+    assert assoc.is_rejected and not assoc.is_established
+    rj = assoc.acceptor.primitive
+    assert (rj.result, rj.result_source, rj.diagnostic) == (0x02, 0x03, 0x02), rj
+    [line] = _events(capsys, "association_rejected")
+    assert line["reason"].startswith("spool full: ") and named in line["reason"] and line["calling_ae"] == "PYSCU", line
+    assert spool_files(spool, "receiving") == [] and spool_files(spool, "incoming") == []
+    assert echo(HOST, node.port, "EDGESEG", timeout=5)[0]                   # Verification-only: accepted
+    if limit == "spool_quota_mb":
+        filler.unlink()
+        time.sleep(2.1)                                                      # the usage walk is at most 2 s old
+        assert _send(node.port, [ds]) == [0x0000]
+
+
+@needs_dcmtk
+def test_storescu_sees_the_rejection_and_the_abort(make_node, tmp_path):
+    """What DCMTK's storescu reports: a full spool (under the free floor) rejects its association; a data set
+    over the cap that would break the quota while it arrives aborts it. Never a success (non-zero exit)."""
+    sample = str(next(iter(sorted(SAMPLE.glob("*.dcm")))))
+    full = make_node(spool=tmp_path / "full", out=tmp_path / "out1", min_free_mb=1e9)
+    r = subprocess.run([TOOLS["storescu"], "-aec", "EDGESEG", HOST, str(full.port), sample], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode != 0 and "Rejected Transient" in r.stderr and "Local Limit Exceeded" in r.stderr, r.stderr
+    cap = make_node(spool=tmp_path / "cap", out=tmp_path / "out2", series_timeout=30, max_dataset_mb=0.05,
+                    spool_quota_mb=0.1)
+    r = subprocess.run([TOOLS["storescu"], "-aec", "EDGESEG", HOST, str(cap.port), sample], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode != 0 and "Store Failed" in r.stderr and "Peer aborted Association" in r.stderr, r.stderr
+    assert spool_files(tmp_path / "cap", "incoming") == []
 
 
 def test_ceiling_under_the_cap_is_refused_at_start(model, tmp_path):  # noqa: F811

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -270,13 +271,24 @@ def _measured(fn, *a):
     return r
 
 
+def work_folder(root: Path, name: str) -> Path:
+    """A scenario's own folder under `root`: its name in lower case, every run of other characters one '-'
+    (distinct names give distinct folders: no scenario starts in another's spool)."""
+    return root / re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def _scenarios(args, root: Path, scenarios: dict) -> dict:
+    results = {}
+    for name, scenario in scenarios.items():
+        results[name] = _measured(scenario, args, work_folder(root, name))
+        print(f"{name}:", results[name], file=sys.stderr)
+    return results
+
+
 def _chaos(args, root: Path) -> tuple[dict, str]:
     from edgeseg.bench.node_chaos import SCENARIOS, describe
 
-    results = {}
-    for name, scenario in SCENARIOS.items():
-        results[name] = _measured(scenario, args, root / name.split(",")[0].replace(" ", "-"))
-        print(f"{name}:", results[name], file=sys.stderr)
+    results = _scenarios(args, root, SCENARIOS)
     return results, "\n".join(_with_rss(describe(n, r), r) for n, r in results.items())
 
 
@@ -292,20 +304,10 @@ RSS_NOTE = ("Node RSS: resident memory of the `edgeseg serve` process (/proc/PID
             "(idle) and its peak (VmHWM) over the scenario, in MB.")
 
 
-def run(args) -> int:
-    if args.only != "chaos" and not all(dcmtk(t) for t in ("storescu", "storescp", "echoscu")):
-        print("bench node: needs DCMTK (storescu, storescp, echoscu): apt-get install dcmtk", file=sys.stderr)
-        return 2
-    load_avg = os.getloadavg()[0]
-    root = Path(args.out)
-    shutil.rmtree(root, ignore_errors=True)
-    if args.only == "chaos":
-        chaos, rows = _chaos(args, root)
-        cmd = (f"edgeseg bench node --only chaos --model {args.model} --series-timeout {args.series_timeout:g} "
-               f"--threads {args.threads}")
-        md = f"""## DICOM node: chaos (`edgeseg serve`, issue #20)
+def _chaos_section(cmd: str, model: str, rows: str, load_avg: float) -> str:
+    return f"""## DICOM node: chaos (`edgeseg serve`, issue #20)
 
-`{cmd}` — the node in its own process, model `{Path(args.model).name}`, pynetdicom senders and peers on
+`{cmd}` — the node in its own process, model `{Path(model).name}`, pynetdicom senders and peers on
 127.0.0.1 (edgeseg/bench/node_chaos.py); series of 6 MR slices (4 in the 20-sender scenario).
 
 | scenario | result | node RSS idle / peak (MB) |
@@ -317,6 +319,22 @@ SEG (beyond two after a kill before the peer's Success reached the node, where t
 
 {machine_line()} 1-minute load average when the bench started: {load_avg:.1f} (other work on the machine counts).
 """
+
+
+def run(args) -> int:
+    """The whole bench writes two sections, `node` (load and faults) and `node-chaos` (one table each: no
+    scenario shown twice); `--only chaos` runs and writes the second alone."""
+    if args.only != "chaos" and not all(dcmtk(t) for t in ("storescu", "storescp", "echoscu")):
+        print("bench node: needs DCMTK (storescu, storescp, echoscu): apt-get install dcmtk", file=sys.stderr)
+        return 2
+    load_avg = os.getloadavg()[0]
+    root = Path(args.out)
+    shutil.rmtree(root, ignore_errors=True)
+    if args.only == "chaos":
+        chaos, rows = _chaos(args, root)
+        cmd = (f"edgeseg bench node --only chaos --model {args.model} --series-timeout {args.series_timeout:g} "
+               f"--threads {args.threads}")
+        md = _chaos_section(cmd, args.model, rows, load_avg)
         write_section("node-chaos", md, args.docs)
         print(md)
         return 0 if _ok(chaos.values()) else 1
@@ -329,10 +347,7 @@ SEG (beyond two after a kill before the peer's Success reached the node, where t
     print("kill:", c, file=sys.stderr)
     from edgeseg.bench.node_faults import SCENARIOS, describe
 
-    faults = {}
-    for name, scenario in SCENARIOS.items():
-        faults[name] = _measured(scenario, args, root / name.replace(" ", "-").replace("/", ""))
-        print(f"{name}:", faults[name], file=sys.stderr)
+    faults = _scenarios(args, root, SCENARIOS)
     chaos, chaos_rows = _chaos(args, root / "chaos")
     cmd = (f"edgeseg bench node --model {args.model} --series {args.series} --senders {args.senders} "
            f"--series-timeout {args.series_timeout:g} --threads {args.threads} --down-s {args.down_s:g}")
@@ -347,17 +362,17 @@ the node in its own process (`--threads {args.threads}`), model `{Path(args.mode
 | forward peer down {b['down_s']:g} s, then up ({b['series']} series) | {b['failed_attempts']} failed attempts while down; all delivered {b['up_to_all_s']:.1f} s after the peer came up; lost {b['lost']}, duplicated {b['duplicated']} | {b['rss']} |
 | kill -9 after {c['acked']} acknowledged instances, restart | {c['spooled_after_kill']} instances in the spool after the kill; {c['segs']} SEG after restart; acknowledged instances missing from it: {c['lost']}; duplicated {c['duplicated']} | {c['rss']} |
 {chr(10).join(_with_rss(describe(name, r), r) for name, r in faults.items())}
-{chaos_rows}
 
-Fault and chaos scenarios (edgeseg/bench/node_faults.py, node_chaos.py) use pynetdicom senders and a pynetdicom
-peer that misbehaves on purpose; series of 6 slices (4 in the 20-sender scenario). Lost: acknowledged instances
-no delivered SEG references (or a refused SEG not kept in dead-letter/); duplicated: Store requests beyond one
-per SEG (beyond two after a kill before the peer's Success reached the node, where the same SEG is resent).
+Fault scenarios (edgeseg/bench/node_faults.py) use pynetdicom senders and a pynetdicom peer that misbehaves on
+purpose; series of 6 slices. The chaos scenarios of the same run are in their own table ("DICOM node: chaos").
+Lost: acknowledged instances no delivered SEG references (or a refused SEG not kept in dead-letter/);
+duplicated: Store requests beyond one per SEG.
 {RSS_NOTE}
 
 {machine_line()} 1-minute load average when the bench started: {load_avg:.1f} (other work on the machine counts).
 """
     write_section("node", md, args.docs)
+    write_section("node-chaos", _chaos_section(cmd, args.model, chaos_rows, load_avg), args.docs)
     print(md)
     ok = a["lost"] == a["duplicated"] == b["lost"] == b["duplicated"] == c["lost"] == c["duplicated"] == 0
     return 0 if ok and _ok(faults.values()) and _ok(chaos.values()) else 1

@@ -218,8 +218,9 @@ def describe(name: str, r: dict | None) -> str:
             f"{r['aborted']} aborted; files in receiving/ at the answer: {r['left_at_answer']}); " + _common(r)),
         "200 MB over the cap, over the quota": lambda: (
             f"--max-dataset-mb {CAP_MB} --spool-quota-mb {r['quota_mb']:g}, a {CAP_MB + 200} MB data set: association "
-            f"aborted after {r['big_s']:.1f} s at " + (f"{r['aborted_mb']:.1f} MB" if r['aborted_mb'] else "?")
-            + f" ({r['aborted']} `receive_aborted` line, status {_status(r['status'])}); " + _common(r)),
+            f"aborted (A-ABORT) after {r['big_s']:.1f} s at " + (f"{r['aborted_mb']:.1f} MB" if r['aborted_mb'] else "?")
+            + f" ({r['aborted']} `receive_aborted` line; C-STORE status {_status(r['status'])}: the request carries no "
+            "size, a status can only follow the whole data set, docs/node.md); " + _common(r)),
         "largest allowed data set": lambda: (
             f"default --max-dataset-mb {DEFAULT_CAP_MB:g}, a {r['file_mb']:.0f} MB data set ({LARGEST_MB} MB of pixel "
             f"data): answered {_status(r['status'])} after {r['took_s']:.1f} s (received to disk, read and decoded "

@@ -145,10 +145,19 @@ def make_store_handler(spool, on_stored, cfg=None):
     return handle_store
 
 
-def connection_handlers(guard) -> list:
+# A-ASSOCIATE-RJ of a storage association while the spool is full (PS3.8 9.3.4): rejected-transient, by the
+# service provider (presentation related function), local limit exceeded: the sender may try again later
+FULL_REJECT = (0x02, 0x03, 0x02)
+
+
+def connection_handlers(guard, full=None) -> list:
     """EVT_CONN_OPEN/EVT_CONN_CLOSE: a connection that closes without ever having an association accepted or
-    rejected (garbage bytes, an invalid PDU, no A-ASSOCIATE-RQ in time) gets a `connection_dropped` line."""
+    rejected (garbage bytes, an invalid PDU, no A-ASSOCIATE-RQ in time) gets a `connection_dropped` line.
+    EVT_REQUESTED: while `full()` gives a reason (spool over its quota, disk under its floor), an association
+    that proposes a storage context is rejected before any data set is sent (FULL_REJECT, documented
+    `ACSE.send_reject`; pynetdicom skips its own negotiation then); Verification-only ones (C-ECHO, --health) go on."""
     from pynetdicom import evt
+    from pynetdicom.sop_class import Verification
 
     seen: dict[int, str] = {}
 
@@ -158,14 +167,26 @@ def connection_handlers(guard) -> list:
     def settled(event):
         seen.pop(id(event.assoc), None)
 
+    def requested(event):
+        if full is None or all(cx.abstract_syntax == Verification for cx in event.assoc.requestor.requested_contexts):
+            return
+        why = full()
+        if why:
+            settled(event)
+            calling = str(event.assoc.requestor.primitive.calling_ae_title).strip()   # not negotiated yet
+            log.event("association_rejected", level="warning", reason=f"spool full: {why}",
+                      **{**_peer(event), "calling_ae": calling})
+            event.assoc.acse.send_reject(*FULL_REJECT)
+            event.assoc.kill()   # as pynetdicom after its own rejections: waits until the A-ASSOCIATE-RJ is sent
+
     def closed(event):
         guard.forget(event)
         if id(event.assoc) in seen:
             log.event("connection_dropped", level="warning", peer=seen.pop(id(event.assoc)),
                       reason="closed before any association (not DICOM, an invalid PDU, or no A-ASSOCIATE-RQ "
                              "within --acse-timeout)")
-    return [(evt.EVT_CONN_OPEN, opened), (evt.EVT_ACCEPTED, settled), (evt.EVT_REJECTED, settled),
-            (evt.EVT_CONN_CLOSE, closed)]
+    return [(evt.EVT_CONN_OPEN, opened), (evt.EVT_REQUESTED, requested), (evt.EVT_ACCEPTED, settled),
+            (evt.EVT_REJECTED, settled), (evt.EVT_CONN_CLOSE, closed)]
 
 
 def start_server(cfg: NodeConfig, modality: str, spool, on_stored):
@@ -206,7 +227,7 @@ def start_server(cfg: NodeConfig, modality: str, spool, on_stored):
         (evt.EVT_ABORTED, on_assoc("association_aborted", "warning")),
         (evt.EVT_RELEASED, on_assoc("association_released")),
         (evt.EVT_PDU_RECV, guard.on_pdu),
-        *connection_handlers(guard),
+        *connection_handlers(guard, full=lambda: spool.receiving_refusal(0, cfg)),
     ]
     ssl_context = None
     if cfg.tls_cert:

@@ -160,10 +160,13 @@ class Spool:
 
     def receiving_refusal(self, in_progress: int, cfg) -> str:
         """Why data sets being received must stop now ('' while they may go on): `in_progress` bytes of them
-        in receiving/ would put the spool over --spool-quota-mb, or the disk is under --min-free-mb."""
+        in receiving/ would put the spool over --spool-quota-mb, or the disk is under --min-free-mb. With 0:
+        why the spool can take no data set at all (node/scp.py rejects storage associations then)."""
         mb = 1024 * 1024
-        if cfg.spool_quota_mb and self.usage_bytes(receiving=False) + in_progress > cfg.spool_quota_mb * mb:
-            return f"the spool would pass its quota (--spool-quota-mb {cfg.spool_quota_mb:g})"
+        held = self.usage_bytes(receiving=False)
+        if cfg.spool_quota_mb and held + in_progress > cfg.spool_quota_mb * mb:
+            return (f"{held / mb:.1f} MB in the spool" + (f" + {in_progress / mb:.1f} MB being received" if in_progress
+                    else "") + f", over --spool-quota-mb {cfg.spool_quota_mb:g}")
         return self._under_free_floor(0, cfg)  # what is in receiving/ is already on the disk
 
     def oldest_pending_s(self) -> float:
