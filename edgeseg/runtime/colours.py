@@ -14,10 +14,6 @@ def rgb(k: int) -> tuple[int, int, int]:
     return tuple(int(v) for v in PALETTE[k % len(PALETTE)])
 
 
-def hex_colour(k: int) -> str:
-    return "#{:02x}{:02x}{:02x}".format(*rgb(k))
-
-
 def legend(class_names) -> dict[str, str]:
     """{class name: '#rrggbb'} for every non-background class, as drawn in the overlay and the SEG."""
-    return {name: hex_colour(k) for k, name in enumerate(class_names) if k > 0}
+    return {name: "#{:02x}{:02x}{:02x}".format(*rgb(k)) for k, name in enumerate(class_names) if k > 0}

@@ -18,6 +18,7 @@ from edgeseg.errors import first_line
 
 MEDIA_DIRECTORY = "1.2.840.10008.1.3.10"
 DEFER_BYTES = 4096  # values larger than this (pixel data) are read only when used
+PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 
 @dataclass
@@ -31,10 +32,6 @@ class SeriesGroup:
     study_uid: str
     series_uid: str
     instances: list[Instance] = field(default_factory=list)
-
-    @property
-    def label(self) -> str:
-        return self.series_uid
 
 
 @dataclass
@@ -112,6 +109,11 @@ def _last_element(ds):
         return ds.get_item(tag)
 
 
+def sop_class(ds) -> str:
+    """The SOP Class UID: the file meta's MediaStorageSOPClassUID, else the dataset's SOPClassUID ('' if neither)."""
+    return str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "") or ds.get("SOPClassUID", "") or "")
+
+
 def truncation(path: Path, ds) -> str:
     """'' when the file holds every byte its header promises; else what is missing. pydicom reads a short
     file without complaint (values cut short, deferred values pointing past the end), so this compares the
@@ -128,12 +130,11 @@ def truncation(path: Path, ds) -> str:
         elif elem.value is None and elem.value_tell + elem.length > size or \
                 elem.value is not None and len(elem.value) < elem.length:
             return f"truncated: {size} bytes, its last element needs {elem.value_tell + elem.length}"
-    sop_class = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", "") or ds.get("SOPClassUID", ""))
-    name = getattr(pydicom.uid.UID(sop_class), "name", "") if sop_class else ""
+    uid = sop_class(ds)
+    name = getattr(pydicom.uid.UID(uid), "name", "") if uid else ""
     if name.endswith("Image Storage") and not {"Rows", "Columns"} <= set(ds.dir()):
         return f"truncated or incomplete {name} header (no Rows/Columns)"
-    if "Rows" in ds and not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")) \
-            and name.endswith("Image Storage"):
+    if name.endswith("Image Storage") and not any(k in ds for k in PIXEL_KEYWORDS):
         return "no Pixel Data element (truncated or incomplete image)"
     return ""
 
@@ -170,8 +171,8 @@ def discover(inputs, nifti: list | None = None) -> tuple[list[SeriesGroup], list
         except Exception as exc:  # truncated header, bad VR...: a DICOM file we cannot read
             skipped.append(Skipped(path, f"unreadable DICOM header ({first_line(exc)})", True))
             continue
-        sop_class = str(getattr(getattr(ds, "file_meta", None), "MediaStorageSOPClassUID", ds.get("SOPClassUID", "")))
-        if sop_class == MEDIA_DIRECTORY:
+        uid = sop_class(ds)
+        if uid == MEDIA_DIRECTORY:
             continue
         try:
             broken = truncation(path, ds)
@@ -181,7 +182,7 @@ def discover(inputs, nifti: list | None = None) -> tuple[list[SeriesGroup], list
             skipped.append(Skipped(path, broken, True, str(ds.get("SeriesInstanceUID", "") or "")))
             continue
         if "Rows" not in ds or "Columns" not in ds:
-            name = getattr(pydicom.uid.UID(sop_class), "name", sop_class) if sop_class else "unknown SOP class"
+            name = getattr(pydicom.uid.UID(uid), "name", uid) if uid else "unknown SOP class"
             skipped.append(Skipped(path, f"not an image ({name})", explicit))
             continue
         series_uid = str(ds.get("SeriesInstanceUID", "")) or f"no-series-uid:{path.parent}"

@@ -111,7 +111,7 @@ def attempt(name: str, slices: int, work, start: float | None = None) -> Row:
 
 def _sequential(seg, jobs, out, opts, done) -> None:
     for i, (g, kwargs) in enumerate(jobs):
-        done(i, attempt(g.label, len(g.instances), partial(process_series, seg, g, out, opts, **kwargs)))
+        done(i, attempt(g.series_uid, len(g.instances), partial(process_series, seg, g, out, opts, **kwargs)))
 
 
 def _pipelined(seg, jobs, out, opts, done) -> None:
@@ -125,7 +125,7 @@ def _pipelined(seg, jobs, out, opts, done) -> None:
         def finish(entry):
             i, start, future = entry
             g = jobs[i][0]
-            done(i, attempt(g.label, len(g.instances), future.result, start))
+            done(i, attempt(g.series_uid, len(g.instances), future.result, start))
 
         writes: deque = deque()
         next_load = load(0) if jobs else None
@@ -135,7 +135,7 @@ def _pipelined(seg, jobs, out, opts, done) -> None:
             try:
                 inferred = infer_series(seg, current.result(), opts.batch)
             except Exception as exc:
-                done(i, failure_row(g.label, len(g.instances), exc, start))
+                done(i, failure_row(g.series_uid, len(g.instances), exc, start))
                 continue
             while len(writes) >= WRITE_QUEUE:
                 finish(writes.popleft())
@@ -183,10 +183,10 @@ def run(model: str | Path, inputs, out: str | Path, opts: Options = Options(), s
         key = inputs_key([i.path for i in g.instances], seg.model_id)
         before = "" if why_not else manifest.due(g.series_uid, key, opts.retry_failed)
         if why_not:
-            rows.append(Row(g.label, len(g.instances), "skipped", why_not))
+            rows.append(Row(g.series_uid, len(g.instances), "skipped", why_not))
         elif before:  # resumed: done (or failed) before with this model and these very files
             last = manifest.last[g.series_uid]
-            rows.append(Row(g.label, len(g.instances), "done" if last["status"] == "ok" else "failed", before,
+            rows.append(Row(g.series_uid, len(g.instances), "done" if last["status"] == "ok" else "failed", before,
                             out=last.get("out", "")))
         else:
             jobs.append((g, {"read_s": discover_s * len(g.instances) / n_instances, "notes": notes,

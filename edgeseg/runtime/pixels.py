@@ -14,6 +14,7 @@ from pydicom.uid import UID
 
 from edgeseg.errors import EdgesegError, first_line
 from edgeseg.preprocess import StoredGrid
+from edgeseg.runtime.discover import PIXEL_KEYWORDS
 from edgeseg.runtime.series import Series
 
 CODECS_HINT = "install a decoder: pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg pylibjpeg-rle (or python-gdcm)"
@@ -42,7 +43,7 @@ def _stored_range(ds) -> tuple[int, int]:
 
 def decode_pixels(ds, path: Path) -> np.ndarray:
     """(frames, rows, cols) stored values, or EdgesegError with the reason."""
-    if not any(k in ds for k in ("PixelData", "FloatPixelData", "DoubleFloatPixelData")):
+    if not any(k in ds for k in PIXEL_KEYWORDS):
         raise EdgesegError(f"{path.name}: no Pixel Data element")
     ts = UID(str(ds.file_meta.TransferSyntaxUID))
     try:
@@ -98,7 +99,7 @@ def decode_series(series: Series) -> Decoded:
         except Exception as exc:  # deferred read of a file that changed or vanished
             raise EdgesegError(f"{path.name}: unreadable ({first_line(exc)})") from exc
         finally:
-            for key in ("PixelData", "FloatPixelData", "DoubleFloatPixelData"):
+            for key in PIXEL_KEYWORDS:
                 if key in ds:
                     del ds[key]  # keep headers small while the run goes on
         integral = integral and stored.dtype.kind in "iu"

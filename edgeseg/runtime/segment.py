@@ -59,12 +59,11 @@ def _segment(seg, volume, spacing, orientation, slice_spacing, decoded, batch, t
     mask = np.empty((len(lowres), *geo.source_shape), dtype=np.uint8)
     t.setdefault("infer", 0.0)
     t.setdefault("postprocess", 0.0)
-    for start, stop in seg.batches(len(lowres), batch):
-        x, valid = seg.pad_batch(lowres[start:stop])
-        t0 = time.perf_counter()
-        logits = seg.infer(x)
+    t0 = time.perf_counter()
+    for start, stop, logits in seg.infer_batches(lowres, batch):
         t1 = time.perf_counter()
-        mask[start:stop] = logits_to_source_grid(logits[:valid], geo, c)  # per batch: bounded memory
-        t["postprocess"] += time.perf_counter() - t1
         t["infer"] += t1 - t0
+        mask[start:stop] = logits_to_source_grid(logits, geo, c)  # per batch: bounded memory
+        t0 = time.perf_counter()
+        t["postprocess"] += t0 - t1
     return mask, warnings

@@ -60,7 +60,7 @@ def check_graph_shapes(path: Path, in_shape, out_shape, contract: ModelContract)
 
 
 class Segmenter:
-    """Loads the model once; `infer(batch)` returns full-resolution logits."""
+    """Loads the model once; `infer_batches` returns full-resolution logits batch by batch."""
 
     def __init__(self, model_path: str | Path, provider: str = "auto", threads: int | None = None,
                  cache_dir: str | Path | None = None):
@@ -101,20 +101,13 @@ class Segmenter:
             raise EdgesegError(f"predict: {exc}") from exc
         return mask[0] if volume.ndim == 2 else mask
 
-    def infer(self, lowres: np.ndarray) -> np.ndarray:
-        """(n, 1, h, w) float32 -> (n, C, H, W) logits; n must respect a fixed batch size."""
-        c = self.contract
-        return self.session.run([c.output_name], {c.input_name: lowres})[0]
-
-    def batches(self, n: int, batch: int):
-        """Slices [start, stop) of at most `batch` (or the model's fixed batch size)."""
-        size = self.max_batch or max(1, int(batch))
-        for start in range(0, n, size):
-            yield start, min(n, start + size)
-
-    def pad_batch(self, x: np.ndarray) -> tuple[np.ndarray, int]:
-        """Pad a short last batch to a fixed batch size; returns (x, valid rows)."""
-        n = len(x)
-        if self.max_batch and n < self.max_batch:
-            x = np.concatenate([x, np.repeat(x[-1:], self.max_batch - n, axis=0)])
-        return x, n
+    def infer_batches(self, lowres: np.ndarray, batch: int = 8):
+        """(start, stop, logits) for each run of at most `batch` slices (or the model's fixed batch size) of the
+        (n, 1, h, w) input: (stop - start, C, H, W) logits; a short last batch is padded for a fixed batch size."""
+        c, size = self.contract, self.max_batch or max(1, int(batch))
+        for start in range(0, len(lowres), size):
+            x = lowres[start:start + size]
+            n = len(x)
+            if self.max_batch and n < size:
+                x = np.concatenate([x, np.repeat(x[-1:], size - n, axis=0)])
+            yield start, start + n, self.session.run([c.output_name], {c.input_name: x})[0][:n]

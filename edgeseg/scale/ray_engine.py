@@ -87,12 +87,12 @@ def _worker_class(ray):
             for g in groups:
                 why_not = skip_reason(g.instances[0].header, self.seg.contract, self.opts.select)
                 if why_not:
-                    rows.append(Row(g.label, len(g.instances), "skipped", why_not))
+                    rows.append(Row(g.series_uid, len(g.instances), "skipped", why_not))
                     continue
                 try:
                     rows.append(process_series(self.seg, g, Path(out), self.opts, lost=lost))
                 except Exception as exc:
-                    rows.append(failure_row(g.label, len(g.instances), exc, start))
+                    rows.append(failure_row(g.series_uid, len(g.instances), exc, start))
             return [{**dataclasses.asdict(r), "report": {}} for r in rows]
 
     return SeriesWorker
