@@ -32,6 +32,11 @@ def read_toml(path, what: str = "TOML file") -> dict:
         raise EdgesegError(f"{path}: not valid TOML ({exc})") from None
 
 
+def short_hash(text, digits: int = 8) -> str:
+    """The first `digits` hex digits of the text's SHA-256: tells apart names that would otherwise be the same."""
+    return hashlib.sha256(str(text).encode("utf-8", "surrogatepass")).hexdigest()[:digits]
+
+
 class FolderTaken(Exception):
     """The final name holds something `publish_folder` was told not to replace."""
 
@@ -98,8 +103,7 @@ def publish_folder(tmp, final, replaceable: Callable[[Path], bool]) -> Path:
         if final.exists() or final.is_symlink():
             if not replaceable(final):
                 raise FolderTaken(final)
-            tag = hashlib.sha256(str(tmp).encode("utf-8", "surrogatepass")).hexdigest()[:8]
-            old = final.with_name(f".{final.name}.old-{os.getpid()}-{tag}")
+            old = final.with_name(f".{final.name}.old-{os.getpid()}-{short_hash(tmp)}")
             try:
                 os.replace(final, old)
             except FileNotFoundError:

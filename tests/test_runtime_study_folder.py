@@ -196,6 +196,22 @@ def test_single_slice_and_bad_nifti_say_so(model, tmp_path):
     assert items["broken.nii.gz"]["status"] == "failed" and "not a readable NIfTI file" in items["broken.nii.gz"]["reason"]
 
 
+def test_two_nifti_files_of_one_name_get_two_folders_and_a_rerun_replaces_its_own(model, tmp_path):
+    """OUT/nifti/<name> is held by the file whose report says so: another file of that name gets <name>-<hash>."""
+    nib = pytest.importorskip("nibabel")
+    for sub in ("a", "b"):
+        (tmp_path / sub).mkdir()
+        nib.save(nib.Nifti1Image(np.random.default_rng(0).random((16, 16, 2)).astype(np.float32) * 500, np.eye(4)),
+                 str(tmp_path / sub / "t1.nii"))
+    out = tmp_path / "out"
+    for sub in ("a", "b", "a"):
+        assert main(["run", str(model), str(tmp_path / sub / "t1.nii"), "--out", str(out), "--quiet"]) == 0
+    held = {d.name: json.loads((d / "report.json").read_text())["input"]["path"] for d in (out / "nifti").iterdir()}
+    assert len(held) == 2 and held["t1"] == str((tmp_path / "a" / "t1.nii").resolve()), held
+    (other,) = set(held) - {"t1"}
+    assert other.startswith("t1-") and held[other] == str((tmp_path / "b" / "t1.nii").resolve())
+
+
 def test_malformed_inputs_to_the_new_entry_points_say_so_and_write_nothing(model, tmp_path, capsys):
     from edgeseg.runtime.session import Segmenter
 

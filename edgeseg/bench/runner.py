@@ -17,14 +17,14 @@ import tempfile
 from pathlib import Path
 
 from edgeseg.bench.report import machine_line, write_section
-
-STAGES = ("read", "preprocess", "infer", "postprocess", "write")
+from edgeseg.runtime.report import STAGES
 MODES = ("sequential", "pipelined")
 
 _CHILD = r"""
 import json, resource, sys, tempfile, time
 t0 = time.perf_counter()
 from edgeseg.runtime.pipeline import Options, run
+from edgeseg.runtime.report import STAGES
 from edgeseg.runtime.session import Segmenter
 t_import = time.perf_counter() - t0
 Segmenter(sys.argv[1], "cpu", int(sys.argv[3]))
@@ -41,7 +41,7 @@ for _ in range(int(sys.argv[4])):
                              pipeline=mode == "pipelined"), show_progress=False)
         ok = [r for r in rows if r.status == "ok"]
         assert len(ok) == len(rows), [r.reason for r in rows]
-        stages = {k: sum(r.report["timings_s"][k] for r in ok) for k in ("read", "preprocess", "infer", "postprocess", "write")}
+        stages = {k: sum(r.report["timings_s"][k] for r in ok) for k in STAGES}
         runs[mode].append({"wall_s": info["segment_wall_s"] + info["discover_s"], "stages_s": stages,
                            "slices": sum(r.slices for r in ok), "series": len(ok), "report": ok[0].report})
 median = {mode: sorted(reps, key=lambda r: r["wall_s"])[len(reps) // 2] for mode, reps in runs.items()}
@@ -181,7 +181,7 @@ def run(args) -> int:
         seq, pip = r["runs"]["sequential"], r["runs"]["pipelined"]
         verdicts[-1] += (f"; pipelined vs sequential for {label}: throughput x{seq['wall_s'] / pip['wall_s']:.2f}, "
                          f"inference itself x{seq['stages_s']['infer'] / pip['stages_s']['infer']:.2f} "
-                         "(the other threads compete for the core pair)")
+                         "(the reader and writer threads compete for the same cores)")
     lines += ["", f"PyTorch reference (same backbone, full resolution {rep0['model']['hr_size'][0]}x"
               f"{rep0['model']['hr_size'][1]}, no SR head, inference + argmax only): {1000 * ref['infer_s'] / n:.2f} ms/slice, "
               f"{ref_sps:.1f} slices/s. The runner's figures include reading, decoding and writing DICOM SEG (highdicom + "
@@ -190,7 +190,8 @@ def run(args) -> int:
               "", "Issue 6 target: inference >= 70 % of the end-to-end time. " + "; ".join(verdicts) + ".",
               "", f"Machine load (os.getloadavg, 1/5/15 min): "
               f"{'/'.join(f'{v:.2f}' for v in load_before)} before, {'/'.join(f'{v:.2f}' for v in load_after)} after "
-              f"the runner measurements, on {os.cpu_count()} logical cores.",
+              f"the runner measurements, on {os.cpu_count()} logical cores; the run could use "
+              f"{len(os.sched_getaffinity(0))} of them (CPU affinity).",
               "", machine_line(), "",
               f"Command: `edgeseg bench runner{' ' + ' '.join('--model ' + m for m in args.model) if args.model else ''} "
               f"--threads {args.threads} --repeats {args.repeats} --copies {args.copies}`"]

@@ -15,8 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeseg.errors import EdgesegError, first_line, require
-from edgeseg.io import atomic_write
-from edgeseg.runtime.outputs import short_hash, write_folder
+from edgeseg.io import atomic_write, short_hash
 from edgeseg.runtime.safe_paths import inside, readable_name
 
 LPS = np.diag([-1.0, -1.0, 1.0])
@@ -63,54 +62,34 @@ def read_nifti(path: Path) -> NiftiVolume:
                        float(sizes[2]), tuple(float(v) for v in cosines[:, 2]))
 
 
-def _folder(out: Path, path: Path) -> Path:
+def _folder(out: Path, path: Path) -> tuple[Path, Path]:
+    """OUT/nifti/<file name>, or that name + a hash of the file's path when another file's result holds it."""
     stem = path.name[: -len(".nii.gz")] if path.name.lower().endswith(".nii.gz") else path.stem
-    name = readable_name(stem) or "volume"
-    final = out / "nifti" / name
-    holder = final / "report.json"
-    if holder.is_file() and f'"{path.resolve()}"' not in holder.read_text(errors="replace"):
-        final = out / "nifti" / f"{name}-{short_hash(str(path.resolve()))}"
-    inside(out, final)
-    return final
+    final = out / "nifti" / (readable_name(stem) or "volume")
+    return inside(out, final), inside(out, final.with_name(f"{final.name}-{short_hash(str(path.resolve()))}"))
 
 
 def process_nifti(seg, path: Path, out: Path, opts):
     """Segment one NIfTI volume into OUT/nifti/<name>/ (mask.nii.gz, report.json, overlay.png)."""
-    from edgeseg.runtime.colours import legend
-    from edgeseg.runtime.overlay import write_overlay
     from edgeseg.runtime.pipeline import Row
-    from edgeseg.runtime.report import volumes_ml, write_json
     from edgeseg.runtime.segment import segment_volume
+    from edgeseg.runtime.stages import write_result
 
     t0 = time.perf_counter()
     nv = read_nifti(path)
     t = {"read": time.perf_counter() - t0}
     mask, warnings = segment_volume(seg, nv.volume, nv.spacing, nv.orientation, nv.slice_spacing, None,
                                     opts.batch, t, slice_direction=nv.slice_direction)
-    c, nib = seg.contract, _nibabel()
 
-    def fill(tmp: Path) -> dict:
-        t0 = time.perf_counter()
+    def write_mask(target: Path) -> None:  # the input's own header and affine, the mask's type
         header = nv.image.header.copy()
         header.set_data_dtype(np.uint8)
-        out_img = nib.Nifti1Image(np.ascontiguousarray(np.transpose(mask, (2, 1, 0))), nv.image.affine, header)
-        out_img.header.set_slope_inter(1, 0)
-        atomic_write(tmp / "mask.nii.gz", gzip.compress(out_img.to_bytes(), mtime=0))
-        outputs = ["mask.nii.gz"]
-        if opts.overlay:
-            write_overlay(tmp / "overlay.png", nv.volume, mask, c.class_names)
-            outputs.append("overlay.png")
-        t["write"] = time.perf_counter() - t0
-        report = {"status": "ok", "input": {"path": str(path.resolve()), "format": "NIfTI",
-                                            "shape": list(nv.image.shape), "pixel_spacing_mm": list(nv.spacing),
-                                            "slice_spacing_mm": round(nv.slice_spacing, 4)},
-                  "model": {"path": Path(seg.path).name, "name": c.model_name, "class_names": list(c.class_names)},
-                  "provider": seg.provider, "timings_s": {k: round(v, 4) for k, v in t.items()},
-                  "total_s": round(sum(t.values()), 4),
-                  "volumes_ml": volumes_ml(mask, nv.spacing, nv.slice_spacing, c.class_names),
-                  "outputs": outputs + ["report.json"], "warnings": warnings, "colours": legend(c.class_names)}
-        write_json(tmp / "report.json", report)
-        return report
+        image = _nibabel().Nifti1Image(np.ascontiguousarray(np.transpose(mask, (2, 1, 0))), nv.image.affine, header)
+        image.header.set_slope_inter(1, 0)
+        atomic_write(target, gzip.compress(image.to_bytes(), mtime=0))
 
-    final, report = write_folder(out, _folder(out, path), fill, opts.private)
+    source = {"input": {"path": str(path.resolve()), "format": "NIfTI", "shape": list(nv.image.shape),
+                        "pixel_spacing_mm": list(nv.spacing), "slice_spacing_mm": round(nv.slice_spacing, 4)}}
+    final, report = write_result(seg, opts, out, (*_folder(out, path), str(path.resolve())), mask, nv.volume, nv.spacing,
+                                 nv.slice_spacing, {"mask.nii.gz": write_mask}, source, warnings, t)
     return Row(str(path), len(mask), "ok", "; ".join(warnings), sum(t.values()), str(final), report)

@@ -13,7 +13,6 @@ Files are 0644 and folders 0755 (others on the board, e.g. a PACS uploader, can 
 from __future__ import annotations
 
 import errno
-import hashlib
 import json
 import os
 import shutil
@@ -22,17 +21,12 @@ from pathlib import Path
 from typing import Callable
 
 from edgeseg.errors import EdgesegError, system_words
-from edgeseg.io import FolderTaken, publish_folder
+from edgeseg.io import FolderTaken, publish_folder, short_hash
 from edgeseg.runtime.safe_paths import inside, readable_name, safe_name
 
 # what a published series folder may hold: anything else in it was not written by edgeseg
 OUTPUT_NAMES = frozenset({"seg.dcm", "report.json", "overlay.png", "mask.nii.gz", "mask.npy"})
 LAYOUTS = ("readable", "uid")
-
-
-def short_hash(text: str) -> str:
-    """8 hex digits of the text's SHA-256: tells apart two results that would share a folder name."""
-    return hashlib.sha256(str(text).encode("utf-8", "surrogatepass")).hexdigest()[:8]
 
 
 def _names(series, layout: str) -> tuple[str, str]:
@@ -46,9 +40,11 @@ def _names(series, layout: str) -> tuple[str, str]:
 
 
 def _holder(folder: Path) -> str | None:
-    """SeriesInstanceUID of the earlier result in `folder` (None when there is none or it is unreadable)."""
+    """What the earlier result in `folder` was computed from: its SeriesInstanceUID, or its NIfTI file's path
+    (None when there is no result or it is unreadable)."""
     try:
-        return json.loads((folder / "report.json").read_text())["series"]["series_instance_uid"]
+        report = json.loads((folder / "report.json").read_text())
+        return report["series"]["series_instance_uid"] if "series" in report else report["input"]["path"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
 
@@ -83,7 +79,7 @@ def set_modes(folder: Path, private: bool = False) -> None:
 
 
 def write_folder(out: Path, final: Path, fill: Callable[[Path], object], private: bool = False,
-                 series_uid: str | None = None, alternative: Path | None = None) -> tuple[Path, object]:
+                 source_id: str | None = None, alternative: Path | None = None) -> tuple[Path, object]:
     """`fill(tmp)` writes the files into a hidden temporary folder beside `final`, which is then published
     (`publish`) with the modes set -> (where it went, what fill returned). Nothing half-written stays; an
     OSError (disk full, no inodes...) becomes a one-line EdgesegError naming the folder."""
@@ -96,7 +92,7 @@ def write_folder(out: Path, final: Path, fill: Callable[[Path], object], private
     try:
         result = fill(tmp)
         set_modes(tmp, private)
-        return publish(tmp, final, series_uid, alternative), result
+        return publish(tmp, final, source_id, alternative), result
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise EdgesegError(f"{final}: cannot write the outputs ({system_words(exc)})") from exc
@@ -105,14 +101,14 @@ def write_folder(out: Path, final: Path, fill: Callable[[Path], object], private
         raise
 
 
-def publish(tmp: Path, final: Path, series_uid: str | None = None, alternative: Path | None = None) -> Path:
+def publish(tmp: Path, final: Path, source_id: str | None = None, alternative: Path | None = None) -> Path:
     """Rename a finished temporary folder onto its final name (edgeseg.io.publish_folder); returns where it went.
 
     An earlier result of the same series (or of unknown series) is replaced; a name another series holds
     sends the result to `alternative`; anything else at that name (a user's folder, a file, a link) is left
     untouched and the series fails. Safe with several writers at once (Ray workers)."""
     def same_series(folder: Path) -> bool:
-        return is_earlier_result(folder) and (alternative is None or _holder(folder) in (None, series_uid))
+        return is_earlier_result(folder) and (alternative is None or _holder(folder) in (None, source_id))
 
     try:
         try:

@@ -8,11 +8,11 @@ refuses it unless it lies under the resolved root.
 """
 from __future__ import annotations
 
-import hashlib
 import re
 from pathlib import Path
 
 from edgeseg.errors import EdgesegError
+from edgeseg.io import short_hash
 
 _UID = re.compile(r"[0-9]{1,64}(\.[0-9]{1,64}){0,63}")
 
@@ -22,7 +22,7 @@ def safe_name(value) -> str:
     text = "" if value is None else str(value)
     if len(text) <= 64 and _UID.fullmatch(text):
         return text
-    return "h-" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:40]
+    return "h-" + short_hash(text, 40)
 
 
 def inside(root: Path, path: Path) -> Path:

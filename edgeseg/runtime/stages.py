@@ -11,16 +11,16 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime import discover as disc
-from edgeseg.runtime.colours import legend
 from edgeseg.runtime.outputs import series_folder, write_folder
 from edgeseg.runtime.pixels import Decoded, decode_series
-from edgeseg.runtime.report import series_report, volumes_ml, write_json
+from edgeseg.runtime.report import result_report, series_block, volumes_ml, write_json
 from edgeseg.runtime.segment import segment_volume
 from edgeseg.runtime.series import Series, build_series
 
@@ -70,42 +70,49 @@ def infer_series(seg, loaded: Loaded, batch: int = 8) -> Inferred:
     return Inferred(loaded, mask)
 
 
-def write_series(seg, inferred: Inferred, out: Path, opts):
-    """Every output of the series into its folder, all or nothing (outputs.write_folder)."""
-    from edgeseg.runtime.mask_files import write_mask
+def write_result(seg, opts, out: Path, where, mask, volume, spacing, slice_spacing, files: dict, source: dict,
+                 warnings, t: dict) -> tuple[Path, dict]:
+    """One result's `files` ({name: write(path)}), overlay and report.json, published all or nothing
+    (outputs.write_folder) at `where` = (final, alternative, what it was computed from) -> (folder, report)."""
     from edgeseg.runtime.overlay import write_overlay
-    from edgeseg.runtime.pipeline import Row
-    from edgeseg.runtime.seg_writer import write_seg
 
-    loaded, mask, c = inferred.loaded, inferred.mask, seg.contract
-    series, t = loaded.series, loaded.timings
-    t0 = time.perf_counter()
+    c, t0 = seg.contract, time.perf_counter()
 
     def fill(tmp: Path) -> dict:
-        outputs = []
-        if opts.seg:
-            write_seg(series, mask, c, tmp / "seg.dcm", seg.model_id)
-            outputs.append("seg.dcm")
-        for kind in opts.also:
-            name = "mask.nii.gz" if kind == "nifti" else "mask.npy"
-            write_mask(tmp / name, mask, series, kind)
-            outputs.append(name)
+        for name, write in files.items():
+            write(tmp / name)
+        outputs = list(files)
         if opts.overlay:
-            write_overlay(tmp / "overlay.png", loaded.decoded.values, mask, c.class_names)
+            write_overlay(tmp / "overlay.png", volume, mask, c.class_names)
             outputs.append("overlay.png")
         t["write"] = time.perf_counter() - t0
-        volumes = volumes_ml(mask, series.spacing, series.slice_spacing, c.class_names)
-        report = series_report(series, c, seg.path, seg.provider, opts.threads, t, volumes, outputs + ["report.json"],
-                               loaded.warnings)
-        report["dropped_files"] = [{"file": str(f), "reason": why} for f, why in loaded.dropped]
-        report["colours"] = legend(c.class_names)  # as in the SEG's segments and the overlay's legend
+        report = result_report(seg, opts.threads, t, len(mask), volumes_ml(mask, spacing, slice_spacing, c.class_names),
+                               outputs + ["report.json"], warnings, source)
         write_json(tmp / "report.json", report)
         return report
 
-    final, alternative = series_folder(out, series, opts.layout)
-    final, report = write_folder(out, final, fill, opts.private, series.series_uid, alternative)
-    return Row(series.series_uid, len(series.frames), "ok", "; ".join(loaded.warnings), sum(t.values()), str(final),
-               report)
+    final, alternative, source_id = where
+    return write_folder(out, final, fill, opts.private, source_id, alternative)
+
+
+def write_series(seg, inferred: Inferred, out: Path, opts):
+    """SEG, mask files, overlay and report of the series into its folder (`write_result`) -> Row."""
+    from edgeseg.runtime.mask_files import write_mask
+    from edgeseg.runtime.pipeline import Row
+    from edgeseg.runtime.seg_writer import write_seg
+
+    loaded, mask = inferred.loaded, inferred.mask
+    series = loaded.series
+    files = {"seg.dcm": lambda path: write_seg(series, mask, seg.contract, path, seg.model_id)} if opts.seg else {}
+    for kind in opts.also:
+        files["mask.nii.gz" if kind == "nifti" else "mask.npy"] = partial(write_mask, mask=mask, series=series, kind=kind)
+    source = {"series": series_block(series),
+              "dropped_files": [{"file": str(f), "reason": why} for f, why in loaded.dropped]}
+    final, report = write_result(seg, opts, out, (*series_folder(out, series, opts.layout), series.series_uid), mask,
+                                 loaded.decoded.values, series.spacing, series.slice_spacing, files, source,
+                                 loaded.warnings, loaded.timings)
+    return Row(series.series_uid, len(series.frames), "ok", "; ".join(loaded.warnings), sum(loaded.timings.values()),
+               str(final), report)
 
 
 def process_series(seg, group: disc.SeriesGroup, out: Path, opts, read_s: float = 0.0, notes=(), lost=()):
