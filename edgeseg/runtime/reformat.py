@@ -55,19 +55,6 @@ class Reformat:
                 f"mask mapped back onto the {self.source_plane} instances")
 
 
-def slice_direction_of(orientation, positions=None) -> np.ndarray:
-    """Unit LPS vector along which the slice index grows: from the first to the last position when known,
-    else the normal row x column (the order runtime.series sorts by)."""
-    o = np.asarray(orientation, dtype=np.float64).reshape(2, 3)
-    normal = np.cross(o[0], o[1])
-    normal /= np.linalg.norm(normal)
-    if positions is None or len(positions) < 2 or any(p is None for p in positions):
-        return normal
-    step = np.asarray(positions[-1], float) - np.asarray(positions[0], float)
-    length = np.linalg.norm(step)
-    return step / length if length > 0 else normal
-
-
 def _check_positions(positions, direction: np.ndarray, normal: np.ndarray, where: str) -> None:
     """Evenly spaced slices along the normal (no gaps, no shear), as a volume needs to be re-sliced."""
     if positions is None or any(p is None for p in positions):
@@ -100,8 +87,10 @@ def plan(orientation, spacing, slice_spacing, n_slices: int, contract: ModelCont
     o = np.asarray(orientation, dtype=np.float64).reshape(2, 3)
     normal = np.cross(o[0], o[1])
     normal /= np.linalg.norm(normal)
-    direction = np.asarray(slice_direction, float) if slice_direction is not None else \
-        slice_direction_of(orientation, positions)
+    direction = normal if slice_direction is None else np.asarray(slice_direction, float)
+    if slice_direction is None and positions is not None and len(positions) > 1 and all(p is not None for p in positions):
+        step = np.asarray(positions[-1], float) - np.asarray(positions[0], float)  # the order runtime.series sorted
+        direction = step if np.linalg.norm(step) > 0 else normal
     direction = direction / np.linalg.norm(direction)
     plane = PLANE_OF_NORMAL[direction_letter(normal)]
     where = f"{plane} series"
