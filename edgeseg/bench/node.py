@@ -364,7 +364,7 @@ the node in its own process (`--threads {args.threads}`), model `{Path(args.mode
 {chr(10).join(_with_rss(describe(name, r), r) for name, r in faults.items())}
 
 Fault scenarios (edgeseg/bench/node_faults.py) use pynetdicom senders and a pynetdicom peer that misbehaves on
-purpose; series of 6 slices. The chaos scenarios of the same run are in their own table ("DICOM node: chaos").
+purpose; series of 6 slices. This run's chaos scenarios are in their own table ("DICOM node: chaos").
 Lost: acknowledged instances no delivered SEG references (or a refused SEG not kept in dead-letter/);
 duplicated: Store requests beyond one per SEG.
 {RSS_NOTE}

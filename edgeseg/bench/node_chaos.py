@@ -228,10 +228,12 @@ def describe(name: str, r: dict | None) -> str:
             + f" vs the target 2 x (idle {r['idle_mb']:.0f} + {DEFAULT_CAP_MB:g}) = {r['bound_mb']:.0f} MB: "
             + ("met" if r['met'] else "NOT met")),
         "20 senders, one sending garbage": lambda: (
-            f"{r['acked']} of {r['sent']} instances acknowledged, {r['segs']} of 19 SEGs; garbage: "
+            f"{r['acked']} of {r['sent']} instances acknowledged, {r['segs']} SEGs for the 19 series (more when a "
+            f"series' instances arrive over --series-timeout apart: one SEG per batch); garbage: "
             f"{r['garbage'].get('before_association', 0)} connections before any association "
             f"({r['dropped']} `connection_dropped` lines), {r['garbage'].get('in_association', 0)} inside an accepted "
-            f"association ({r['garbage_aborted']} aborted by the node, `association_aborted`)"),
+            f"association ({r['garbage_aborted']} aborted by the node, `association_aborted`), "
+            f"{r['garbage'].get('rejected', 0)} garbage association requests rejected (A-ASSOCIATE-RJ, none sent)"),
         "peer accepts then drops": lambda: (
             f"{r['drops']} associations aborted by the peer mid-data-set, {r['failed_attempts']} failed attempts "
             f"retried, {r['segs']} SEG delivered"),

@@ -150,17 +150,20 @@ def _associate_rq(called: str, calling: str = "GARBAGE", sop_class: str = "1.2.8
 
 def send_garbage(port: int, host: str = HOST, called: str = "EDGESEG", timeout: float = 5.0) -> dict:
     """One connection per GARBAGE payload (sent, then hang up), and one per GARBAGE_IN_ASSOCIATION payload
-    (sent once the association is accepted); returns how many of each were sent."""
+    (sent once the association is accepted); returns how many of each were sent, and how many association
+    requests were rejected instead."""
     import socket
 
-    sent = {"before_association": 0, "in_association": 0}
+    sent = {"before_association": 0, "in_association": 0, "rejected": 0}
     jobs = [(None, p) for p in GARBAGE.values()] + [(_associate_rq(called), p) for p in GARBAGE_IN_ASSOCIATION.values()]
     for rq, payload in jobs:
         try:
             with socket.create_connection((host, port), timeout=timeout) as s:
                 if rq is not None:
                     s.sendall(rq)
-                    if s.recv(1) != b"\x02":        # not an A-ASSOCIATE-AC
+                    first = s.recv(1)
+                    if first != b"\x02":           # not an A-ASSOCIATE-AC: no garbage sent
+                        sent["rejected"] += first == b"\x03"   # A-ASSOCIATE-RJ
                         continue
                 s.sendall(payload)
                 s.settimeout(0.5)
