@@ -108,9 +108,18 @@ def test_coronal_variants_carry_coronal_geometry_and_the_runner_takes_them(tmp_p
     g = V.geometry(variants[0].stack)
     assert np.allclose(g["positions"][1] - g["positions"][0], (0.0, -1.0, 0.0))   # slice index toward A
     assert np.allclose(g["positions"][0][[0, 2]], (-127.5, 127.5))                  # matrix centred, top row superior
-    picked = [variants[0], next(v for v in variants if v.kind == "rotation")]
+    # slices that differ (the disc shrinks along the stack), so a mask compared in the wrong slice order fails
+    t1, lab = t1.copy(), lab.copy()
+    for z in range(len(t1)):
+        gone = np.arange(t1.shape[1]) < 3 * z
+        t1[z, gone], lab[z, gone] = 0, 0
+    picked = [V.build_variants(t1, lab, [2, 3, 4, 8, 9], plane="coronal")[0]]
+    picked.append(next(v for v in variants if v.kind == "rotation"))
     kw = dict(hr_size=(96, 96), input_shape=("batch", 1, 48, 48), normalization="foreground_percentile", fit="foreground_box")
     coronal = export_threshold_model(tmp_path / "c.onnx", make_contract(plane="coronal", in_plane_axes=("I", "L"), **kw))
-    assert [r["status"] for r in measure(str(coronal), picked, threads=1)] == ["ok", "ok"]
+    rows = measure(str(coronal), picked, threads=1)
     axial = export_threshold_model(tmp_path / "a.onnx", make_contract(**kw))
+    same_as_axial = measure(str(axial), V.build_variants(t1, lab, [2, 3, 4, 8, 9])[:1], threads=1)[0]
+    assert [r["status"] for r in rows] == ["ok", "ok"]
+    assert rows[0]["dice"] == pytest.approx(same_as_axial["dice"], abs=1e-9)  # the same pixels, the same mask
     assert [r["status"] for r in measure(str(axial), picked[:1], threads=1)] == ["failed"]

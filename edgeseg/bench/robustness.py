@@ -80,6 +80,16 @@ def with_normalization(model: str, name: str, folder: Path) -> str:
     return str(path)
 
 
+def _slice_order(stack) -> np.ndarray:
+    """Indices of the stack's slices in the runner's order: along the slice normal (row x column cosines) of
+    the written geometry; a coronal display stack grows toward A while its normal points P."""
+    from edgeseg.bench.robustness_variants import geometry
+
+    g = geometry(stack)
+    normal = np.cross(np.asarray(g["orientation"][:3]), np.asarray(g["orientation"][3:]))
+    return np.argsort([float(np.dot(p, normal)) for p in g["positions"]], kind="stable")
+
+
 def measure(model: str, variants, threads: int) -> list[dict]:
     """Segment every variant with the runner; -> one row per variant (Dice per class, volumes, status)."""
     from edgeseg.metrics import dice_per_class
@@ -100,13 +110,14 @@ def measure(model: str, variants, threads: int) -> list[dict]:
                 rows.append({**row, "status": "failed", "reason": "; ".join(r.reason for r in got)})
                 continue
             mask = np.load(Path(ok[0].out) / "mask.npy")
+            truth = v.stack.labels[_slice_order(v.stack)]   # the mask's slices are in the runner's order
             rep = ok[0].report
             names = rep["model"]["class_names"]
-            dice = dice_per_class(mask, v.stack.labels, len(names))
+            dice = dice_per_class(mask, truth, len(names))
             sp, step = rep["series"]["pixel_spacing_mm"], rep["series"]["slice_spacing_mm"]
             rows.append({**row, "status": "ok", "dice": {n: float(d) for n, d in zip(names, dice)},
                          "mean_foreground_dice": float(dice[1:].mean()),
-                         "volumes_ml": rep["volumes_ml"], "truth_ml": volumes_ml(v.stack.labels, sp, step, names),
+                         "volumes_ml": rep["volumes_ml"], "truth_ml": volumes_ml(truth, sp, step, names),
                          "warnings": rep["warnings"]})
     return rows
 
