@@ -37,3 +37,19 @@ def direction_letter(vector) -> str:
     v = np.asarray(vector, dtype=float)
     k = int(np.argmax(np.abs(v)))
     return ("L", "P", "S")[k] if v[k] > 0 else ("R", "A", "I")[k]
+
+
+def source_axes(orientation) -> tuple[str, str]:
+    """(rows, columns) direction letters from ImageOrientationPatient; display axial (P, L) when unknown."""
+    if orientation is None:
+        return ("P", "L")
+    row_cos, col_cos = np.asarray(orientation[:3]), np.asarray(orientation[3:])
+    return direction_letter(col_cos), direction_letter(row_cos)  # rows advance along the column cosine
+
+
+def obliquity_deg(orientation) -> float:
+    """Largest angle between an in-plane axis and the nearest patient axis."""
+    if orientation is None:
+        return 0.0
+    o = np.asarray(orientation, dtype=float).reshape(2, 3)
+    return float(np.degrees(np.arccos(np.clip(np.abs(o).max(axis=1) / np.linalg.norm(o, axis=1), -1, 1))).max())

@@ -15,7 +15,7 @@ import numpy as np
 
 from edgeseg.contract import ModelContract
 from edgeseg.errors import EdgesegError
-from edgeseg.orientation import axis_lines, direction_letter, reorient_2d
+from edgeseg.orientation import axis_lines, reorient_2d, source_axes
 from edgeseg.preprocess import FITS, LOWRES_METHODS, NORMALIZATIONS, StoredGrid, apply_contract, lowres_input
 
 SUPPORTED = {"normalization": tuple(NORMALIZATIONS), "lowres_method": tuple(LOWRES_METHODS),
@@ -41,22 +41,6 @@ def check_contract(contract: ModelContract, where: str = "model") -> None:
     h, w = contract.hr_size
     if h % contract.scale or w % contract.scale:
         raise EdgesegError(f"{where}: hr_size {h}x{w} is not divisible by scale {contract.scale}")
-
-
-def source_axes(orientation) -> tuple[str, str]:
-    """(rows, columns) direction letters from ImageOrientationPatient; display axial (P, L) when unknown."""
-    if orientation is None:
-        return ("P", "L")
-    row_cos, col_cos = np.asarray(orientation[:3]), np.asarray(orientation[3:])
-    return direction_letter(col_cos), direction_letter(row_cos)  # rows advance along the column cosine
-
-
-def obliquity_deg(orientation) -> float:
-    """Largest angle between an in-plane axis and the nearest patient axis."""
-    if orientation is None:
-        return 0.0
-    o = np.asarray(orientation, dtype=float).reshape(2, 3)
-    return float(np.degrees(np.arccos(np.clip(np.abs(o).max(axis=1) / np.linalg.norm(o, axis=1), -1, 1))).max())
 
 
 def resample_linear(images: np.ndarray, shape: tuple[int, int], zoom: tuple[float, float]) -> np.ndarray:

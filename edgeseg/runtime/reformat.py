@@ -23,8 +23,7 @@ import numpy as np
 
 from edgeseg.contract import ModelContract
 from edgeseg.errors import EdgesegError
-from edgeseg.orientation import axis_lines, direction_letter
-from edgeseg.runtime.preprocess import source_axes
+from edgeseg.orientation import axis_lines, direction_letter, source_axes
 
 MIN_SLICES = 32          # fewer slices: a reformatted slice would be a narrow strip, not an image
 MAX_ANISOTROPY = 2.0     # slice spacing / pixel spacing above this: voxels too far from isotropic

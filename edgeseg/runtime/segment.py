@@ -7,9 +7,10 @@ import time
 
 import numpy as np
 
+from edgeseg.orientation import obliquity_deg
 from edgeseg.runtime import reformat
 from edgeseg.runtime.postprocess import logits_to_source_grid
-from edgeseg.runtime.preprocess import obliquity_deg, prepare
+from edgeseg.runtime.preprocess import prepare
 
 AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)   # ImageOrientationPatient of plain axial slices (rows L->R, columns P)
 FEW_SLICES = 10  # below this the series is a partial volume for the model's statistics: say so
