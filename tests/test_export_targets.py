@@ -122,10 +122,11 @@ def test_generic_cpu_targets_set_their_quantize_defaults(target, activation):
     assert (q.activation_type, q.float_below_channels, q.format) == (activation, 8, "qdq")
 
 
-def test_check_knows_the_generic_cpu_targets_and_warns_on_arm_only(tmp_path, capsys):
+def test_check_knows_the_generic_cpu_targets_and_warns_where_int8_is_not_faster(tmp_path, capsys):
     path = _qdq_model(tmp_path / "q.onnx")
     assert main(["check", str(path), "--target", "cpu-x86"]) == 0
-    assert "warning" not in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "warning:" in out and "VNNI" in out  # measured slower than FP32 on an AVX2-only EPYC
     assert main(["check", str(path), "--target", "cpu-arm64"]) == 0
     out = capsys.readouterr().out
     assert "warning:" in out and "dot product" in out  # no speed-up expected on A53/A57/A72
