@@ -109,3 +109,24 @@ def test_receive_to_disk_is_undone_by_the_last_node(tmp_path):
     assert tempfile.gettempdir() == str(tmp_path / "a")
     receive_done(tmp_path / "a")
     assert (tempfile.tempdir, _config.STORE_RECV_CHUNKED_DATASET) == before
+
+
+def test_guard_keeps_concurrent_under_cap_data_sets_within_one_cap_of_the_quota():
+    """Each data set under the cap is refused (0xA700) only once whole; several at once are bounded together:
+    with more than one cap in progress the guard asks for room with one cap of slack, and aborts the one that
+    passes it (within one room_step)."""
+    asked = []
+
+    def room(bytes_beyond_one_cap):
+        asked.append(bytes_beyond_one_cap)
+        return "the spool would pass its quota" if bytes_beyond_one_cap > 1500 else ""
+    guard = ReceiveGuard(max_bytes=1000, room=room, room_step=100)
+    a, b, c = Assoc(), Assoc(), Assoc()
+    guard.on_pdu(_pdu(a, (DATA, 900)))                     # one data set in progress: the handler's business
+    guard.on_pdu(_pdu(b, (DATA, 900)))                     # 1800 in progress: 800 beyond one cap, room left
+    assert asked == [800] and not b.aborted.wait(0.2)
+    guard.on_pdu(_pdu(c, (DATA, 50)))                      # 1850: under room_step of growth, not asked again
+    assert asked == [800]
+    guard.on_pdu(_pdu(c, (DATA, 800)))                     # 2650: 1650 beyond one cap: no room, c aborted
+    assert asked == [800, 1650] and c.aborted.wait(5)
+    assert not a.aborted.is_set() and not b.aborted.is_set()

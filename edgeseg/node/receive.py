@@ -126,10 +126,15 @@ class ReceiveGuard:
     """EVT_PDU_RECV handler (runs in each association's own network thread). A data set past `max_bytes` (the
     cap; 0: none) aborts its association when it passes `ceiling` (0: none) or when `room(bytes)` — called with
     the bytes all associations have received of their data sets in progress — gives a reason; a PDU longer
-    than `max_pdu` (0: no check) aborts it at once."""
+    than `max_pdu` (0: no check) aborts it at once. Data sets under the cap are refused by the C-STORE handler
+    (0xA700) once whole, so several arriving at once could pass the quota by one cap each: while more than one
+    cap is in progress, `room(in progress - cap)` is asked every `room_step` bytes of growth, keeping the spool
+    within one data set of its quota across all associations."""
 
-    def __init__(self, max_bytes: int, max_pdu: int = 0, ceiling: int = 0, room=None):
+    def __init__(self, max_bytes: int, max_pdu: int = 0, ceiling: int = 0, room=None, room_step: int = 4 << 20):
         self.max_bytes, self.max_pdu, self.ceiling, self.room = int(max_bytes), int(max_pdu), int(ceiling), room
+        self.room_step = int(room_step)
+        self._asked_at = 0                   # bytes in progress when room was last asked for the shared slack
         self._sizes: dict[int, int] = {}     # id(association) -> data-set bytes of the message in progress
         self._aborted: set[int] = set()
         self._lock = threading.Lock()
@@ -158,7 +163,16 @@ class ReceiveGuard:
                     over_cap = True
             self._sizes[key] = n
             in_progress = sum(self._sizes.values())
+            shared = (not over_cap and self.room is not None and self.max_bytes and in_progress > self.max_bytes
+                      and abs(in_progress - self._asked_at) >= self.room_step)
+            if shared:
+                self._asked_at = in_progress
         mb = 1024 * 1024
+        if not reason and shared:
+            why = self.room(in_progress - self.max_bytes)
+            if why:
+                reason = (f"{in_progress / mb:.1f} MB of data sets in progress on all associations, more than one "
+                          f"--max-dataset-mb {self.max_bytes / mb:.4g} beyond the limit: {why}")
         if not reason and over_cap:
             if self.ceiling and n > self.ceiling:
                 reason = f"data set over --max-receive-mb {self.ceiling / mb:.4g} while being received ({n / mb:.1f} MB so far)"
