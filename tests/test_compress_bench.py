@@ -72,3 +72,29 @@ def test_quick_bench_writes_the_section_and_reuses_cells(tmp_path, tiny_checkpoi
                          "--docs", str(tmp_path / "B.md"), "--plot", str(tmp_path / "c.png")])
     assert compression.run(args) == 0
     assert "| 0.1235 |" in (tmp_path / "B.md").read_text()
+
+
+def test_only_tucker_writes_its_own_section_with_variants_and_widths(tmp_path, tiny_checkpoint):
+    import argparse
+
+    from edgeseg.bench import compression
+
+    p = argparse.ArgumentParser()
+    compression.add_arguments(p)
+    docs = tmp_path / "B.md"
+    docs.write_text("<!-- bench:compression -->\nkept\n<!-- /bench:compression -->\n")
+    args = p.parse_args(["--quick", "--only", "tucker", "--no-control", "--tucker-variants", "rank_multiple=1", "--tucker-widths", "4",
+                         "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "out"), "--docs", str(docs),
+                         "--plot", str(tmp_path / "c.png")])
+    assert compression.run(args) == 0
+    md = docs.read_text()
+    assert "<!-- bench:compression -->\nkept\n" in md and "<!-- bench:compression-tucker -->" in md  # the full section untouched
+    assert "### Tucker-2" in md and "### Fixed point" not in md and "### TernaryNet" not in md and not (tmp_path / "c.png").exists()
+    result = json.loads((tmp_path / "out" / "results-compression-tucker.json").read_text())
+    rows = {t["key"]: t for t in result["tucker"]}
+    assert set(rows) == {"DF 0.5", "DF 0.5, rank_multiple=1"} and result["controls"] == []
+    # width-2 convs (2-16 channels): rounded up to 8, ranks reach C and nothing saves parameters; Weber's rule decomposes
+    assert rows["DF 0.5"]["decomposed"] < rows["DF 0.5, rank_multiple=1"]["decomposed"]
+    assert {(r["width"], r["df"]) for r in result["tucker_widths"]} == {(4, None), (4, 0.5)}
+    assert "| 0.5, rank_multiple=1 |" in md and "#### Wider backbones" in md
+    assert set(result["latency"]["original"]["ops_ms"]) == {"head", "conv", "reorder", "other"}

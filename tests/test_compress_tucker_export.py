@@ -57,6 +57,25 @@ def test_df_rank_rule_and_skips():
     assert by["backbone.classifier"]["why"] == "no parameter saving"
 
 
+
+def test_rank_multiple_rounds_ranks_up_and_keeps_the_skips():
+    from edgeseg.compress.registry import make_scheme
+    from edgeseg.errors import EdgesegError
+    from edgeseg.models import create_model
+
+    records = make_scheme({"name": "tucker", "df": 0.3, "rank_multiple": 8}).apply(create_model("unet", 1, 3, 2, width=8), (1, 1, 16, 16))
+    by = {r["layer"]: r for r in records}
+    assert by["backbone.bottom.1.0"]["ranks"] == [24, 24]  # ceil(64 * 0.3) = 20 -> 24
+    assert by["backbone.dec.0.0.0"]["ranks"] == [16, 32]  # 96 -> 32 (29 -> 32), 32 -> 16 (10 -> 16)
+    assert by["backbone.enc.1.0.0"]["ranks"] == [8, 8]  # 16 -> 8 (5 -> 8), 8 in: capped at C
+    assert not by["backbone.enc.0.1.0"]["decomposed"]  # 8 -> 8 at rank 8: no parameter saving
+    assert all(r % 8 == 0 for rec in records if rec["decomposed"] for r in rec["ranks"])
+    plain = {r["layer"]: r for r in decompose_model(create_model("unet", 1, 3, 2, width=8), df=0.3)}
+    assert plain["backbone.bottom.1.0"]["ranks"] == [20, 20] and plain["backbone.enc.0.1.0"]["decomposed"]  # default: Weber's rule
+    with pytest.raises(EdgesegError, match="rank_multiple"):
+        make_scheme({"name": "tucker", "rank_multiple": 0})
+
+
 def _tiny_contract():
     from edgeseg.contract import ModelContract
 

@@ -8,6 +8,7 @@ recipes/compress-ternarynet.toml over several seeds. Tucker: per DF the fine-tun
 recipes/compress-tucker.toml, a from-scratch control, ORT CPU and simulated Nano latency.
 Each cell's result is kept under --out/cells/ with its settings and reused when they match
 (--fresh recomputes); the report states the summed compute time of all cells. `--quick` is a CI-size run.
+`--only` runs some parts; such a run writes its own section (compression-<parts>) and no plot.
 """
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ import dataclasses
 import json
 import time
 from pathlib import Path
+
+PARTS = ("ternary", "tucker", "fixedpoint")
 
 
 def add_arguments(p) -> None:
@@ -34,12 +37,18 @@ def add_arguments(p) -> None:
     p.add_argument("--tucker-recipe", default="recipes/compress-tucker.toml")
     p.add_argument("--tucker-df", nargs="*", type=float, default=[0.7, 0.5, 0.3, 0.2])
     p.add_argument("--tucker-epochs", type=int, default=None, help="override the recipe's fine-tune epochs")
+    p.add_argument("--tucker-variants", nargs="*", default=[], metavar="KEY=VALUE",
+                   help="extra rows per DF with one [scheme] key changed (e.g. rank_multiple=1), no control")
     p.add_argument("--no-control", action="store_true", help="skip the from-scratch Tucker controls")
+    p.add_argument("--tucker-widths", nargs="*", type=int, default=[],
+                   help="latency only: untrained backbones of these widths, whole and Tucker-decomposed per DF")
     p.add_argument("--seed", type=int, default=0, help="QAT fine-tune seed")
     p.add_argument("--threads", type=int, default=1, help="torch threads for every training run")
     p.add_argument("--repeats", type=int, default=30, help="timed ONNX Runtime runs per model")
     p.add_argument("--quick", action="store_true", help="CI size: one setting per section, 1 epoch, width 4")
     p.add_argument("--fresh", action="store_true", help="recompute every cell")
+    p.add_argument("--only", nargs="+", choices=PARTS, default=list(PARTS),
+                   help="run only these parts: a partial run writes the section compression-<parts>, no plot")
     p.add_argument("--out", default="runs/bench-compression")
     p.add_argument("--docs", default="docs/BENCHMARKS.md")
     p.add_argument("--plot", default="docs/compression.png")
@@ -162,7 +171,7 @@ def run(args) -> int:
     # priority order of issue #18: TernaryNet, Tucker, then the fixed-point grid (each cell is cached as it finishes)
     tbase = _source_recipe(args.ternary_recipe, args)
     scratch = []
-    for seed in args.seeds:  # seed by seed, so an interrupted run leaves whole seeds in the cache
+    for seed in args.seeds if "ternary" in args.only else ():  # seed by seed, so an interrupted run leaves whole seeds in the cache
         for arm, _ in tern.ARMS:
             r = tern.arm_recipe(tbase, arm, seed, args.ternary_epochs, args.ternary_width, args.ternary_scale)
             scratch.append(cells.get(f"scratch-{arm}-seed{seed}", {**common, **r.to_dict()},
@@ -170,16 +179,20 @@ def run(args) -> int:
 
     kbase = _source_recipe(args.tucker_recipe, args)
     tucker, controls = [], []
-    for df in args.tucker_df:
-        r = tuck.df_recipe(kbase, df, args.tucker_epochs, control=False)
-        tucker.append(cells.get(f"tucker-df{df:g}", {**common, **r.to_dict()}, lambda: tuck.run_df(kbase, df, args, data, source, out)))
-        if not args.no_control:
+    for df, change in tuck.grid(args) if "tucker" in args.only else ():
+        name = tuck.cell_name(df, change)
+        r = tuck.df_recipe(kbase, df, args.tucker_epochs, control=False, change=change)
+        tucker.append(cells.get(name, {**common, **r.to_dict()}, lambda: tuck.run_df(kbase, df, args, data, source, out, change)))
+        if not args.no_control and not change:
             r = tuck.df_recipe(kbase, df, args.tucker_epochs, control=True)
-            controls.append(cells.get(f"tucker-df{df:g}-scratch", {**common, **r.to_dict()},
+            controls.append(cells.get(f"{name}-scratch", {**common, **r.to_dict()},
                                       lambda: tuck.run_control(kbase, df, args, data, source, out)))
-    rows = [base, cells.get("fp32-control", {**common, "epochs": args.qat_epochs, "lr": args.lr, "seed": args.seed}, control)]
+    rows = [base]
+    if "fixedpoint" in args.only:
+        rows.append(cells.get("fp32-control", {**common, "epochs": args.qat_epochs, "lr": args.lr, "seed": args.seed}, control))
     grid = [("fixedpoint", wb, ab) for wb in args.weight_bits for ab in args.act_bits]
     grid += [("perone", int(p.split(":")[0]), int(p.split(":")[1])) for p in args.perone]
+    grid = grid if "fixedpoint" in args.only else []
     for name, wb, ab in grid:
         recipe = _qat_recipe({"name": name, "weight_bits": wb, "act_bits": ab}, args)
         folder = out / f"{name}-w{wb}a{ab}"
@@ -189,18 +202,25 @@ def run(args) -> int:
 
     paths = {"original": original["fp32"], "original int8": original["int8"]}
     for t in tucker:
-        paths[f"DF {t['df']:g}"], paths[f"DF {t['df']:g} int8"] = t["fp32_onnx"], t["int8_onnx"]
+        key = t.get("key", f"DF {t['df']:g}")
+        paths[key], paths[f"{key} int8"] = t["fp32_onnx"], t["int8_onnx"]
     t0 = time.perf_counter()
-    lat = tuck.latency(paths, sets["test"].lowres(scale)[:1, None].copy(), args.repeats)
+    x = sets["test"].lowres(scale)[:1, None].copy()
+    lat = tuck.latency(paths, x, args.repeats)
+    wide = tuck.width_latency(trecipe, ckpt, data, dict(kbase.scheme), args.tucker_widths, args.tucker_df, x, args.repeats,
+                              out / "tucker-widths") if "tucker" in args.only else []
     result = {"rows": rows, "scratch": scratch, "scratch_summary": tern.summarise(scratch), "tucker": tucker,
-              "controls": controls, "latency": lat, "latency_seconds": time.perf_counter() - t0,
+              "controls": controls, "latency": lat, "tucker_widths": wide, "tucker_scheme": dict(kbase.scheme), "latency_seconds": time.perf_counter() - t0,
               "cell_seconds": cells.seconds, "cell_loads": cells.loads, "wall_seconds": time.perf_counter() - started, "seed": args.seed,
               "fp32_checkpoint": args.checkpoint, "fp32_train_seed": trecipe.train.seed, "threads": args.threads,
               "scratch_protocol": dataclasses.asdict(tbase.scratch),
               "tucker_finetune": dataclasses.asdict(kbase.finetune), "load": _load()}
-    (out / "results.json").write_text(json.dumps(result, indent=2, default=str))
+    whole = set(args.only) == set(PARTS)
+    section = "compression" if whole else "compression-" + "-".join(p for p in PARTS if p in args.only)
+    (out / ("results.json" if whole else f"results-{section}.json")).write_text(json.dumps(result, indent=2, default=str))
     md = markdown(result, args)
-    write_section("compression", md, args.docs)
-    plot(result, args.plot)
+    write_section(section, md, args.docs)
+    if whole:
+        plot(result, args.plot)
     print(md)
     return 0

@@ -23,14 +23,17 @@ def _loads(result: dict) -> str:
 
 
 def command(args) -> str:
+    only = "" if len(args.only) == 3 else f" --only {' '.join(args.only)}"
     if args.quick:
-        return "edgeseg bench compression --quick"
+        return f"edgeseg bench compression --quick{only}"
     opt = lambda flag, v: f" {flag} {v}" if v is not None else ""  # noqa: E731
-    return (f"edgeseg bench compression --weight-bits {' '.join(map(str, args.weight_bits))} --act-bits {' '.join(map(str, args.act_bits))} "
+    mc = f" --tucker-variants {' '.join(args.tucker_variants)}" if args.tucker_variants else ""
+    mc += f" --tucker-widths {' '.join(map(str, args.tucker_widths))}" if args.tucker_widths else ""
+    return (f"edgeseg bench compression{only} --weight-bits {' '.join(map(str, args.weight_bits))} --act-bits {' '.join(map(str, args.act_bits))} "
             f"--perone {' '.join(args.perone)} --qat-epochs {args.qat_epochs} --seeds {' '.join(map(str, args.seeds))}"
             f"{opt('--ternary-epochs', args.ternary_epochs)}{opt('--ternary-width', args.ternary_width)}{opt('--ternary-scale', args.ternary_scale)}"
             f" --tucker-df {' '.join(f'{d:g}' for d in args.tucker_df)}{opt('--tucker-epochs', args.tucker_epochs)}"
-            f"{' --no-control' if args.no_control else ''} --threads {args.threads}")
+            f"{mc}{' --no-control' if args.no_control else ''} --threads {args.threads} --repeats {args.repeats}")
 
 
 def fixed_point(result: dict, args) -> list[str]:
@@ -101,41 +104,73 @@ def tucker(result: dict, args) -> list[str]:
     if not result["tucker"]:
         return []
     ft = result["tucker_finetune"]
-    ctrl = {c["df"]: c for c in result["controls"]}
+    ctrl = {c.get("key", c["df"]): c for c in result["controls"]}
     o = lat["original"]
     lines = ["", "### Tucker-2: post-training, fine-tuned, and the same architecture trained from scratch", "",
              f"Fine-tune: {result['tucker'][0]['epochs']} epochs, AdamW lr {ft['lr']:g}, cosine (recipes/compress-tucker.toml). Control: the "
              f"decomposed architecture from PyTorch's default init, trained for the same number of epochs with the [scratch] protocol "
              f"(Adam {result['controls'][0]['lr'] if result['controls'] else 0:g}, x0.9 per epoch). Latency: ONNX Runtime FP32, 1 thread, median of "
              f"{args.repeats} interleaved runs, batch 1 (original {o['ort_ms']:.2f} ms); Nano: `edgeseg simulate` cost model of the "
-             f"Jetson Nano ({o['nano_precision'].upper()}, TensorRT; original {o['nano_ms']:.2f} ms), not a measurement.", "",
-             "| DF | params | removed | MMACs | Dice post-training | Dice fine-tuned | vs FP32 (points) | scratch control | INT8 ORT Dice | "
-             "ORT ms | ORT speed-up | Nano ms (sim.) | Nano speed-up |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             f"Jetson Nano ({o['nano_precision'].upper()}, TensorRT; original {o['nano_ms']:.2f} ms), not a measurement. "
+             f"Scheme: {_scheme(result)}; a row named with a key=value differs from the recipe in that key only (no control).", "",
+             "| DF | convs decomposed | params | removed | MMACs | Dice post-training | Dice fine-tuned | vs FP32 (points) | scratch control | "
+             "INT8 ORT Dice | ORT ms | ORT speed-up | Nano ms (sim.) | Nano speed-up |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for t in result["tucker"]:
-        key = f"DF {t['df']:g}"
-        c = ctrl.get(t["df"])
-        note = " (≈ Weber's 3-D DF 0.3 cut)" if abs(t["df"] - 0.2) < 1e-9 else ""
+        key = t.get("key", f"DF {t['df']:g}")
+        c = ctrl.get(key, ctrl.get(t["df"]))
+        note = " (≈ Weber's 3-D DF 0.3 cut)" if round(100 * (1 - t["params"] / fp["params"])) == 88 else ""
         cdice = f"{c['dice']:.4f}" if c else "-"
-        lines.append(f"| {t['df']:g}{note} | {t['params']:,} | {100 * (1 - t['params'] / fp['params']):.0f} % | {t['macs'] / 1e6:.1f} | "
+        change = "".join(f", {k}={v}" for k, v in t.get("change", {}).items())
+        lines.append(f"| {t['df']:g}{note}{change} | {t.get('decomposed', '?')} | {t['params']:,} | {100 * (1 - t['params'] / fp['params']):.0f} % | {t['macs'] / 1e6:.1f} | "
                      f"{t['ptq_dice']:.4f} | {t['dice']:.4f} | {_pts(t['dice'], fp['dice'])} | {cdice} | {t['int8_dice']:.4f} | "
                      f"{lat[key]['ort_ms']:.2f} | {o['ort_ms'] / lat[key]['ort_ms']:.2f}x | "
                      f"{lat[key]['nano_ms']:.2f} | {o['nano_ms'] / lat[key]['nano_ms']:.2f}x |")
+    lines += ["", "Where the time goes (ONNX Runtime's profiler, median per node summed, ms, as SR head / backbone convs / "
+              "reorders / other; the SR head is not decomposed, reorders are the layout changes ORT inserts around its "
+              "8-channel-blocked AVX2 conv kernels, other = pooling, resize, concat): "
+              + "; ".join(f"{k} " + " / ".join(f"{v['ops_ms'][g]:.2f}" for g in ("head", "conv", "reorder", "other"))
+                          for k, v in lat.items() if "ops_ms" in v) + "."]
     lines += ["", "DF in 2-D vs 3-D: a 3x3 kernel has 9 taps against 27 for 3x3x3, so the rank factor that removes a given share of "
-              "parameters is smaller here: our DF 0.2 (88 % removed) corresponds to Weber's 3-D DF 0.3 (31.19 M -> 3.69 M, 88 %)."]
+              "parameters is smaller here; the row marked ≈ removes the share of Weber's 3-D DF 0.3 (31.19 M -> 3.69 M, 88 %). "
+              "Rounding ranks up (rank_multiple) removes less at the same DF."]
     hit = [t for t in result["tucker"] if 1 - t["params"] / fp["params"] >= 0.75 and 100 * (fp["dice"] - t["dice"]) <= 2.0]
-    fast = [t for t in hit if o["ort_ms"] / lat[f"DF {t['df']:g}"]["ort_ms"] >= 1.5]
-    names = lambda ts: ", ".join(f"DF {t['df']:g}" for t in ts)  # noqa: E731
+    fast = [t for t in hit if o["ort_ms"] / lat[t.get("key", f"DF {t['df']:g}")]["ort_ms"] >= 1.5]
+    names = lambda ts: ", ".join(t.get("key", f"DF {t['df']:g}") for t in ts)  # noqa: E731
     lines += [f"Targets: >= 75 % fewer parameters at <= 2 Dice points lost: {names(hit) or 'no DF (NOT met)'}; "
               f"of those, an ORT CPU speed-up >= 1.5x: {names(fast) or 'none (NOT met)'}."]
+    return lines + widths(result)
+
+
+def _scheme(result: dict) -> str:
+    s = result.get("tucker_scheme", {})
+    return ", ".join(f"{k} = {v}" for k, v in s.items() if k not in ("name", "df")) or "recipe defaults"
+
+
+def widths(result: dict) -> list[str]:
+    rows = result.get("tucker_widths") or []
+    if not rows:
+        return []
+    lines = ["", "#### Wider backbones: latency only (untrained weights, nothing fine-tuned, Dice not measured)", "",
+             "The same export and timing as above for a backbone of another base width, whole and decomposed with the recipe's "
+             "rule at each DF (a float conv's time does not depend on its weights). A separate row, not the bench's model.", "",
+             "| width | model | decomposed convs | params | removed | MMACs | ORT ms | ORT speed-up | Nano ms (sim.) | Nano speed-up |",
+             "|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        o = next(x for x in rows if x["width"] == r["width"] and x["df"] is None)
+        lines.append(f"| {r['width']} | {'original' if r['df'] is None else 'DF %g' % r['df']} | {r['decomposed']} | {r['params']:,} | "
+                     f"{100 * (1 - r['params'] / o['params']):.0f} % | {r['macs'] / 1e6:.1f} | {r['ort_ms']:.2f} | "
+                     f"{o['ort_ms'] / r['ort_ms']:.2f}x | {r['nano_ms']:.2f} | {o['nano_ms'] / r['nano_ms']:.2f}x |")
     return lines
 
 
 def markdown(result: dict, args) -> str:
     from edgeseg.bench.report import machine_line
 
-    fp, ctrl = result["rows"][0], result["rows"][1]
-    lines = ["## Compression: fixed-point QAT, TernaryNet vs binary, Tucker-2", "",
+    fp = result["rows"][0]
+    parts = [p for p in ("fixedpoint", "ternary", "tucker") if p in args.only]
+    title = "fixed-point QAT, TernaryNet vs binary, Tucker-2" if len(parts) == 3 else f"{', '.join(parts)} only (`--only`)"
+    lines = [f"## Compression: {title}", "",
              f"Command: `{command(args)}`. Compute: {result['cell_seconds'] / 60:.1f} min summed over all cells (this invocation "
              f"{result['wall_seconds'] / 60:.1f} min; cells whose settings had not changed were reused from `{args.out}/cells/`), "
              f"torch {result['threads']} thread(s); 1-minute load average when each cell finished {_loads(result)} on this 2-core "
@@ -143,10 +178,14 @@ def markdown(result: dict, args) -> str:
              f"Source: `{result['fp32_checkpoint']}` (recipe `{args.train_recipe}`, training seed {result['fp32_train_seed']}); QAT fine-tune seed "
              f"{result['seed']}, AdamW + cosine, best validation Dice kept. Dice: mean over GM and WM on the test split (16 slices) at full "
              "resolution. ORT Dice: the exported ONNX in ONNX Runtime (|difference| to PyTorch; tolerance 0.005).", "",
-             f"FP32: Dice {fp['dice']:.4f}, {fp['params']:,} parameters, {fp['kb']:.1f} KB. FP32 fine-tuned {args.qat_epochs} more epochs "
-             f"with the same settings (the control for Xu et al.): Dice {ctrl['dice']:.4f}.", ""]
-    lines += fixed_point(result, args) + ternary(result, args) + tucker(result, args)
-    lines += ["", "![Dice vs size](compression.png)", "", machine_line()]
+             f"FP32: Dice {fp['dice']:.4f}, {fp['params']:,} parameters, {fp['kb']:.1f} KB."]
+    if "fixedpoint" in parts:
+        lines[-1] += (f" FP32 fine-tuned {args.qat_epochs} more epochs with the same settings (the control for Xu et al.): "
+                      f"Dice {result['rows'][1]['dice']:.4f}.")
+        lines += [""] + fixed_point(result, args)
+    lines += ternary(result, args) + tucker(result, args)
+    lines += ["", "![Dice vs size](compression.png)"] if len(parts) == 3 else []
+    lines += ["", machine_line()]
     return "\n".join(lines)
 
 

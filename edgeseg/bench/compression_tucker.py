@@ -1,7 +1,8 @@
 """Tucker-2 per rank factor: post-training, fine-tuned with the recipe's budget, the same decomposed
 architecture trained from scratch with the same number of epochs, ORT CPU latency and simulated Nano latency.
 
-The fine-tune budget and lr come from recipes/compress-tucker.toml ([finetune]); only DF changes per row.
+The fine-tune budget and lr come from recipes/compress-tucker.toml ([finetune]); only DF (and, for the
+--tucker-variants rows, one [scheme] key) changes per row.
 The control starts from PyTorch's default init of the decomposed layers (Scheme.scratch_init) and runs
 the [scratch] protocol (Adam + per-epoch decay) for the same epochs.
 """
@@ -10,21 +11,46 @@ from __future__ import annotations
 import dataclasses
 
 
-def df_recipe(base, df: float, epochs: int | None, control: bool):
+def grid(args) -> list[tuple[float, dict]]:
+    """(DF, scheme change) per row: every DF with the recipe's scheme, then once per --tucker-variants KEY=VALUE."""
+    import json
+
+    changes = [{}]
+    for item in args.tucker_variants:
+        key, _, value = item.partition("=")
+        try:
+            changes.append({key: json.loads(value)})
+        except ValueError:
+            changes.append({key: value})
+    return [(df, c) for df in args.tucker_df for c in changes]
+
+
+def cell_name(df: float, change: dict) -> str:
+    return f"tucker-df{df:g}" + "".join(f"-{k}{v}" for k, v in change.items())
+
+
+def row_key(df: float, change: dict) -> str:
+    """DF alone for the recipe's own scheme, else with the changed key."""
+    return f"DF {df:g}" + "".join(f", {k}={v}" for k, v in change.items())
+
+
+def df_recipe(base, df: float, epochs: int | None, control: bool, change: dict | None = None):
     ft = base.finetune if epochs is None else dataclasses.replace(base.finetune, epochs=epochs)
     scratch = dataclasses.replace(base.scratch, enabled=control, epochs=max(1, ft.epochs), width=0, scale=0)
-    return dataclasses.replace(base, scheme=dict(base.scheme, df=df), finetune=ft, scratch=scratch,
+    return dataclasses.replace(base, scheme=dict(base.scheme, df=df, **(change or {})), finetune=ft, scratch=scratch,
                                export=dataclasses.replace(base.export, onnx=not control))
 
 
-def run_df(base, df: float, args, data, source, out) -> dict:
+def run_df(base, df: float, args, data, source, out, change: dict | None = None) -> dict:
     from edgeseg.compress.pipeline import compress
 
-    recipe = df_recipe(base, df, args.tucker_epochs, control=False)
-    folder = out / f"tucker-df{df:g}"
+    change = change or {}
+    recipe = df_recipe(base, df, args.tucker_epochs, control=False, change=change)
+    folder = out / cell_name(df, change)
     m = compress(recipe, data=data, source=source, out_dir=folder)
     files = m["onnx"]["files"]
-    return {"df": df, "params": m["parameters"], "macs": m["macs"], "ptq_dice": m["post_training_test_dice"],
+    return {"df": df, "change": change, "key": row_key(df, change), "params": m["parameters"], "macs": m["macs"],
+            "decomposed": sum(1 for r in m["layers"] if r.get("decomposed")), "ptq_dice": m["post_training_test_dice"],
             "dice": m["test_dice"], "epochs": recipe.finetune.epochs, "lr": recipe.finetune.lr,
             "seconds": m.get("finetune", {}).get("seconds", 0.0), "int8_dice": files["int8"]["ort_test_dice"],
             "int8_diff": files["int8"]["abs_diff"], "fp32_onnx": str(folder / "model.fp32.onnx"),
@@ -35,9 +61,9 @@ def run_control(base, df: float, args, data, source, out) -> dict:
     from edgeseg.compress.pipeline import compress
 
     recipe = df_recipe(base, df, args.tucker_epochs, control=True)
-    m = compress(recipe, data=data, source=source, out_dir=out / f"tucker-df{df:g}-scratch")
-    return {"df": df, "params": m["parameters"], "dice": m["test_dice"], "epochs": recipe.scratch.epochs,
-            "lr": recipe.scratch.lr, "seconds": m["scratch"]["seconds"]}
+    m = compress(recipe, data=data, source=source, out_dir=out / f"{cell_name(df, {})}-scratch")
+    return {"df": df, "key": row_key(df, {}), "params": m["parameters"], "dice": m["test_dice"],
+            "epochs": recipe.scratch.epochs, "lr": recipe.scratch.lr, "seconds": m["scratch"]["seconds"]}
 
 
 def latency(paths: dict, x, repeats: int) -> dict:
@@ -51,4 +77,73 @@ def latency(paths: dict, x, repeats: int) -> dict:
     for k, p in paths.items():
         pred = simulate(str(p), "jetson-nano")
         out[k] = {"ort_ms": wall[k], "nano_ms": pred.total_ms, "nano_precision": pred.precision}
+        if not k.endswith("int8"):
+            out[k]["ops_ms"] = op_times(p, x, max(20, repeats // 10))
     return out
+
+
+OP_GROUPS = {"Conv": "conv", "FusedConv": "conv", "ReorderInput": "reorder", "ReorderOutput": "reorder"}
+
+
+def op_times(path, x, runs: int) -> dict:
+    """ONNX Runtime's profiler over `runs` runs (1 thread, the bench's session): median ms per node, summed into
+    head (the SR head's nodes, which Tucker leaves alone), conv (Conv, FusedConv), reorder (layout changes ORT
+    inserts for its channel-blocked x86 kernels) and other (pooling, resize, concat)."""
+    import json
+    import statistics
+    import tempfile
+    from collections import defaultdict
+    from pathlib import Path
+
+    from edgeseg.ort import cpu_session
+
+    with tempfile.TemporaryDirectory(prefix="edgeseg-prof-") as tmp:
+        s = cpu_session(path, threads=1, profile_prefix=str(Path(tmp) / "p"))
+        feed = {s.get_inputs()[0].name: x}
+        for _ in range(runs):
+            s.run(None, feed)
+        events = json.loads(Path(s.end_profiling()).read_text())
+    per = defaultdict(list)
+    for e in events:
+        if e.get("cat") == "Node" and e["name"].endswith("_kernel_time"):
+            per[(e["name"], e["args"].get("op_name", ""))].append(e["dur"])
+    out = {"head": 0.0, "conv": 0.0, "reorder": 0.0, "other": 0.0}
+    for (name, op), durs in per.items():
+        head = name.startswith(("/sr_head", "logits"))  # the exporter names nodes by module; the head ends in the output
+        out["head" if head else OP_GROUPS.get(op, "other")] += statistics.median(durs) / 1e3
+    return out
+
+
+def width_latency(trecipe, ckpt, data, scheme_table: dict, widths, dfs, x, repeats: int, out) -> list[dict]:
+    """Latency only, for wider backbones than the checkpoint's: an untrained model of each width, whole and
+    Tucker-decomposed per DF with `scheme_table`'s rule, exported like the bench's models and timed against each
+    other. A float conv's time does not depend on its weight values; Dice is not measured (nothing is trained)."""
+    import torch
+
+    from edgeseg.compress.pipeline import input_shape
+    from edgeseg.compress.registry import make_scheme
+    from edgeseg.export.simplify import simplify
+    from edgeseg.export.to_onnx import build_contract, export_onnx
+    from edgeseg.models.complexity import count_macs, count_parameters
+    from edgeseg.train.checkpoint import build_model
+
+    sets, identity, spacing = data
+    rows = []
+    for width in widths:
+        rw = dataclasses.replace(trecipe, model=dataclasses.replace(trecipe.model, width=width))
+        contract = build_contract(rw, ckpt["class_names"], ckpt.get("data_identity") or identity, spacing)
+        shape, paths, info = input_shape(rw), {}, {}
+        for df in (None, *dfs):
+            torch.manual_seed(0)
+            model = build_model(rw, len(ckpt["class_names"])).eval()
+            key = f"width {width} " + ("original" if df is None else f"DF {df:g}")
+            records = [] if df is None else make_scheme(dict(scheme_table, df=df)).apply(model, shape)
+            folder = out / f"width{width}" / ("original" if df is None else f"df{df:g}")
+            folder.mkdir(parents=True, exist_ok=True)
+            simplify(export_onnx(model, contract, folder / "model.fp32-raw.onnx", 13), folder / "model.fp32.onnx", x)
+            paths[key] = folder / "model.fp32.onnx"
+            info[key] = {"width": width, "df": df, "params": count_parameters(model), "macs": count_macs(model, shape),
+                         "decomposed": sum(1 for r in records if r.get("decomposed"))}
+        lat = latency(paths, x, repeats)
+        rows += [{**info[k], "key": k, **lat[k]} for k in paths]
+    return rows

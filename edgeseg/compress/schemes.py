@@ -239,10 +239,11 @@ class TuckerParams:
     min_rank: int = 4
     hooi_iters: int = 2
     skip: tuple[str, ...] = ()  # conv name globs left alone
+    rank_multiple: int = 1    # ranks rounded up to a multiple of this (8: ORT's AVX2 channel block; see tucker.rank_for)
 
     def __post_init__(self):
-        if not 0 < self.df <= 1 or not 0 <= self.energy <= 1:
-            raise ValueError("df must be in (0, 1] and energy in [0, 1]")
+        if not 0 < self.df <= 1 or not 0 <= self.energy <= 1 or self.rank_multiple < 1:
+            raise ValueError("df must be in (0, 1], energy in [0, 1] and rank_multiple >= 1")
 
 
 class Tucker(Scheme):
@@ -259,7 +260,7 @@ class Tucker(Scheme):
         from edgeseg.compress.tucker import decompose_model
 
         p = self.params
-        return decompose_model(model, p.df, p.energy, p.min_rank, p.hooi_iters, p.skip)
+        return decompose_model(model, p.df, p.energy, p.min_rank, p.hooi_iters, p.skip, p.rank_multiple)
 
     def rebuild(self, model, input_shape, records) -> None:
         from edgeseg.compress.tucker import decompose_conv

@@ -4,9 +4,10 @@ A k x k conv W (C_out, C_in, k, k) becomes 1x1 (C_in -> R_in, no bias) -> k x k 
 original stride/padding/dilation) -> 1x1 (R_out -> C_out, original bias). Factors: HOSVD of the
 mode-0 and mode-1 unfoldings, then `hooi_iters` HOOI sweeps. Ranks: a global factor DF,
 R = ceil(C * DF) floored at `min_rank` and capped at C (Weber's rule), or the smallest rank keeping
-`energy` of the squared singular values of each unfolding. ConvTranspose2d (groups 1) is decomposed the
-same way (1x1 -> transposed core -> 1x1). Grouped / depthwise convs and layers where the three pieces
-would not have fewer parameters than the original are left as they are.
+`energy` of the squared singular values of each unfolding; then rounded up to a multiple of
+`rank_multiple`. ConvTranspose2d (groups 1) is decomposed the same way (1x1 -> transposed core -> 1x1).
+Grouped / depthwise convs and layers where the three pieces would not have fewer parameters than the
+original are left as they are.
 """
 from __future__ import annotations
 
@@ -38,13 +39,17 @@ def tucker2(w: torch.Tensor, r_out: int, r_in: int, hooi_iters: int = 2):
     return core, u_out, u_in
 
 
-def rank_for(c: int, singular_values: torch.Tensor, df: float, energy: float, min_rank: int) -> int:
+def rank_for(c: int, singular_values: torch.Tensor, df: float, energy: float, min_rank: int, multiple: int = 1) -> int:
+    """`multiple` > 1 rounds up: ONNX Runtime's x86 CPU kernels run convs in a channel-blocked layout (8 channels
+    with AVX2) only when the channel counts divide by the block; other ranks leave the layout, and the reorders cost
+    more than the MACs saved (docs/compression.md, Tucker)."""
     if energy > 0:
         e = torch.cumsum(singular_values.double() ** 2, 0)
         r = int(torch.searchsorted(e / e[-1], torch.tensor(energy, dtype=e.dtype)).item()) + 1
     else:
         r = math.ceil(c * df)
-    return max(1, min(c, max(r, min_rank)))
+    r = max(r, min_rank)
+    return max(1, min(c, multiple * math.ceil(r / multiple)))
 
 
 def decomposed_params(c_out: int, c_in: int, k: int, r_out: int, r_in: int, bias: bool) -> int:
@@ -53,7 +58,7 @@ def decomposed_params(c_out: int, c_in: int, k: int, r_out: int, r_in: int, bias
 
 
 def decompose_conv(conv: nn.Module, df: float = 0.5, energy: float = 0.0, min_rank: int = 4, hooi_iters: int = 2,
-                   ranks: tuple[int, int] | None = None, force: bool = False) -> nn.Module | None:
+                   ranks: tuple[int, int] | None = None, force: bool = False, rank_multiple: int = 1) -> nn.Module | None:
     """-> nn.Sequential replacing `conv`, or None when it is skipped (grouped, or no parameter saving unless `force`)."""
     transposed = isinstance(conv, nn.ConvTranspose2d)
     if conv.groups != 1 or getattr(conv, "padding_mode", "zeros") != "zeros":
@@ -65,7 +70,7 @@ def decompose_conv(conv: nn.Module, df: float = 0.5, energy: float = 0.0, min_ra
     if ranks is None:
         s_out = torch.linalg.svdvals(_unfold(w.double(), 0))
         s_in = torch.linalg.svdvals(_unfold(w.double(), 1))
-        ranks = (rank_for(c_out, s_out, df, energy, min_rank), rank_for(c_in, s_in, df, energy, min_rank))
+        ranks = tuple(rank_for(c, sv, df, energy, min_rank, rank_multiple) for c, sv in ((c_out, s_out), (c_in, s_in)))
     r_out, r_in = ranks
     bias = conv.bias is not None
     if not force and decomposed_params(c_out, c_in, kh * kw, r_out, r_in, bias) >= sum(p.numel() for p in conv.parameters()):
@@ -89,8 +94,9 @@ def decompose_conv(conv: nn.Module, df: float = 0.5, energy: float = 0.0, min_ra
 
 
 def decompose_model(model: nn.Module, df: float = 0.5, energy: float = 0.0, min_rank: int = 4, hooi_iters: int = 2,
-                    skip: tuple[str, ...] = ()) -> list[dict]:
-    """Decompose every eligible conv of `model` in place; -> one record per conv (decomposed or why not)."""
+                    skip: tuple[str, ...] = (), rank_multiple: int = 1) -> list[dict]:
+    """Decompose every eligible conv of `model` in place; -> one record per conv (decomposed or why not).
+    `rank_multiple`: see `rank_for`."""
     records = []
     targets = [(n, m) for n, m in model.named_modules() if type(m) in (nn.Conv2d, nn.ConvTranspose2d)]
     for name, conv in targets:
@@ -98,7 +104,7 @@ def decompose_model(model: nn.Module, df: float = 0.5, energy: float = 0.0, min_
         if any(fnmatch.fnmatchcase(name, p) for p in skip):
             records.append({"layer": name, "params": before, "decomposed": False, "why": "skip list"})
             continue
-        new = decompose_conv(conv, df, energy, min_rank, hooi_iters)
+        new = decompose_conv(conv, df, energy, min_rank, hooi_iters, rank_multiple=rank_multiple)
         if new is None:
             why = "grouped" if conv.groups != 1 else "no parameter saving"
             records.append({"layer": name, "params": before, "decomposed": False, "why": why})
