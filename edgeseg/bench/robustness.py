@@ -41,14 +41,12 @@ def template_display():
     """(t1, labels, test positions): the MNI152 T1 and labels as display-oriented axial (Z, rows, cols)
     stacks, and the axial test-split positions of the default slice configuration."""
     from edgeseg.data import build_slice_sets, load_source
-    from edgeseg.orientation import reorient_2d
+    from edgeseg.data.slices import display_stack
 
     volumes = load_source("mni152")
     test = build_slice_sets(volumes)["test"].positions
-    v = volumes[0]
-    t1 = reorient_2d(np.moveaxis(v.image, 2, 0), ("R", "A"), ("P", "L"))
-    lab = reorient_2d(np.moveaxis(v.label, 2, 0), ("R", "A"), ("P", "L"))
-    return t1.astype(np.float32), lab, np.sort(test)
+    t1, lab = display_stack(volumes[0], "axial")
+    return t1, lab, np.sort(test)
 
 
 def write_variant(folder: Path, variant, index: int) -> None:
