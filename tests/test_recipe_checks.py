@@ -32,6 +32,8 @@ def test_released_recipe_passes():
     (r"^canvas = .*$", "canvas = [0, 192]", r"canvas = \[0, 192\]: must be two positive sizes"),
     (r"^name = .*$", 'name = "unett"', r"\[model\] name = 'unett': unknown backbone \(did you mean 'unet'\?\)"),
     (r"^epochs = .*$", "epochs = 0", r"\[train\] epochs = 0: must be at least 1"),
+    (r"^fit = .*$", 'fit = "foreground_box"\nlowres_method = "nearst"',
+     r"\[data.slices\] lowres_method = 'nearst': unknown \(did you mean 'nearest'\?\); known: area_average, nearest"),
 ])
 def test_bad_values_name_file_table_and_key(tmp_path, pattern, replacement, words):
     path = variant(tmp_path, pattern, replacement)
