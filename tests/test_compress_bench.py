@@ -1,6 +1,7 @@
 """`edgeseg bench compression --quick` end to end on a tiny checkpoint and the bundled data; the verdicts and the cell cache."""
 import json
 import math
+import re
 from types import SimpleNamespace
 
 import pytest
@@ -98,3 +99,18 @@ def test_only_tucker_writes_its_own_section_with_variants_and_widths(tmp_path, t
     assert {(r["width"], r["df"]) for r in result["tucker_widths"]} == {(4, None), (4, 0.5)}
     assert "| 0.5, rank_multiple=1 |" in md and "#### Wider backbones" in md
     assert set(result["latency"]["original"]["ops_ms"]) == {"head", "conv", "reorder", "other"}
+
+
+@pytest.mark.parametrize("variant, words", [("rank_multiple", "expected KEY=VALUE"),
+                                            ("rank_multiple=abc", "DF 0.3, rank_multiple=abc"),
+                                            ("bogus=3", "unknown key 'bogus'")])
+def test_bad_tucker_variants_are_refused_before_any_training(variant, words):
+    from types import SimpleNamespace
+
+    from edgeseg.bench.compression_tucker import check_grid
+    from edgeseg.compress.recipe import load_compress_recipe
+    from edgeseg.errors import EdgesegError
+
+    args = SimpleNamespace(tucker_variants=[variant], tucker_df=[0.3], tucker_epochs=None)
+    with pytest.raises(EdgesegError, match=re.escape(words)):
+        check_grid(load_compress_recipe("recipes/compress-tucker.toml"), args)

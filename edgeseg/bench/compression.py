@@ -145,6 +145,8 @@ def run(args) -> int:
 
     if args.quick:
         quick(args)
+    if "tucker" in args.only:
+        tuck.check_grid(_source_recipe(args.tucker_recipe, args), args)
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     out = Path(args.out)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from edgeseg.errors import EdgesegError
+
 
 def grid(args) -> list[tuple[float, dict]]:
     """(DF, scheme change) per row: every DF with the recipe's scheme, then once per --tucker-variants KEY=VALUE."""
@@ -17,12 +19,23 @@ def grid(args) -> list[tuple[float, dict]]:
 
     changes = [{}]
     for item in args.tucker_variants:
-        key, _, value = item.partition("=")
+        key, eq, value = item.partition("=")
+        if not key or not eq:
+            raise EdgesegError(f"--tucker-variants '{item}': expected KEY=VALUE, a [scheme] key of the Tucker recipe")
         try:
             changes.append({key: json.loads(value)})
         except ValueError:
             changes.append({key: value})
     return [(df, c) for df in args.tucker_df for c in changes]
+
+
+def check_grid(base, args) -> None:
+    """Every row of the grid makes a valid recipe, checked before anything is trained (one line naming the row)."""
+    for df, change in grid(args):
+        try:
+            df_recipe(base, df, args.tucker_epochs, control=False, change=change)
+        except (EdgesegError, TypeError, ValueError) as exc:
+            raise EdgesegError(f"--tucker-variants {row_key(df, change)}: {exc}") from None
 
 
 def cell_name(df: float, change: dict) -> str:
