@@ -13,6 +13,8 @@ import os
 from pathlib import Path
 
 SR_HEAD = ("/sr_head/*",)
+# the SR head's non-conv nodes ORT would quantize (its convs are all < 8 input channels, float by float_below_channels)
+SR_HEAD_BUT_D2S = ("/sr_head/Resize*", "/sr_head/Concat")
 # name -> (description, QuantizeConfig fields); the released recipe's choice is marked in DOCS_CHOICE
 VARIANTS = {
     "s8s8": ("QDQ, int8 activations (symmetric), per-channel weights: the TensorRT-friendly default", {}),
@@ -28,6 +30,12 @@ VARIANTS = {
                           {"activation_type": "uint8", "keep_float": SR_HEAD, "float_below_channels": 8, "per_channel": False}),
     "qop-u8s8-sr-narrow": ("as u8s8-sr-narrow, QOperator format (QLinearConv; ONNX Runtime only)",
                            {"activation_type": "uint8", "keep_float": SR_HEAD, "float_below_channels": 8, "format": "qoperator"}),
+    "u8s8-sr-both16": ("as u8s8-sr-narrow, and convs with < 16 input and < 16 output channels float too (the 8-to-8 "
+                       "full-resolution convs and the classifier; as QLinearConv they were slower than in float)",
+                       {"activation_type": "uint8", "keep_float": SR_HEAD, "float_below_channels": 8, "float_below_both": 16}),
+    "u8s8-d2s-both16": ("as u8s8-sr-both16, the SR head's DepthToSpace on uint8 (also_quantize; ORT drops its Q/DQ), the "
+                        "rest of the SR head float", {"activation_type": "uint8", "keep_float": SR_HEAD_BUT_D2S,
+                        "float_below_channels": 8, "float_below_both": 16, "also_quantize": ("DepthToSpace",)}),
 }
 DOCS_CHOICE = "u8s8-sr-narrow"
 TARGET_RATIO, TARGET_POINTS = 0.8, 0.5

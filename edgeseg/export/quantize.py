@@ -2,7 +2,8 @@
 
 Calibration uses real low-resolution slices from the training split (never the test split). The method is
 chosen by name; named nodes (globs allowed, e.g. "/sr_head/*") and convs with fewer than `float_below_channels`
-input channels are kept in float.
+input channels are kept in float; `also_quantize` adds op types to ONNX Runtime's default QDQ set (e.g.
+DepthToSpace, which ORT then runs on uint8 without the Q/DQ pair).
 """
 from __future__ import annotations
 
@@ -63,14 +64,15 @@ def resolve_nodes(model, patterns) -> list[str]:
     return out
 
 
-def narrow_convs(model, below: int) -> list[str]:
-    """Conv / ConvTranspose nodes with fewer than `below` input channels (0: none).
+def narrow_convs(model, below: int, both: int = 0) -> list[str]:
+    """Conv / ConvTranspose nodes with fewer than `below` input channels, or fewer than `both` input and fewer
+    than `both` output channels (0: none).
 
     On ONNX Runtime's CPU kernels such a conv gains nothing from INT8 (a reduction depth of a few values per
     output: the first conv of a 1-channel image and the SR head's per-class convs are 2-7x slower as
     QLinearConv than in float, `edgeseg bench int8-cpu`), so it is kept float. Depthwise convs of wide layers
     are not narrow: keeping them float would cut the int8 graph into islands (slower, same benchmark)."""
-    if below <= 0:
+    if below <= 0 and both <= 0:
         return []
     import onnx
 
@@ -82,7 +84,8 @@ def narrow_convs(model, below: int) -> list[str]:
         dims = list(inits[n.input[1]].dims)
         group = next((onnx.helper.get_attribute_value(a) for a in n.attribute if a.name == "group"), 1)
         channels = dims[1] * group if n.op_type == "Conv" else dims[0]
-        if channels < below:
+        outputs = dims[0] if n.op_type == "Conv" else dims[1] * group
+        if channels < below or (channels < both and outputs < both):
             out.append(n.name)
     return out
 
@@ -101,27 +104,39 @@ def quantize_int8(src: str | Path, dst: str | Path, calib: np.ndarray, config, w
     quant_pre_process(str(src), str(prepared), skip_optimization=False)
     prepared_model = onnx.load(str(prepared))
     excluded = resolve_nodes(prepared_model, config.keep_float)
-    excluded += [n for n in narrow_convs(prepared_model, config.float_below_channels) if n not in excluded]
+    narrow = narrow_convs(prepared_model, config.float_below_channels, config.float_below_both)
+    excluded += [n for n in narrow if n not in excluded]
     contract = ModelContract.from_metadata({p.key: p.value for p in onnx.load(str(src)).metadata_props}, str(src))
     symmetric = config.activation_type == "int8"
     extra = {"ActivationSymmetric": symmetric, "WeightSymmetric": True}
     if config.method == "percentile":
         extra["CalibPercentile"] = config.percentile
+    op_types = None  # ORT's default: every op type of its QDQ registry
+    if config.also_quantize:
+        from onnxruntime.quantization.registry import QDQRegistry
+
+        op_types = list(QDQRegistry) + [t for t in config.also_quantize if t not in QDQRegistry]
     full = work_dir / "int8-full-names.onnx"  # kept for the per-layer error report (ORT matches tensors by name)
     quantize_static(
         str(prepared), str(full), calibration_reader(calib, contract.input_name),
         quant_format=QuantFormat.QOperator if config.format == "qoperator" else QuantFormat.QDQ, per_channel=config.per_channel,
         activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8, weight_type=QuantType.QInt8,
         calibrate_method=_methods()[config.method], nodes_to_exclude=excluded, extra_options=extra,
+        op_types_to_quantize=op_types,
     )
     model = onnx.load(str(full))
     if config.compact_names:
         compact_names(model)
     set_metadata(model, dataclasses.replace(contract, precision="int8"))
     save_checked(model, dst)  # also drops the ai.onnx.ml / com.microsoft.* imports the quantizer leaves behind
-    return {"method": config.method, "calibration_slices": int(len(calib)), "per_channel": config.per_channel,
+    info = {"method": config.method, "calibration_slices": int(len(calib)), "per_channel": config.per_channel,
             "activation_type": config.activation_type, "weight_type": "int8", "kept_float": excluded,
             "format": config.format.upper(), "compact_names": config.compact_names, "float_below_channels": config.float_below_channels}
+    if config.float_below_both:
+        info["float_below_both"] = config.float_below_both
+    if config.also_quantize:
+        info["also_quantize"] = list(config.also_quantize)
+    return info
 
 
 QDQ_SUFFIXES = (("_QuantizeLinear_Output", "_q"), ("_DequantizeLinear_Output", "_dq"), ("_QuantizeLinear", "_Q"),

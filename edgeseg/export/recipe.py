@@ -35,6 +35,8 @@ class QuantizeConfig:
     percentile: float = 99.999          # for method = "percentile"
     compact_names: bool = True          # short internal tensor names in the INT8 file (node names stay readable)
     format: str = "qdq"                 # qdq (QuantizeLinear/DequantizeLinear: ORT and TensorRT) or qoperator (QLinearConv...: ORT only)
+    float_below_both: int = 0           # convs with fewer input AND fewer output channels than this stay float (0: none)
+    also_quantize: tuple[str, ...] = ()  # op types quantized besides ONNX Runtime's QDQ defaults, e.g. "DepthToSpace" (u8 copy, no float round trip)
 
 
 @dataclass(frozen=True)

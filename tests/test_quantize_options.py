@@ -1,0 +1,66 @@
+"""QuantizeConfig.float_below_both and .also_quantize (issue #13: CPU INT8 variants of `edgeseg bench int8-cpu`)."""
+from __future__ import annotations
+
+import onnx
+import pytest
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from export_helpers import tiny_checkpoint, tiny_fp32
+
+    folder = tmp_path_factory.mktemp("quantize-options")
+    return tiny_fp32(tiny_checkpoint(folder / "model.pt", width=8), folder), folder
+
+
+def _quantize(tiny, name, **fields):
+    from edgeseg.export.quantize import quantize_int8
+    from edgeseg.export.recipe import QuantizeConfig
+
+    (fp32, calib), folder = tiny
+    work = folder / name
+    work.mkdir()
+    info = quantize_int8(fp32, work / "q.onnx", calib, QuantizeConfig(activation_type="uint8", **fields), work)
+    return info, onnx.load(str(work / "q.onnx"))
+
+
+def test_float_below_both_keeps_convs_narrow_on_both_sides_float(tiny):
+    info, _ = _quantize(tiny, "both", float_below_channels=8, float_below_both=16)
+    kept = info["kept_float"]
+    assert any("enc.0.1.0" in n for n in kept) and any("dec.2.1.0" in n for n in kept)  # 8 -> 8
+    assert any("classifier" in n for n in kept)  # 8 -> 3
+    assert not any("enc.1.0.0" in n for n in kept)  # 8 -> 16: 16 output channels, quantized
+    assert not any("dec.2.0.0" in n for n in kept)  # 24 -> 8: 24 input channels, quantized
+    base, _ = _quantize(tiny, "base", float_below_channels=8)
+    assert set(base["kept_float"]) < set(kept) and "float_below_both" not in base
+
+
+def _around(model, op_type):
+    prod = {o: n.op_type for n in model.graph.node for o in n.output}
+    cons = {i: n.op_type for n in model.graph.node for i in n.input}
+    node = next(n for n in model.graph.node if n.op_type == op_type)
+    return prod[node.input[0]], cons[node.output[0]]
+
+
+def test_also_quantize_puts_qdq_around_an_op_type_ort_leaves_out(tiny):
+    head = ("/sr_head/Resize*", "/sr_head/Concat")
+    info, model = _quantize(tiny, "d2s", keep_float=head, float_below_channels=8, also_quantize=("DepthToSpace",))
+    assert _around(model, "DepthToSpace") == ("DequantizeLinear", "QuantizeLinear")
+    assert info["also_quantize"] == ["DepthToSpace"]
+    _, plain = _quantize(tiny, "plain", keep_float=head, float_below_channels=8)
+    assert "QuantizeLinear" not in _around(plain, "DepthToSpace")  # ORT's defaults leave DepthToSpace in float
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    assert len(convs) == len([n for n in plain.graph.node if n.op_type == "Conv"])  # only DepthToSpace differs
+
+
+def test_also_quantize_runs_on_onnx_runtime_close_to_float(tiny):
+    import numpy as np
+
+    from edgeseg.export.simplify import ort_session, run_onnx
+
+    (fp32, calib), folder = tiny
+    _quantize(tiny, "run", keep_float=("/sr_head/Resize*", "/sr_head/Concat"), float_below_channels=8,
+              float_below_both=16, also_quantize=("DepthToSpace",))
+    ref = run_onnx(ort_session(fp32, threads=1), calib)
+    got = run_onnx(ort_session(folder / "run" / "q.onnx", threads=1), calib)
+    assert got.shape == ref.shape and np.mean(got.argmax(1) == ref.argmax(1)) > 0.9
