@@ -74,3 +74,29 @@ def test_target_is_judged_on_the_median_over_processes(tmp_path):
     assert "0.85× (median of 3 processes)" in missed and ": not met" in missed
     alone = _markdown(args, paths, dice, cpu, cpu, {}, {}, "u8s8")
     assert "0.90× (the table's run)" in alone and ": not met" in alone
+
+
+def test_process_variants_are_reported_beside_the_recipe_and_judged_the_same_way(tmp_path):
+    from edgeseg.bench.int8_cpu import _markdown
+
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"x" * 2048)
+    paths = {"fp32": model, "u8s8": model, "s8s8": model, "u8s8-sr": model}
+    cpu = {"fp32": 10.0, "u8s8": 9.0, "s8s8": 7.0, "u8s8-sr": 7.0}
+    dice = {"fp32": 0.9, "u8s8": 0.9, "s8s8": 0.9, "u8s8-sr": 0.89}
+    text = _markdown(_args(), paths, dice, cpu, cpu, {}, {}, "u8s8", spread=[0.9, 0.9, 0.9],
+                     others={"s8s8": [0.7, 0.9, 0.75], "u8s8-sr": [0.7, 0.7, 0.7]})
+    assert "s8s8, timed in the same 3 processes: 0.70, 0.90, 0.75 (median 0.75), +0.00 points: it would meet the target" in text
+    assert "u8s8-sr, timed in the same 3 processes: 0.70, 0.70, 0.70 (median 0.70), +1.00 points: it would not meet the target" in text
+    assert "0.90× (median of 3 processes), +0.00 points: not met" in text  # the recipe's verdict is its own
+
+
+def test_process_ratios_time_the_extra_variants_in_the_same_processes(tmp_path):
+    from export_helpers import tiny_checkpoint, tiny_fp32
+
+    from edgeseg.bench.int8_cpu import _process_ratios
+
+    fp32, x = tiny_fp32(tiny_checkpoint(tmp_path / "model.pt"), tmp_path)
+    paths = {"fp32": fp32, "u8s8": fp32, "s8s8": fp32}
+    got = _process_ratios(paths, "u8s8", x[:1], _args(repeats=2, processes=2, process_variants=["s8s8", "u8s8"]))
+    assert set(got) == {"u8s8", "s8s8"} and all(len(v) == 2 and all(r > 0 for r in v) for v in got.values())

@@ -59,6 +59,8 @@ def add_arguments(p) -> None:
                    "[verify] latency_runs")
     p.add_argument("--processes", type=int, default=5, help="also time FP32 and the recipe's variant in this many fresh "
                    "processes (interleaved within each); the target is judged on the median of their ratios; 0: skip")
+    p.add_argument("--process-variants", nargs="*", default=[], choices=list(VARIANTS), help="also time these variants "
+                   "in each of the --processes fresh processes (with FP32 and the recipe's variant); reported beside it")
     p.add_argument("--docs", default="docs/BENCHMARKS.md")
 
 
@@ -122,8 +124,9 @@ def run(args) -> int:
     wall, cpu = interleaved(paths, x, args.repeats)
     best = DOCS_CHOICE if DOCS_CHOICE in paths else names[-1]
     ops = {k: profile_model(paths[k], runs=1, warmup=3, op_runs=args.repeats // 4).op_ms for k in ("fp32", "s8s8", best) if k in paths}
-    spread = _process_ratios(paths, best, x, args) if args.processes > 0 else None
-    text = _markdown(args, paths, dice, wall, cpu, kept, ops, best, spread)
+    per_process = _process_ratios(paths, best, x, args) if args.processes > 0 else {}
+    spread = per_process.pop(best, None)
+    text = _markdown(args, paths, dice, wall, cpu, kept, ops, best, spread, per_process)
     if args.report_rounds > 0:
         first = np.ascontiguousarray(sets["test"].lowres(scale)[:1, None], dtype=np.float32)  # the slice the export times
         text = text.replace("\n\nWhere the time goes", "\n\n" + _report_timer(args, paths, best, first, wall, cpu) + "\n\nWhere the time goes")
@@ -134,12 +137,14 @@ def run(args) -> int:
     return 0
 
 
-def _process_ratios(paths, best, x, args) -> list[float]:
-    """INT8/FP32 thread-CPU ratio of the recipe's variant in each of `--processes` fresh processes."""
+def _process_ratios(paths, best, x, args) -> dict[str, list[float]]:
+    """INT8/FP32 thread-CPU ratio of the recipe's variant (and of `--process-variants` that were built) in each of
+    `--processes` fresh processes: variant -> one ratio per process."""
     from edgeseg.ort import interleaved_medians_in_processes
 
-    pair = {k: paths[k] for k in ("fp32", best)}
-    return [cpu[best] / cpu["fp32"] for _, cpu in interleaved_medians_in_processes(pair, x, args.repeats, args.processes, 5)]
+    keys = ["fp32", best] + [v for v in getattr(args, "process_variants", None) or [] if v in paths and v != best]
+    runs = interleaved_medians_in_processes({k: paths[k] for k in keys}, x, args.repeats, args.processes, 5)
+    return {k: [cpu[k] / cpu["fp32"] for _, cpu in runs] for k in keys[1:]}
 
 
 def _sha(path) -> str:
@@ -226,7 +231,7 @@ def _backbones(args, calib, out: Path, x, variants) -> str:
     return "\n".join(lines)
 
 
-def _markdown(args, paths, dice, wall, cpu, kept, ops, best, spread=None) -> str:
+def _markdown(args, paths, dice, wall, cpu, kept, ops, best, spread=None, others=None) -> str:
     import statistics
 
     from edgeseg.bench.report import machine_line
@@ -253,6 +258,11 @@ def _markdown(args, paths, dice, wall, cpu, kept, ops, best, spread=None) -> str
                   f" (median {ratio:.2f}, min {min(spread):.2f}, max {max(spread):.2f}). One process's medians hide this "
                   "spread; the target is judged on the median over processes."]
         judged = f"{ratio:.2f}× (median of {len(spread)} processes)"
+        for k, rs in (others or {}).items():
+            m, pts = statistics.median(rs), 100 * (dice["fp32"] - dice[k])
+            lines += ["", f"{k}, timed in the same {len(rs)} processes: " + ", ".join(f"{r:.2f}" for r in rs) +
+                      f" (median {m:.2f}), {pts:+.2f} points: it "
+                      f"{'would meet' if m <= TARGET_RATIO and pts <= TARGET_POINTS else 'would not meet'} the target."]
     met = ratio <= TARGET_RATIO and lost <= TARGET_POINTS
     lines += ["", f"Target (issue #13): INT8 ≤ {TARGET_RATIO}× FP32 CPU time with ≤ {TARGET_POINTS} Dice points lost. "
               f"{best}: {judged}, {lost:+.2f} points: {'met' if met else 'not met'}. "
