@@ -100,3 +100,15 @@ def test_process_ratios_time_the_extra_variants_in_the_same_processes(tmp_path):
     paths = {"fp32": fp32, "u8s8": fp32, "s8s8": fp32}
     got = _process_ratios(paths, "u8s8", x[:1], _args(repeats=2, processes=2, process_variants=["s8s8", "u8s8"]))
     assert set(got) == {"u8s8", "s8s8"} and all(len(v) == 2 and all(r > 0 for r in v) for v in got.values())
+
+
+def test_the_command_line_names_the_flags_that_shape_the_section(tmp_path):
+    from edgeseg.bench.int8_cpu import _markdown
+
+    model = tmp_path / "m.onnx"
+    model.write_bytes(b"x" * 2048)
+    paths, cpu, dice = {"fp32": model, "u8s8": model}, {"fp32": 10.0, "u8s8": 9.0}, {"fp32": 0.9, "u8s8": 0.9}
+    text = _markdown(_args(backbones=[], processes=5, process_variants=["s8s8"]), paths, dice, cpu, cpu, {}, {}, "u8s8")
+    assert "`edgeseg bench int8-cpu --calibration-slices 64 --repeats 3 --backbones --processes 5 --process-variants s8s8`" in text
+    plain = _markdown(_args(processes=0), paths, dice, cpu, cpu, {}, {}, "u8s8")
+    assert "`edgeseg bench int8-cpu --calibration-slices 64 --repeats 3`" in plain

@@ -237,6 +237,12 @@ def _markdown(args, paths, dice, wall, cpu, kept, ops, best, spread=None, others
     from edgeseg.bench.report import machine_line
 
     cmd = f"edgeseg bench int8-cpu --calibration-slices {args.calibration_slices} --repeats {args.repeats}"
+    if getattr(args, "backbones", None) is not None:
+        cmd += " --backbones" + "".join(f" {b}" for b in args.backbones)
+    if getattr(args, "processes", 0):
+        cmd += f" --processes {args.processes}"
+        if getattr(args, "process_variants", None):
+            cmd += " --process-variants " + " ".join(args.process_variants)
     lines = ["## INT8 on the CPU: which choices make it faster than FP32", "", f"Command: `{cmd}` (model `{args.model}`)", "",
              f"Each INT8 variant quantized from the same FP32 file, minmax calibration on {args.calibration_slices} real "
              f"training slices. Latency: ONNX Runtime CPU, 1 thread, one slice, median of {args.repeats} runs interleaved "
