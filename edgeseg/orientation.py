@@ -53,3 +53,11 @@ def obliquity_deg(orientation) -> float:
         return 0.0
     o = np.asarray(orientation, dtype=float).reshape(2, 3)
     return float(np.degrees(np.arccos(np.clip(np.abs(o).max(axis=1) / np.linalg.norm(o, axis=1), -1, 1))).max())
+
+
+def normal_positions(orientation, positions) -> list[float]:
+    """Each ImagePositionPatient's distance along the slice normal (row x column cosines): the key the
+    runner sorts slices by, so anything comparing with its masks orders slices the same way."""
+    o = np.asarray(orientation, dtype=float)
+    normal = np.cross(o[:3], o[3:])
+    return [float(np.dot(p, normal)) for p in positions]

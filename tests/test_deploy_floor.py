@@ -18,9 +18,9 @@ FLOOR = "3.8"
 # What `edgeseg run` / `edgeseg serve` import (tests/test_runtime_*.py check that no torch is imported).
 RUNTIME_FILES = [
     "edgeseg/__init__.py", "edgeseg/__main__.py", "edgeseg/contract.py", "edgeseg/preprocess.py",
-    "edgeseg/orientation.py", "edgeseg/errors.py", "edgeseg/metrics.py", "edgeseg/progress.py",
+    "edgeseg/orientation.py", "edgeseg/errors.py", "edgeseg/io.py", "edgeseg/ort.py", "edgeseg/safe_paths.py", "edgeseg/metrics.py", "edgeseg/progress.py",
     "edgeseg/cli/__init__.py", "edgeseg/cli/run_cmd.py", "edgeseg/cli/serve_cmd.py",
-    "edgeseg/runtime", "edgeseg/node", "deploy/edgeseg_launch.py", "deploy/arm64_compare.py",
+    "edgeseg/runtime", "edgeseg/results", "edgeseg/node", "deploy/edgeseg_launch.py", "deploy/arm64_compare.py",
 ]
 
 # The newest release of each runtime dependency that installs on Python 3.8 (aarch64 wheels checked

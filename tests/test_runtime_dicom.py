@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_runtime_imports_without_heavy_packages():
-    code = ("import sys, edgeseg.runtime, edgeseg.runtime.pipeline, edgeseg.cli.run_cmd; "
+    code = ("import sys, edgeseg.runtime, edgeseg.runtime.pipeline, edgeseg.results.overlay, edgeseg.results.mask_files, "
+            "edgeseg.results.manifest, edgeseg.cli.run_cmd; "
             "bad = [m for m in ('torch', 'nibabel', 'scipy', 'rich', 'matplotlib', 'highdicom', 'onnx') if m in sys.modules]; "
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)

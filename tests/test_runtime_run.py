@@ -15,7 +15,7 @@ from pydicom.data import get_testdata_file
 
 from edgeseg.cli import main
 from edgeseg.contract import read_contract
-from edgeseg.runtime.safe_paths import readable_name
+from edgeseg.safe_paths import readable_name
 from edgeseg.preprocess import area_downsample, crop_or_pad, percentile_zscore
 from runtime_fixtures import (SAMPLE, export_threshold_model, export_tiny_model, make_contract, new_series,
                               sample_datasets, write_series)

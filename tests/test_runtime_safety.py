@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from edgeseg.cli import main
-from edgeseg.runtime.safe_paths import safe_name
+from edgeseg.safe_paths import safe_name
 from runtime_fixtures import export_threshold_model, new_series, sample_datasets, write_series
 
 HOSTILE = ["..", ".", "", "../victim", "/etc", "a/b", "\\..\\x", "x" * 300, "1.2.3/../..", "..\x00"]

@@ -9,7 +9,7 @@ hd = pytest.importorskip("highdicom")
 
 from edgeseg.errors import EdgesegError  # noqa: E402
 from edgeseg.runtime.discover import discover  # noqa: E402
-from edgeseg.runtime.seg_writer import write_seg  # noqa: E402
+from edgeseg.results.seg_writer import write_seg  # noqa: E402
 from edgeseg.runtime.series import build_series  # noqa: E402
 
 

@@ -131,8 +131,8 @@ def test_readable_names_never_collide_and_reruns_replace(model, tmp_path):
 
 def test_segment_colours_match_the_overlay_legend(model, tmp_path):
     hd = pytest.importorskip("highdicom")
-    from edgeseg.runtime.colours import rgb
-    from edgeseg.runtime.overlay import montage
+    from edgeseg.results.colours import rgb
+    from edgeseg.results.overlay import montage
 
     files = write_series(tmp_path / "in", new_series(sample_datasets(3, step=8), "colours"))
     out = tmp_path / "out"

@@ -82,17 +82,17 @@ def _slice_order(stack) -> np.ndarray:
     """Indices of the stack's slices in the runner's order: along the slice normal (row x column cosines) of
     the written geometry; a coronal display stack grows toward A while its normal points P."""
     from edgeseg.bench.robustness_variants import geometry
+    from edgeseg.orientation import normal_positions
 
     g = geometry(stack)
-    normal = np.cross(np.asarray(g["orientation"][:3]), np.asarray(g["orientation"][3:]))
-    return np.argsort([float(np.dot(p, normal)) for p in g["positions"]], kind="stable")
+    return np.argsort(normal_positions(g["orientation"], g["positions"]), kind="stable")
 
 
 def measure(model: str, variants, threads: int) -> list[dict]:
     """Segment every variant with the runner; -> one row per variant (Dice per class, volumes, status)."""
     from edgeseg.metrics import dice_per_class
     from edgeseg.runtime.pipeline import Options, run
-    from edgeseg.runtime.report import volumes_ml
+    from edgeseg.results.report import volumes_ml
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

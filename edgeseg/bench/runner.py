@@ -17,20 +17,20 @@ import tempfile
 from pathlib import Path
 
 from edgeseg.bench.report import machine_line, write_section
-from edgeseg.runtime.report import STAGES
+from edgeseg.results.report import STAGES
 MODES = ("sequential", "pipelined")
 
 _CHILD = r"""
 import json, resource, sys, tempfile, time
 t0 = time.perf_counter()
 from edgeseg.runtime.pipeline import Options, run
-from edgeseg.runtime.report import STAGES
+from edgeseg.results.report import STAGES
 from edgeseg.runtime.session import Segmenter
 t_import = time.perf_counter() - t0
 Segmenter(sys.argv[1], "cpu", int(sys.argv[3]))
 t_start = time.perf_counter() - t0
 t0 = time.perf_counter()
-from edgeseg.runtime.seg_writer import require_highdicom
+from edgeseg.results.seg_writer import require_highdicom
 require_highdicom()
 t_seg = time.perf_counter() - t0
 runs = {"sequential": [], "pipelined": []}

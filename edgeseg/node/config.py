@@ -22,7 +22,7 @@ class Destination:
     @property
     def key(self) -> str:
         """A file-name-safe name of this destination (its outbox markers, its dead letters)."""
-        from edgeseg.runtime.safe_paths import readable_name
+        from edgeseg.safe_paths import readable_name
 
         return readable_name(f"{self.ae_title}_{self.host}_{self.port}") or "dest"
 

@@ -24,7 +24,7 @@ class Node:
         from edgeseg.node.scheduler import Scheduler
         from edgeseg.node.scp import start_server
         from edgeseg.runtime.pipeline import check_out_dir
-        from edgeseg.runtime.seg_writer import require_highdicom
+        from edgeseg.results.seg_writer import require_highdicom
         from edgeseg.runtime.session import Segmenter
 
         cfg = self.cfg

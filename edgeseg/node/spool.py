@@ -33,7 +33,7 @@ from pathlib import Path
 
 from edgeseg.io import atomic_write, fsync_dir
 from edgeseg.node.config import dest_key
-from edgeseg.runtime.safe_paths import safe_name
+from edgeseg.safe_paths import safe_name
 
 
 def move_durably(src: Path, dst: Path) -> Path:

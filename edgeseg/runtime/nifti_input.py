@@ -16,7 +16,7 @@ import numpy as np
 
 from edgeseg.errors import EdgesegError, first_line, require
 from edgeseg.io import atomic_write, short_hash
-from edgeseg.runtime.safe_paths import inside, readable_name
+from edgeseg.safe_paths import inside, readable_name
 
 LPS = np.diag([-1.0, -1.0, 1.0])
 

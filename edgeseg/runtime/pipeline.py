@@ -21,9 +21,9 @@ from pathlib import Path
 
 from edgeseg.errors import EdgesegError, first_line
 from edgeseg.runtime import discover as disc
-from edgeseg.runtime.manifest import Manifest, inputs_key
+from edgeseg.results.manifest import Manifest, inputs_key
 from edgeseg.runtime.nifti_input import process_nifti
-from edgeseg.runtime.report import write_json
+from edgeseg.results.report import write_json
 from edgeseg.runtime.select import skip_reason
 from edgeseg.runtime.session import Segmenter
 from edgeseg.runtime.stages import infer_series, load_series, process_series, write_series
@@ -157,7 +157,7 @@ def run(model: str | Path, inputs, out: str | Path, opts: Options = Options(), s
     check_out_dir(out)
     notes: list[str] = []
     if opts.seg:
-        from edgeseg.runtime.seg_writer import require_highdicom
+        from edgeseg.results.seg_writer import require_highdicom
 
         try:
             require_highdicom()

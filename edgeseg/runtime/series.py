@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from edgeseg.errors import EdgesegError
+from edgeseg.orientation import normal_positions
 from edgeseg.runtime.discover import SeriesGroup
 
 
@@ -136,8 +137,7 @@ def build_series(group: SeriesGroup) -> Series:
     if geometry:
         if np.ptp(np.stack(orients), axis=0).max() > 1e-3:
             raise EdgesegError("inconsistent ImageOrientationPatient in one series (mixed planes or a localizer)")
-        normal = np.cross(orients[0][:3], orients[0][3:])
-        keys = [float(np.dot(p, normal)) for p in positions]
+        keys = normal_positions(orients[0], positions)
         order = sorted(range(len(frames)), key=lambda i: (keys[i], frames[i].instance_number, frames[i].frame or 0))
     else:
         warnings.append("no ImagePositionPatient/ImageOrientationPatient: slices sorted by InstanceNumber")

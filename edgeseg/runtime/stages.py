@@ -18,9 +18,9 @@ import numpy as np
 
 from edgeseg.errors import EdgesegError
 from edgeseg.runtime import discover as disc
-from edgeseg.runtime.outputs import series_folder, write_folder
+from edgeseg.results.outputs import series_folder, write_folder
 from edgeseg.runtime.pixels import Decoded, decode_series
-from edgeseg.runtime.report import result_report, series_block, volumes_ml, write_json
+from edgeseg.results.report import result_report, series_block, volumes_ml, write_json
 from edgeseg.runtime.segment import segment_volume
 from edgeseg.runtime.series import Series, build_series
 
@@ -74,7 +74,7 @@ def write_result(seg, opts, out: Path, where, mask, volume, spacing, slice_spaci
                  warnings, t: dict) -> tuple[Path, dict]:
     """One result's `files` ({name: write(path)}), overlay and report.json, published all or nothing
     (outputs.write_folder) at `where` = (final, alternative, what it was computed from) -> (folder, report)."""
-    from edgeseg.runtime.overlay import write_overlay
+    from edgeseg.results.overlay import write_overlay
 
     c, t0 = seg.contract, time.perf_counter()
 
@@ -97,9 +97,9 @@ def write_result(seg, opts, out: Path, where, mask, volume, spacing, slice_spaci
 
 def write_series(seg, inferred: Inferred, out: Path, opts):
     """SEG, mask files, overlay and report of the series into its folder (`write_result`) -> Row."""
-    from edgeseg.runtime.mask_files import write_mask
+    from edgeseg.results.mask_files import write_mask
     from edgeseg.runtime.pipeline import Row
-    from edgeseg.runtime.seg_writer import write_seg
+    from edgeseg.results.seg_writer import write_seg
 
     loaded, mask = inferred.loaded, inferred.mask
     series = loaded.series

@@ -4,7 +4,7 @@ The driver indexes the archive first, streaming through the files and keeping on
 (a few tags read per file, no pixels, no full headers: memory grows with the number of files, not their
 size). Each series is one task on a pool of actors, each of which loads the model once; the task runs
 `stages.process_series` on the series' files, exactly as `edgeseg run` does, and returns its row. The
-driver writes OUT/manifest.csv as results arrive, so a rerun resumes (runtime/manifest.py). A worker
+driver writes OUT/manifest.csv as results arrive, so a rerun resumes (results/manifest.py). A worker
 that dies mid-series is restarted by Ray and the task retried; the output is published by one atomic
 rename, so it is written once, and the manifest gets one row.
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from edgeseg.errors import require
 from edgeseg.runtime import discover as disc
-from edgeseg.runtime.manifest import Manifest, inputs_key
+from edgeseg.results.manifest import Manifest, inputs_key
 from edgeseg.runtime.pipeline import Options, Row, check_out_dir, failure_row, write_run_report
 
 INDEX_TAGS = ["SeriesInstanceUID", "StudyInstanceUID", "Rows", "Columns", "SOPClassUID"]

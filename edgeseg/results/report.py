@@ -34,7 +34,7 @@ def series_block(series) -> dict:
 
 def result_report(seg, threads, timings, slices: int, volumes, outputs, warnings, source: dict) -> dict:
     """report.json of one result; `source` says what was segmented ({"series": ...} or {"input": ...})."""
-    from edgeseg.runtime.colours import legend
+    from edgeseg.results.colours import legend
 
     c, total = seg.contract, sum(timings.values())
     return {

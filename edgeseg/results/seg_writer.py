@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -9,8 +10,10 @@ from edgeseg import __version__
 from edgeseg.contract import ModelContract
 from edgeseg.errors import EdgesegError, first_line, require
 from edgeseg.io import atomic_write
-from edgeseg.runtime.colours import rgb
-from edgeseg.runtime.series import Series
+from edgeseg.results.colours import rgb
+
+if TYPE_CHECKING:  # the series type only; results never import the runner
+    from edgeseg.runtime.series import Series
 
 
 def require_highdicom():

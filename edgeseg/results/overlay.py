@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeseg.runtime.colours import PALETTE
+from edgeseg.results.colours import PALETTE
 from edgeseg.io import atomic_write
 
 COLOURS = PALETTE.astype(np.float32)
@@ -56,7 +56,7 @@ def montage(volume: np.ndarray, mask: np.ndarray, tiles: int = 9, alpha: float =
 
 def write_overlay(path: Path, volume: np.ndarray, mask: np.ndarray, class_names=()) -> Path:
     """The montage, with a legend strip (colour swatch + class name per segment) below it when names are given."""
-    from edgeseg.runtime.legend import legend_strip
+    from edgeseg.results.legend import legend_strip
 
     picture = montage(volume, mask)
     if len(class_names) > 1:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeseg.runtime.colours import rgb
+from edgeseg.results.colours import rgb
 
 # 3x5 glyphs, rows top to bottom, '#' = ink; lower case is drawn as upper case
 _GLYPHS = {

@@ -22,7 +22,7 @@ from typing import Callable
 
 from edgeseg.errors import EdgesegError, system_words
 from edgeseg.io import FolderTaken, publish_folder, short_hash
-from edgeseg.runtime.safe_paths import inside, readable_name, safe_name
+from edgeseg.safe_paths import inside, readable_name, safe_name
 
 # what a published series folder may hold: anything else in it was not written by edgeseg
 OUTPUT_NAMES = frozenset({"seg.dcm", "report.json", "overlay.png", "mask.nii.gz", "mask.npy"})
