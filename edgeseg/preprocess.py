@@ -311,14 +311,20 @@ def area_downsample(images: np.ndarray, factor: int) -> np.ndarray:
     return (acc / (factor * factor)).astype(np.float32)
 
 
+def nearest_index(factor: int) -> slice:
+    """Every factor-th index from factor // 2: the sample nearest the centre of each factor-wide block (one
+    rule for nearest-sampled inputs here and for the low-resolution labels of training's supervision)."""
+    return slice(factor // 2, None, factor)
+
+
 def nearest_downsample(images: np.ndarray, factor: int) -> np.ndarray:
     """Every factor-th pixel over the last two axes, the one nearest each factor x factor block's centre
     (decimation without averaging: aliased, as J-Net's cv2.INTER_NEAREST inputs)."""
     *_, h, w = images.shape
     if h % factor or w % factor:
         raise ValueError(f"image size {h}x{w} is not divisible by the scale factor {factor}")
-    off = factor // 2
-    return np.ascontiguousarray(np.asarray(images)[..., off::factor, off::factor], dtype=np.float32)
+    pick = nearest_index(factor)
+    return np.ascontiguousarray(np.asarray(images)[..., pick, pick], dtype=np.float32)
 
 
 # how the low-resolution input is made from the full-resolution canvas (contract.lowres_method)

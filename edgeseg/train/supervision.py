@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from edgeseg.errors import EdgesegError, nearest_key
+from edgeseg.preprocess import nearest_index
 from edgeseg.train.losses import one_hot, segmentation_loss, soft_target_loss
 
 _MODES: dict[str, Callable] = {}
@@ -33,11 +34,11 @@ def _mode(name: str):
 
 
 def nearest_downsample(label: torch.Tensor, factor: int) -> torch.Tensor:
-    """Every factor-th pixel, starting at factor // 2 (the sample nearest the centre of each factor x factor block)."""
+    """The label at the low-resolution pixels: preprocess.nearest_index's samples along both axes."""
     if factor == 1:
         return label
-    off = factor // 2
-    return label[..., off::factor, off::factor]
+    pick = nearest_index(factor)
+    return label[..., pick, pick]
 
 
 def scale_targets(label: torch.Tensor, sizes: list[tuple[int, int]], num_classes: int) -> list[torch.Tensor]:
