@@ -114,3 +114,37 @@ def test_bad_tucker_variants_are_refused_before_any_training(variant, words):
     args = SimpleNamespace(tucker_variants=[variant], tucker_df=[0.3], tucker_epochs=None)
     with pytest.raises(EdgesegError, match=re.escape(words)):
         check_grid(load_compress_recipe("recipes/compress-tucker.toml"), args)
+
+
+def test_base_width_gets_its_own_section_and_a_checkpoint_of_another_width_is_refused(tmp_path, tiny_checkpoint):
+    import argparse
+
+    from edgeseg.bench import compression
+    from edgeseg.errors import EdgesegError
+
+    p = argparse.ArgumentParser()
+    compression.add_arguments(p)
+    docs = tmp_path / "B.md"
+    docs.write_text("<!-- bench:compression-tucker -->\nkept\n<!-- /bench:compression-tucker -->\n")
+    common = ["--quick", "--only", "tucker", "--no-control", "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "out"),
+              "--docs", str(docs), "--plot", str(tmp_path / "c.png")]
+    with pytest.raises(EdgesegError, match=r"model\.pt: a width-2 model, not the width 3 asked for"):
+        compression.run(p.parse_args(common + ["--base-width", "3"]))
+    assert compression.run(p.parse_args(common + ["--base-width", "2"])) == 0
+    md = docs.read_text()
+    assert "<!-- bench:compression-tucker -->\nkept\n" in md and "<!-- bench:compression-tucker-w2 -->" in md
+    assert (tmp_path / "out" / "results-compression-tucker-w2.json").is_file() and not (tmp_path / "c.png").exists()
+    cell = json.loads(next((tmp_path / "out" / "cells").glob("tucker-df0.5.json")).read_text())
+    assert '"width": 2' in json.dumps(cell)  # the width is part of every cell's key
+
+
+def test_base_width_names_its_own_checkpoint():
+    import argparse
+
+    from edgeseg.bench import compression
+
+    p = argparse.ArgumentParser()
+    compression.add_arguments(p)
+    assert compression.base_checkpoint(p.parse_args(["--base-width", "16"])) == "runs/unet-s2-brain-w16/model.pt"
+    assert compression.base_checkpoint(p.parse_args([])) == compression.DEFAULT_CHECKPOINT
+    assert compression.base_checkpoint(p.parse_args(["--base-width", "16", "--checkpoint", "x/model.pt"])) == "x/model.pt"

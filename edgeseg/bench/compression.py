@@ -21,9 +21,23 @@ from pathlib import Path
 PARTS = ("ternary", "tucker", "fixedpoint")
 
 
+DEFAULT_CHECKPOINT = "runs/unet-s2-brain/model.pt"
+
+
+def base_checkpoint(args) -> str:
+    """The FP32 checkpoint: --checkpoint, or for --base-width N with the default one runs/<recipe>-wN/model.pt
+    (a wider model never overwrites the default width's checkpoint)."""
+    if args.base_width and args.checkpoint == DEFAULT_CHECKPOINT:
+        return f"runs/{Path(args.train_recipe).stem}-w{args.base_width}/model.pt"
+    return args.checkpoint
+
+
 def add_arguments(p) -> None:
-    p.add_argument("--checkpoint", default="runs/unet-s2-brain/model.pt")
+    p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
     p.add_argument("--train-recipe", default="recipes/unet-s2-brain.toml", help="trains --checkpoint when it is missing")
+    p.add_argument("--base-width", type=int, default=0, help="the FP32 model at this backbone width (trained from "
+                   "--train-recipe into runs/<recipe>-w<N>/model.pt unless --checkpoint names one); the section and "
+                   "results get a -w<N> suffix, so the default width's tables stay")
     p.add_argument("--weight-bits", nargs="*", type=int, default=[2, 4, 6, 8])
     p.add_argument("--act-bits", nargs="*", type=int, default=[4, 6, 8])
     p.add_argument("--perone", nargs="*", default=["8:8", "4:6", "2:4"], help="W:A points of the Q-format variant")
@@ -105,7 +119,8 @@ def _load() -> str:
 def _qat_recipe(scheme: dict, args):
     from edgeseg.compress.recipe import CompressRecipe, ExportConfig, FinetuneConfig, SourceConfig
 
-    return CompressRecipe(scheme=scheme, source=SourceConfig(checkpoint=args.checkpoint, train_recipe=args.train_recipe),
+    return CompressRecipe(scheme=scheme, source=SourceConfig(checkpoint=args.checkpoint, train_recipe=args.train_recipe,
+                                                                     width=args.base_width),
                           finetune=FinetuneConfig(epochs=args.qat_epochs, lr=args.lr, seed=args.seed, threads=args.threads),
                           export=ExportConfig(onnx=True, int4=True))
 
@@ -114,7 +129,8 @@ def _source_recipe(path: str, args):
     from edgeseg.compress.recipe import load_compress_recipe
 
     r = load_compress_recipe(path)
-    return dataclasses.replace(r, source=dataclasses.replace(r.source, checkpoint=args.checkpoint, train_recipe=args.train_recipe),
+    return dataclasses.replace(r, source=dataclasses.replace(r.source, checkpoint=args.checkpoint, train_recipe=args.train_recipe,
+                                                                 width=args.base_width),
                                finetune=dataclasses.replace(r.finetune, threads=args.threads))
 
 
@@ -145,6 +161,7 @@ def run(args) -> int:
 
     if args.quick:
         quick(args)
+    args.checkpoint = base_checkpoint(args)
     if "tucker" in args.only:
         tuck.check_grid(_source_recipe(args.tucker_recipe, args), args)
     torch.set_num_threads(args.threads)
@@ -218,7 +235,9 @@ def run(args) -> int:
               "scratch_protocol": dataclasses.asdict(tbase.scratch),
               "tucker_finetune": dataclasses.asdict(kbase.finetune), "load": _load()}
     whole = set(args.only) == set(PARTS)
-    section = "compression" if whole else "compression-" + "-".join(p for p in PARTS if p in args.only)
+    section = ("compression" if whole else "compression-" + "-".join(p for p in PARTS if p in args.only)) \
+        + (f"-w{args.base_width}" if args.base_width else "")
+    whole = whole and not args.base_width  # results.json and the plot belong to the default width
     (out / ("results.json" if whole else f"results-{section}.json")).write_text(json.dumps(result, indent=2, default=str))
     md = markdown(result, args)
     write_section(section, md, args.docs)

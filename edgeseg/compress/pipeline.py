@@ -7,12 +7,14 @@ loaded slices and the loaded FP32 model.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from edgeseg.errors import EdgesegError
 
 
 def load_source(recipe, show_progress: bool = True):
@@ -20,9 +22,15 @@ def load_source(recipe, show_progress: bool = True):
     from edgeseg.train.checkpoint import checkpoint_or_train, load_checkpoint
     from edgeseg.train.recipe import load_recipe
 
-    ckpt = Path(recipe.source.checkpoint)
+    ckpt, width = Path(recipe.source.checkpoint), recipe.source.width
     train_recipe = load_recipe(recipe.source.train_recipe) if recipe.source.train_recipe and not ckpt.is_file() else None
-    return load_checkpoint(checkpoint_or_train(ckpt, train_recipe, show_progress=show_progress))
+    if train_recipe is not None and width:
+        train_recipe = dataclasses.replace(train_recipe, model=dataclasses.replace(train_recipe.model, width=width))
+    source = load_checkpoint(checkpoint_or_train(ckpt, train_recipe, show_progress=show_progress))
+    if width and source[1].model.width != width:
+        raise EdgesegError(f"{ckpt}: a width-{source[1].model.width} model, not the width {width} asked for "
+                           "(name another checkpoint, or none, to train that width)")
+    return source
 
 
 def input_shape(train_recipe) -> tuple[int, int, int, int]:

@@ -16,6 +16,7 @@ from edgeseg.config import from_dict, read_toml, to_dict
 class SourceConfig:
     checkpoint: str = "runs/unet-s2-brain/model.pt"  # the trained FP32 model
     train_recipe: str = ""  # trains the checkpoint first when it is missing (it must then be <folder>/model.pt)
+    width: int = 0  # > 0: the FP32 model at this backbone width (train_recipe trained with it; another width refused)
 
 
 @dataclass(frozen=True)
