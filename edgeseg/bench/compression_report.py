@@ -29,6 +29,7 @@ def command(args) -> str:
     opt = lambda flag, v: f" {flag} {v}" if v is not None else ""  # noqa: E731
     mc = f" --tucker-variants {' '.join(args.tucker_variants)}" if args.tucker_variants else ""
     mc += f" --tucker-widths {' '.join(map(str, args.tucker_widths))}" if args.tucker_widths else ""
+    mc += f" --base-width {args.base_width}" if getattr(args, "base_width", 0) else ""
     return (f"edgeseg bench compression{only} --weight-bits {' '.join(map(str, args.weight_bits))} --act-bits {' '.join(map(str, args.act_bits))} "
             f"--perone {' '.join(args.perone)} --qat-epochs {args.qat_epochs} --seeds {' '.join(map(str, args.seeds))}"
             f"{opt('--ternary-epochs', args.ternary_epochs)}{opt('--ternary-width', args.ternary_width)}{opt('--ternary-scale', args.ternary_scale)}"
