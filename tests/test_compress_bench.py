@@ -147,4 +147,8 @@ def test_base_width_names_its_own_checkpoint():
     compression.add_arguments(p)
     assert compression.base_checkpoint(p.parse_args(["--base-width", "16"])) == "runs/unet-s2-brain-w16/model.pt"
     assert compression.base_checkpoint(p.parse_args([])) == compression.DEFAULT_CHECKPOINT
+    from edgeseg.errors import EdgesegError
+
+    with pytest.raises(EdgesegError, match=r"--base-width -3: must be a positive backbone width"):
+        compression.base_checkpoint(p.parse_args(["--base-width", "-3"]))
     assert compression.base_checkpoint(p.parse_args(["--base-width", "16", "--checkpoint", "x/model.pt"])) == "x/model.pt"

@@ -27,6 +27,10 @@ DEFAULT_CHECKPOINT = "runs/unet-s2-brain/model.pt"
 def base_checkpoint(args) -> str:
     """The FP32 checkpoint: --checkpoint, or for --base-width N with the default one runs/<recipe>-wN/model.pt
     (a wider model never overwrites the default width's checkpoint)."""
+    if args.base_width < 0:
+        from edgeseg.errors import EdgesegError
+
+        raise EdgesegError(f"--base-width {args.base_width}: must be a positive backbone width (0 = the recipe's)")
     if args.base_width and args.checkpoint == DEFAULT_CHECKPOINT:
         return f"runs/{Path(args.train_recipe).stem}-w{args.base_width}/model.pt"
     return args.checkpoint
