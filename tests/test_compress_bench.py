@@ -152,3 +152,21 @@ def test_base_width_names_its_own_checkpoint():
     with pytest.raises(EdgesegError, match=r"--base-width -3: must be a positive backbone width"):
         compression.base_checkpoint(p.parse_args(["--base-width", "-3"]))
     assert compression.base_checkpoint(p.parse_args(["--base-width", "16", "--checkpoint", "x/model.pt"])) == "x/model.pt"
+
+
+def test_a_run_off_the_defaults_names_its_section_so_ablations_keep_the_default_tables():
+    import argparse
+
+    from edgeseg.bench import compression
+
+    p = argparse.ArgumentParser()
+    compression.add_arguments(p)
+    name = lambda *a: compression.section_name(p.parse_args(list(a)))  # noqa: E731
+    assert name() == "compression" and name("--only", "tucker", "fixedpoint") == "compression-tucker-fixedpoint"
+    assert name("--only", "ternary") == "compression-ternary"
+    assert name("--only", "ternary", "--ternary-epochs", "90", "--ternary-scale", "2") == "compression-ternary-e90-s2"
+    assert name("--ternary-width", "32") == "compression-tw32"
+    assert name("--only", "tucker", "--ternary-epochs", "90", "--base-width", "16") == "compression-tucker-w16"  # not a ternary run
+    args = p.parse_args(["--quick", "--only", "ternary"])
+    compression.quick(args)
+    assert compression.section_name(args) == "compression-ternary"

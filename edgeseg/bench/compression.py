@@ -36,6 +36,18 @@ def base_checkpoint(args) -> str:
     return args.checkpoint
 
 
+def section_name(args) -> str:
+    """compression for the whole default run; a partial run (--only) names its parts; a run off the recipes'
+    defaults (--base-width, --ternary-epochs/-width/-scale) gets a suffix per setting, so an ablation never
+    overwrites the default tables. --quick keeps the plain name (its docs file is a scratch one)."""
+    name = "compression" if set(args.only) == set(PARTS) else "compression-" + "-".join(p for p in PARTS if p in args.only)
+    name += f"-w{args.base_width}" if args.base_width else ""
+    if "ternary" in args.only and not args.quick:
+        for flag, value in (("e", args.ternary_epochs), ("tw", args.ternary_width), ("s", args.ternary_scale)):
+            name += f"-{flag}{value}" if value is not None else ""
+    return name
+
+
 def add_arguments(p) -> None:
     p.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT)
     p.add_argument("--train-recipe", default="recipes/unet-s2-brain.toml", help="trains --checkpoint when it is missing")
@@ -238,10 +250,8 @@ def run(args) -> int:
               "fp32_checkpoint": args.checkpoint, "fp32_train_seed": trecipe.train.seed, "threads": args.threads,
               "scratch_protocol": dataclasses.asdict(tbase.scratch),
               "tucker_finetune": dataclasses.asdict(kbase.finetune), "load": _load()}
-    whole = set(args.only) == set(PARTS)
-    section = ("compression" if whole else "compression-" + "-".join(p for p in PARTS if p in args.only)) \
-        + (f"-w{args.base_width}" if args.base_width else "")
-    whole = whole and not args.base_width  # results.json and the plot belong to the default width
+    section = section_name(args)
+    whole = section == "compression"  # results.json and the plot belong to the default run
     (out / ("results.json" if whole else f"results-{section}.json")).write_text(json.dumps(result, indent=2, default=str))
     md = markdown(result, args)
     write_section(section, md, args.docs)
