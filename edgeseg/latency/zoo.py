@@ -117,6 +117,17 @@ def fcn_resnet18(chw, classes):
     return n.model(n.conv(n.op("Dropout", [n.cbr(x, c, 128, 3, 1, 1)]), 128, classes, 1))
 
 
+def ufld_resnet18(chw, classes):
+    """cfzd/Ultra-Fast-Lane-Detection parsingNet (backbone 18, no auxiliary head): ResNet-18 trunk (stride 32), a 1x1
+    512->8 `pool` conv, flattened (8 x 9 x 25 = 1800 at 288x800) into Linear 1800->2048 + ReLU -> Linear 2048->classes
+    (the culane head: 201 x 18 x 4 = 14472)."""
+    n = Net("ufld_resnet18", chw)
+    x, c = _resnet_trunk(n, (2, 2, 2, 2), False)
+    flat = 8 * (chw[1] // 32) * (chw[2] // 32)
+    x = n.op("Flatten", [n.conv(x, c, 8, 1)])
+    return n.model(n.linear(n.relu(n.linear(x, flat, 2048)), 2048, classes))
+
+
 def alexnet(chw, classes):
     n = Net("alexnet", chw)
     x = n.maxpool(n.relu(n.conv("input", 3, 64, 11, 4, 2)), 3, 2)
@@ -285,6 +296,7 @@ NETWORKS = {
     "densenet121": densenet((6, 12, 24, 16)), "densenet169": densenet((6, 12, 32, 32)),
     "densenet201": densenet((6, 12, 48, 32)), "densenet161": densenet((6, 12, 36, 24), growth=48, init=96),
     "googlenet": googlenet, "trtpose_resnet18_att": trtpose("resnet18"), "trtpose_densenet121_att": trtpose("densenet121"),
+    "ufld_resnet18": ufld_resnet18,
     **{name: vgg(name) for name in VGG}, **{f"{name}_bn": vgg(name, batch_norm=True) for name in VGG},
 }
 
