@@ -91,3 +91,26 @@ def test_perone_q_format_one_power_of_two_scale_per_layer():
     assert scheme.params.pow2 and scheme.params.per_layer
     conv = QuantConv2d(5, 6, 3, bias=False, weight_q=WeightFakeQuant(4, True, True), act_q=None)
     assert storage(conv)["bits"] == 4 * 270 + 32 * 1
+
+
+def test_float_last_act_keeps_only_the_classifiers_input_a_float_relu(slices):
+    from edgeseg.models import create_model
+
+    model = create_model("unet", 1, 3, 2, sr_head=True, width=4)
+    records = make_scheme({"name": "ternarynet", "float_last_act": True}).apply(model, (1, 1) + tuple(slices.shape[-2:]))
+    acts = [r["activation"] for r in records if "activation" in r]
+    relus = [n for n, m in model.backbone.named_modules() if isinstance(m, torch.nn.ReLU)]
+    assert len(acts) == 13 and relus == ["dec.2.1.2"]  # the last decoder conv's ReLU, right before the classifier
+    assert sum(isinstance(m, SignedTernary) for m in model.modules()) == 13
+
+
+def test_ablation_epochs_stretch_the_lr_schedule_to_the_same_final_lr():
+    from edgeseg.bench.compression_ternary import arm_recipe
+    from edgeseg.compress.recipe import load_compress_recipe
+
+    base = load_compress_recipe("recipes/compress-ternarynet.toml")
+    same = arm_recipe(base, "ternarynet", 1, None, None, None).scratch
+    assert same.lr_decay == base.scratch.lr_decay and same.epochs == base.scratch.epochs
+    long = arm_recipe(base, "binarynet", 1, 3 * base.scratch.epochs, None, 2).scratch
+    assert long.epochs == 3 * base.scratch.epochs and long.scale == 2
+    assert long.lr_decay ** long.epochs == pytest.approx(base.scratch.lr_decay ** base.scratch.epochs, rel=1e-9)

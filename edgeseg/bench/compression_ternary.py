@@ -13,8 +13,12 @@ ARMS = (("float", "FP32"), ("ternarynet", "ternary"), ("binarynet", "binary"))
 
 
 def arm_recipe(base, name: str, seed: int, epochs: int | None, width: int | None, scale: int | None):
-    scratch = dataclasses.replace(base.scratch, enabled=True, **{k: v for k, v in
-                                  (("epochs", epochs), ("width", width), ("scale", scale)) if v is not None})
+    """The arm's recipe; another `epochs` stretches the same lr schedule over them (lr_decay ** (base epochs / epochs)
+    per epoch, so the last epoch's lr is the recipe's) rather than running the extra epochs at a vanishing lr."""
+    changes = {k: v for k, v in (("epochs", epochs), ("width", width), ("scale", scale)) if v is not None}
+    if epochs is not None and epochs != base.scratch.epochs:
+        changes["lr_decay"] = base.scratch.lr_decay ** (base.scratch.epochs / epochs)
+    scratch = dataclasses.replace(base.scratch, enabled=True, **changes)
     scheme = dict(base.scheme, name=name) if name != "float" else {"name": "float"}
     return dataclasses.replace(base, scheme=scheme, scratch=scratch,
                                finetune=dataclasses.replace(base.finetune, seed=seed),

@@ -9,7 +9,8 @@ sees in training exactly what it sees at test time (`surrogate = "clipped"`: the
 |u| <= 1, instead of the staircase's slope). `ste=False` trains with the smooth forward
 instead (the authors' released script), hard at eval.
 Weights: TWN ternary / sign binary per output filter (edgeseg.compress.ternary), first conv and the
-classifier in float, as in the paper.
+classifier in float, as in the paper. `float_last_act`: the activation feeding the classifier stays a float ReLU,
+as in the authors' script (its last conv c7b is followed by F.relu, not the step).
 """
 from __future__ import annotations
 
@@ -88,14 +89,14 @@ class SignedBinary(SignedTernary):
         return {"kind": "sign", "scale": 1.0}
 
 
-def replace_relus(model: nn.Module, make, prefix: str = "backbone.") -> list[str]:
-    """Every nn.ReLU / nn.ReLU6 under `prefix` -> make(); -> the replaced module names."""
-    names = []
-    for name, m in list(model.named_modules()):
-        if name.startswith(prefix) and type(m) in (nn.ReLU, nn.ReLU6):
-            parent, _, child = name.rpartition(".")
-            setattr(model.get_submodule(parent), child, make())
-            names.append(name)
+def replace_relus(model: nn.Module, make, prefix: str = "backbone.", keep_last: bool = False) -> list[str]:
+    """Every nn.ReLU / nn.ReLU6 under `prefix` -> make(); -> the replaced module names. `keep_last`: the last one
+    (in registration order: for the backbones here the classifier's input) stays a float ReLU."""
+    relus = [n for n, m in model.named_modules() if n.startswith(prefix) and type(m) in (nn.ReLU, nn.ReLU6)]
+    names = relus[:-1] if keep_last else relus
+    for name in names:
+        parent, _, child = name.rpartition(".")
+        setattr(model.get_submodule(parent), child, make())
     return names
 
 
