@@ -8,7 +8,7 @@ import numpy as np
 CLASSES = ("background", "gm", "wm")
 
 
-def tiny_checkpoint(path: Path, name: str = "unet", width: int = 2, seed: int = 0) -> Path:
+def tiny_checkpoint(path: Path, name: str = "unet", width: int = 2, seed: int = 0, head: str = "pixelshuffle") -> Path:
     """An `edgeseg train`-style model.pt of a width-2 model (random weights, default data recipe)."""
     import torch
 
@@ -16,7 +16,7 @@ def tiny_checkpoint(path: Path, name: str = "unet", width: int = 2, seed: int = 
     from edgeseg.train.recipe import ModelConfig, Recipe
 
     torch.manual_seed(seed)
-    recipe = Recipe(model=ModelConfig(name=name, scale=2, sr_head=True, width=width))
+    recipe = Recipe(model=ModelConfig(name=name, scale=2, sr_head=True, width=width, head=head))
     save_checkpoint(path, build_model(recipe, len(CLASSES)), recipe, CLASSES, "tiny-test", {})
     return path
 

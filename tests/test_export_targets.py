@@ -160,8 +160,10 @@ def test_generic_cpu_target_defaults_give_the_stated_int8_graph(tmp_path, target
         assert all(not z.any() for z in zps)  # symmetric: zero point 0
     narrow = narrow_convs(onnx.load(str(fp32)), 8)
     assert narrow and set(narrow) <= set(info["kept_float"])  # the 1-channel input conv, the SR head's convs
-    convs = sum(1 for n in onnx.load(str(fp32)).graph.node if n.op_type == "Conv")
+    conv_ops = ("Conv", "ConvTranspose")  # the SR head's x2 stage is a depthwise ConvTranspose
+    before = Counter(n.op_type for n in onnx.load(str(fp32)).graph.node)
     dq_out = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
-    quantized = [n for n in model.graph.node if n.op_type == "Conv" and n.input[1] in dq_out]
-    assert Counter(n.op_type for n in model.graph.node)["Conv"] == convs  # QDQ keeps every conv a Conv
-    assert len(quantized) == convs - len(narrow)  # int8 weights everywhere except the narrow convs
+    quantized = [n for n in model.graph.node if n.op_type in conv_ops and n.input[1] in dq_out]
+    after = Counter(n.op_type for n in model.graph.node)
+    assert all(after[op] == before[op] for op in conv_ops)  # QDQ keeps every conv a Conv
+    assert len(quantized) == sum(before[op] for op in conv_ops) - len(narrow)  # int8 weights except the narrow convs

@@ -81,10 +81,12 @@ def _qdq_counts(path) -> dict:
 
 
 def test_int8_qdq_node_counts(exported):
-    fp32 = Counter(n.op_type for n in onnx.load(str(exported / "model.fp32-sim.onnx")).graph.node)
+    graph = onnx.load(str(exported / "model.fp32-sim.onnx")).graph
+    fp32 = Counter(n.op_type for n in graph.node)
     c = _qdq_counts(exported / "model.int8.onnx")
     kept = json.loads((exported / "verification.json").read_text())["int8"]["quantization"]["kept_float"]
-    kept_convs = [n for n in kept if n.endswith("/Conv")]  # the jetson-nano target keeps convs with < 8 inputs float
+    conv_names = {n.name for n in graph.node if n.op_type in ("Conv", "ConvTranspose")}
+    kept_convs = [n for n in kept if n in conv_names]  # the jetson-nano target keeps convs with < 8 inputs float
     assert kept_convs and c["quantized_convs"] > 0
     assert c["convs"] == fp32["Conv"] + fp32["ConvTranspose"]  # no conv lost or duplicated
     assert c["quantized_convs"] == c["convs"] - len(kept_convs)  # the others read DQ(activation) and DQ(weight)
@@ -101,10 +103,12 @@ def test_keep_float_leaves_named_convs_without_qdq(tmp_path):
     from edgeseg.export.recipe import QuantizeConfig
 
     fp32, calib = tiny_fp32(tiny_checkpoint(tmp_path / "model.pt"), tmp_path)
-    quantize_int8(fp32, tmp_path / "q.onnx", calib, QuantizeConfig(keep_float=("/sr_head/fuse/*",)), tmp_path)
+    info = quantize_int8(fp32, tmp_path / "q.onnx", calib, QuantizeConfig(keep_float=("/sr_head/fuse/*",)), tmp_path)
     _strict(tmp_path / "q.onnx")
     c = _qdq_counts(tmp_path / "q.onnx")
-    assert c["quantized_convs"] == c["convs"] - 1 and c["weight_dq"] == c["convs"] - 1
+    fused = [n for n in info["kept_float"] if "/Conv" in n]
+    assert len(fused) == 2  # the fusion's full-resolution and low-resolution 1x1 convs
+    assert c["quantized_convs"] == c["convs"] - 2 and c["weight_dq"] == c["convs"] - 2
 
 
 def test_compressed_exports_pass_the_full_checker(tmp_path):
@@ -230,7 +234,7 @@ def test_narrow_convs_stay_float_and_qoperator_is_valid_too(tmp_path):
     _strict(tmp_path / "qop.onnx")
     assert qop["format"] == "QOPERATOR"
     ops = Counter(n.op_type for n in onnx.load(str(tmp_path / "qop.onnx")).graph.node)
-    assert ops["QLinearConv"] == c["convs"] and "Conv" not in ops
+    assert ops["QLinearConv"] == c["ops"]["Conv"] and "Conv" not in ops  # ConvTranspose has no QLinear form: float
     _, found = check_file(tmp_path / "qop.onnx", "jetson-orin-nano")
     assert any(f.op_type == "QLinearConv" for f in errors(found))  # TensorRT parses QDQ, not QOperator
 

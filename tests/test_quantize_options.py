@@ -13,6 +13,15 @@ def tiny(tmp_path_factory):
     return tiny_fp32(tiny_checkpoint(folder / "model.pt", width=8), folder), folder
 
 
+@pytest.fixture(scope="module")
+def tiny_d2s(tmp_path_factory):
+    """The one-stage head exports Conv + DepthToSpace (the pixelshuffle head exports a ConvTranspose)."""
+    from export_helpers import tiny_checkpoint, tiny_fp32
+
+    folder = tmp_path_factory.mktemp("quantize-options-d2s")
+    return tiny_fp32(tiny_checkpoint(folder / "model.pt", width=8, head="onestage"), folder), folder
+
+
 def _quantize(tiny, name, **fields):
     from edgeseg.export.quantize import quantize_int8
     from edgeseg.export.recipe import QuantizeConfig
@@ -42,8 +51,9 @@ def _around(model, op_type):
     return prod[node.input[0]], cons[node.output[0]]
 
 
-def test_also_quantize_puts_qdq_around_an_op_type_ort_leaves_out(tiny):
-    head = ("/sr_head/Resize*", "/sr_head/Concat")
+def test_also_quantize_puts_qdq_around_an_op_type_ort_leaves_out(tiny_d2s):
+    tiny = tiny_d2s
+    head = ()  # the one-stage head's convs have < 8 input channels: float by float_below_channels
     info, model = _quantize(tiny, "d2s", keep_float=head, float_below_channels=8, also_quantize=("DepthToSpace",))
     assert _around(model, "DepthToSpace") == ("DequantizeLinear", "QuantizeLinear")
     assert info["also_quantize"] == ["DepthToSpace"]
@@ -53,13 +63,14 @@ def test_also_quantize_puts_qdq_around_an_op_type_ort_leaves_out(tiny):
     assert len(convs) == len([n for n in plain.graph.node if n.op_type == "Conv"])  # only DepthToSpace differs
 
 
-def test_also_quantize_runs_on_onnx_runtime_close_to_float(tiny):
+def test_also_quantize_runs_on_onnx_runtime_close_to_float(tiny_d2s):
     import numpy as np
 
     from edgeseg.export.simplify import ort_session, run_onnx
 
+    tiny = tiny_d2s
     (fp32, calib), folder = tiny
-    _quantize(tiny, "run", keep_float=("/sr_head/Resize*", "/sr_head/Concat"), float_below_channels=8,
+    _quantize(tiny, "run", float_below_channels=8,
               float_below_both=16, also_quantize=("DepthToSpace",))
     ref = run_onnx(ort_session(fp32, threads=1), calib)
     got = run_onnx(ort_session(folder / "run" / "q.onnx", threads=1), calib)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 SR_HEAD = ("/sr_head/*",)
 # the SR head's non-conv nodes ORT would quantize (its convs are all < 8 input channels, float by float_below_channels)
-SR_HEAD_BUT_D2S = ("/sr_head/Resize*", "/sr_head/Concat")
+SR_HEAD_BUT_D2S = ("/sr_head/fuse/*",)
 # name -> (description, QuantizeConfig fields); the released recipe's choice is marked in DOCS_CHOICE
 VARIANTS = {
     "s8s8": ("QDQ, int8 activations (symmetric), per-channel weights: the TensorRT-friendly default", {}),
@@ -34,7 +34,8 @@ VARIANTS = {
                        "full-resolution convs and the classifier; as QLinearConv they were slower than in float)",
                        {"activation_type": "uint8", "keep_float": SR_HEAD, "float_below_channels": 8, "float_below_both": 16}),
     "u8s8-d2s-both16": ("as u8s8-sr-both16, the SR head's DepthToSpace on uint8 (also_quantize; ORT drops its Q/DQ), the "
-                        "rest of the SR head float", {"activation_type": "uint8", "keep_float": SR_HEAD_BUT_D2S,
+                        "rest of the SR head float (since 2026-12-03 the pixelshuffle head exports a ConvTranspose, no "
+                        "DepthToSpace: there this row is u8s8-sr-both16)", {"activation_type": "uint8", "keep_float": SR_HEAD_BUT_D2S,
                         "float_below_channels": 8, "float_below_both": 16, "also_quantize": ("DepthToSpace",)}),
 }
 DOCS_CHOICE = "u8s8-sr-narrow"

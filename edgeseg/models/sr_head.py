@@ -1,12 +1,15 @@
 """The super-resolution segmentation head (J-Net idea): low-res logits -> full-res logits.
 
-Per x2 stage a learned depthwise 2x2 transposed conv doubles the resolution, written as a grouped
-1x1 conv to 4 sub-pixels + PixelShuffle (mathematically the same, >10x faster on CPU than
-PyTorch's grouped ConvTranspose, and DepthToSpace is native in TensorRT); one depthwise 3x3 refinement
-conv is shared by all stages (as in J-Net's small variant). A 1x1 fusion mixes the learned path,
-the bilinear skip of the low-res logits and the bilinearly upsampled image. The fusion starts as
+Per x2 stage a learned depthwise 2x2 transposed conv doubles the resolution. Its weights live in a grouped
+1x1 conv to 4 sub-pixels: PyTorch runs it as that conv + PixelShuffle (>10x faster on CPU than PyTorch's
+grouped ConvTranspose), the ONNX export writes the same weights as one depthwise ConvTranspose (ONNX
+Runtime runs that faster than Conv + DepthToSpace; TensorRT has both natively). One depthwise 3x3
+refinement conv is shared by all stages (as in J-Net's small variant). A 1x1 fusion mixes the learned
+path, the bilinear skip of the low-res logits and the bilinearly upsampled image. The fusion starts as
 the identity on the bilinear skip, so an untrained head equals plain bilinear upsampling and
-training only learns the correction. Parameters: 4C*log2(scale) + 10C + (2C+1)*C + C:
+training only learns the correction. Channel mixing commutes with bilinear upsampling, so the skip and
+image columns of the fusion are applied at low resolution before one upsampling (the same function;
+fewer full-resolution channels to read and write). Parameters: 4C*log2(scale) + 10C + (2C+1)*C + C:
 C=3, scale 2 -> 66; C=4, scale 4 -> 112; C=4, scale 8 -> 128.
 
 Registered as "pixelshuffle" (the default head). Its stage outputs pass through ELU and are not
@@ -24,6 +27,32 @@ import torch.nn.functional as F
 from edgeseg.models.registry import register_head
 
 
+class SubPixelUp(nn.Sequential):
+    """A x2 depthwise 2x2 transposed conv stored as grouped 1x1 conv (C -> 4C) + PixelShuffle: PyTorch runs it
+    that way, the ONNX export writes the same weights as one depthwise ConvTranspose (sub-pixel (i, j) of
+    class k is output channel 4k + 2i + j)."""
+
+    def __init__(self, c: int):
+        super().__init__(nn.Conv2d(c, 4 * c, kernel_size=1, groups=c, bias=False), nn.PixelShuffle(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not torch.onnx.is_in_onnx_export():
+            return super().forward(x)
+        c = self[0].in_channels
+        return F.conv_transpose2d(x, self[0].weight.reshape(c, 1, 2, 2), stride=2, groups=c)
+
+
+class SplitFusion(nn.Conv2d):
+    """The 1x1 fusion over [learned path, bilinear skip of the logits, bilinear image], with its skip and
+    image columns applied at low resolution before one bilinear upsampling (linear maps commute with it)."""
+
+    def forward(self, learned: torch.Tensor, logits_lr: torch.Tensor, image_lr: torch.Tensor, scale: int) -> torch.Tensor:
+        c = self.out_channels  # a Python int, not a traced shape
+        low = F.conv2d(torch.cat([logits_lr, image_lr], dim=1), self.weight[:, c:])
+        low = F.interpolate(low, scale_factor=scale, mode="bilinear", align_corners=False)
+        return F.conv2d(learned, self.weight[:, :c], self.bias) + low
+
+
 @register_head("pixelshuffle")
 class SRHead(nn.Module):
     def __init__(self, num_classes: int, scale: int, in_channels: int = 1):
@@ -32,13 +61,10 @@ class SRHead(nn.Module):
             raise ValueError(f"SR head scale must be a power of two >= 2, got {scale}")
         c = num_classes
         self.scale = scale
-        self.up = nn.ModuleList(
-            nn.Sequential(nn.Conv2d(c, 4 * c, kernel_size=1, groups=c, bias=False), nn.PixelShuffle(2))
-            for _ in range(int(math.log2(scale)))
-        )
+        self.up = nn.ModuleList(SubPixelUp(c) for _ in range(int(math.log2(scale))))
         self.refine = nn.Conv2d(c, c, kernel_size=3, padding=1, groups=c)  # shared across stages
         self.act = nn.ELU()
-        self.fuse = nn.Conv2d(2 * c + in_channels, c, kernel_size=1)
+        self.fuse = SplitFusion(2 * c + in_channels, c, kernel_size=1)
         with torch.no_grad():
             self.fuse.weight.zero_()
             self.fuse.bias.zero_()
@@ -49,9 +75,7 @@ class SRHead(nn.Module):
         x = logits_lr
         for up in self.up:
             x = self.act(self.refine(up(x)))
-        skip = F.interpolate(logits_lr, scale_factor=self.scale, mode="bilinear", align_corners=False)
-        image = F.interpolate(image_lr, scale_factor=self.scale, mode="bilinear", align_corners=False)
-        return self.fuse(torch.cat([x, skip, image], dim=1))
+        return self.fuse(x, logits_lr, image_lr, self.scale)
 
     def pyramid(self, logits_lr: torch.Tensor, image_lr: torch.Tensor) -> list[torch.Tensor]:
         """Logits at the scales this head produces: [1x, full resolution]."""
