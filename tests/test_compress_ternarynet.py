@@ -114,3 +114,14 @@ def test_ablation_epochs_stretch_the_lr_schedule_to_the_same_final_lr():
     long = arm_recipe(base, "binarynet", 1, 3 * base.scratch.epochs, None, 2).scratch
     assert long.epochs == 3 * base.scratch.epochs and long.scale == 2
     assert long.lr_decay ** long.epochs == pytest.approx(base.scratch.lr_decay ** base.scratch.epochs, rel=1e-9)
+
+
+def test_quantize_acts_false_ternarises_the_weights_only(slices):
+    from edgeseg.compress.qat import QuantConv2d
+    from edgeseg.models import create_model
+
+    model = create_model("unet", 1, 3, 2, sr_head=True, width=4)
+    records = make_scheme({"name": "ternarynet", "quantize_acts": False}).apply(model, (1, 1) + tuple(slices.shape[-2:]))
+    assert not any("activation" in r for r in records) and len(records) == 13  # 15 convs less the first and the classifier
+    assert sum(isinstance(m, torch.nn.ReLU) for m in model.backbone.modules()) == 14
+    assert sum(isinstance(m, QuantConv2d) for m in model.modules()) == 13

@@ -173,6 +173,7 @@ class TernaryNetParams:
     ste: bool = True          # hard step forward in training too (else the smooth tt_beta forward)
     surrogate: str = "staircase"  # STE gradient: "staircase" (slope of tt_beta / tanh) or "clipped" (1 on |u| <= 1)
     float_last_act: bool = False  # the classifier's input stays a float ReLU (the authors' script)
+    quantize_acts: bool = True    # false: weights only, every ReLU kept (ablation: the gap split into weights / activations)
     keep_first_last: bool = True
     quantize_head: bool = False
 
@@ -208,7 +209,8 @@ class TernaryNet(Scheme):
         p = self.params
         plan = qat.plan_layers(model, input_shape, True, p.keep_first_last, p.quantize_head)
         qat.swap_convs(model, plan, lambda name, s: (self._weight(), None))
-        return [{"layer": n} for n in plan] + [{"activation": n} for n in replace_relus(model, self._act, keep_last=p.float_last_act)]
+        acts = replace_relus(model, self._act, keep_last=p.float_last_act) if p.quantize_acts else []
+        return [{"layer": n} for n in plan] + [{"activation": n} for n in acts]
 
     def on_epoch(self, model, epoch: int, epochs: int) -> None:
         from edgeseg.compress.ternary import beta_schedule
