@@ -106,6 +106,24 @@ def test_sr_head_exact_parameter_count():
     assert sum(p.numel() for p in SRHead(3, 2).parameters()) == 66
 
 
+@pytest.mark.parametrize("scale", [2, 4])
+def test_sr_head_fusion_at_low_resolution_is_the_1x1_over_the_full_resolution_concat(scale):
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    head = SRHead(3, scale).eval()
+    with torch.no_grad():
+        for p in head.parameters():
+            p.normal_(0, 0.5)
+        logits, image = torch.randn(2, 3, 6, 5), torch.randn(2, 1, 6, 5)
+        x = logits
+        for up in head.up:
+            x = head.act(head.refine(up(x)))
+        full = [F.interpolate(t, scale_factor=scale, mode="bilinear", align_corners=False) for t in (logits, image)]
+        reference = F.conv2d(torch.cat([x, *full], dim=1), head.fuse.weight, head.fuse.bias)  # the J-Net-style fusion
+        torch.testing.assert_close(head(logits, image), reference, rtol=0, atol=1e-5)
+
+
 @pytest.mark.parametrize("name", list_models())
 @pytest.mark.parametrize("scale", [2, 4])
 def test_untrained_head_is_bilinear_upsampling(name, scale):

@@ -38,6 +38,8 @@ VARIANTS = {
                         "DepthToSpace: there this row is u8s8-sr-both16)", {"activation_type": "uint8", "keep_float": SR_HEAD_BUT_D2S,
                         "float_below_channels": 8, "float_below_both": 16, "also_quantize": ("DepthToSpace",)}),
 }
+FP32_ROWS = {"fp32": "FP32 ONNX (simplified), as exported for ORT's CPU provider (sub-pixel pairs as one ConvTranspose)",
+             "fp32-trt-form": "the same FP32 file with Conv + DepthToSpace (the form TensorRT's files keep)"}
 DOCS_CHOICE = "u8s8-sr-narrow"
 TARGET_RATIO, TARGET_POINTS = 0.8, 0.5
 
@@ -114,11 +116,11 @@ def run(args) -> int:
     calib = calibration_slices(sets["train"].lowres(scale), args.calibration_slices)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    paths, kept = {"fp32": Path(args.model)}, {}
+    paths, kept = ort_cpu_form(Path(args.model), out / "fp32.ort-cpu.onnx"), {}
     for name in names:
         work = out / name
         work.mkdir(exist_ok=True)
-        info = quantize_int8(args.model, out / f"{name}.int8.onnx", calib, replace(QuantizeConfig(), **VARIANTS[name][1]), work)
+        info = quantize_int8(paths["fp32"], out / f"{name}.int8.onnx", calib, replace(QuantizeConfig(), **VARIANTS[name][1]), work)
         paths[name], kept[name] = out / f"{name}.int8.onnx", info["kept_float"]
     dice = {k: _dice(p, sets["test"], scale) for k, p in paths.items()}
     x = np.ascontiguousarray(sets["test"].lowres(scale)[len(sets["test"]) // 2][None, None], dtype=np.float32)
@@ -136,6 +138,14 @@ def run(args) -> int:
     write_section("int8-cpu", text, args.docs)
     print(text)
     return 0
+
+
+def ort_cpu_form(model: Path, dst: Path) -> dict:
+    """{'fp32': the FP32 file as an export for ORT's CPU provider writes it (sub-pixel pairs as one ConvTranspose,
+    export/subpixel.py), 'fp32-trt-form': the given file, when that differs}: variants are quantized from the first."""
+    from edgeseg.export.subpixel import to_conv_transpose
+
+    return {"fp32": dst, "fp32-trt-form": model} if to_conv_transpose(model, dst) else {"fp32": model}
 
 
 def _process_ratios(paths, best, x, args) -> dict[str, list[float]]:
@@ -216,10 +226,10 @@ def _backbones(args, calib, out: Path, x, variants) -> str:
         work.mkdir(exist_ok=True)
         raw = export_onnx(model, dataclasses.replace(base, model_name=name), work / "fp32.onnx", 13)
         simplify(raw, work / "fp32-sim.onnx", calib[:2])
-        paths[(name, "fp32")] = work / "fp32-sim.onnx"
+        paths[(name, "fp32")] = ort_cpu_form(work / "fp32-sim.onnx", work / "fp32.ort-cpu.onnx")["fp32"]
         for v in variants:
             cfg = dataclasses.replace(QuantizeConfig(), **VARIANTS[v][1])
-            quantize_int8(work / "fp32-sim.onnx", work / f"{v}.onnx", calib, cfg, work)
+            quantize_int8(paths[(name, "fp32")], work / f"{v}.onnx", calib, cfg, work)
             paths[(name, v)] = work / f"{v}.onnx"
     _, cpu = interleaved(paths, x, max(20, args.repeats // 3))
     lines = [f"Every backbone (random weights, default width, SR head, scale {base.scale}; latency only: Dice needs trained "
@@ -245,14 +255,14 @@ def _markdown(args, paths, dice, wall, cpu, kept, ops, best, spread=None, others
         if getattr(args, "process_variants", None):
             cmd += " --process-variants " + " ".join(args.process_variants)
     lines = ["## INT8 on the CPU: which choices make it faster than FP32", "", f"Command: `{cmd}` (model `{args.model}`)", "",
-             f"Each INT8 variant quantized from the same FP32 file, minmax calibration on {args.calibration_slices} real "
+             f"Each INT8 variant quantized from the same FP32 file (the fp32 row), minmax calibration on {args.calibration_slices} real "
              f"training slices. Latency: ONNX Runtime CPU, 1 thread, one slice, median of {args.repeats} runs interleaved "
              "across all rows; wall time and the calling thread's CPU time (robust to other processes on a shared machine). "
              "Dice: mean foreground, test split, full resolution; points lost vs FP32 ONNX.", "",
              "| variant | what | wall ms | × FP32 | CPU ms | × FP32 | Dice | points lost | KiB | kept float |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for k, p in paths.items():
-        what = "FP32 ONNX (simplified)" if k == "fp32" else VARIANTS[k][0]
+        what = FP32_ROWS[k] if k in FP32_ROWS else VARIANTS[k][0]
         lines.append(f"| {k}{' **(recipe)**' if k == best else ''} | {what} | {wall[k]:.2f} | {wall[k] / wall['fp32']:.2f} | "
                      f"{cpu[k]:.2f} | {cpu[k] / cpu['fp32']:.2f} | {dice[k]:.4f} | {100 * (dice['fp32'] - dice[k]):+.2f} | "
                      f"{Path(p).stat().st_size / 1024:.0f} | {len(kept.get(k, []))} |")

@@ -50,6 +50,9 @@ class Target:
     quantize: dict = field(default_factory=dict)  # [quantize] defaults of an export for this target (a recipe overrides)
     # TensorRT versions to write an INT8 calibration cache for (export/trt_calib.py; empty: none), e.g. ["8.5.2"]
     tensorrt_calibration: tuple[str, ...] = ()
+    # files ("fp32-sim", "int8") this target runs on ONNX Runtime's CPU provider: their sub-pixel stages become
+    # one ConvTranspose (export/subpixel.py); the others keep Conv + DepthToSpace for TensorRT
+    ort_cpu_files: tuple[str, ...] = ()
 
     def backend(self, name: str | None = None) -> Backend:
         name = name or self.default_backend
@@ -87,6 +90,11 @@ def load_target(name: str) -> Target:
     target = from_dict(Target, {**data, "backends": {}}, where)
     target = Target(**{**target.__dict__, "backends": backends})
     target.backend()  # the default backend exists
+    unknown = set(target.ort_cpu_files) - {"fp32-sim", "int8"}
+    if unknown:
+        raise EdgesegError(f"{path}: ort_cpu_files names {', '.join(sorted(unknown))}; it takes 'fp32-sim' and 'int8'")
+    if "fp32-sim" in target.ort_cpu_files and target.tensorrt_calibration:
+        raise EdgesegError(f"{path}: the fp32-sim file is TensorRT's calibration model here; it cannot be in ort_cpu_files")
     if target.quantize:
         from edgeseg.export.recipe import QuantizeConfig
 

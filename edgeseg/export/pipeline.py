@@ -104,6 +104,7 @@ def _run(recipe, base, target, opset, work, show_progress, data, progress) -> di
     from edgeseg.export.fp16 import to_fp16
     from edgeseg.export.quantize import calibration_slices, quantize_int8
     from edgeseg.export.simplify import simplify
+    from edgeseg.export.subpixel import to_conv_transpose
     from edgeseg.export.to_onnx import build_contract, export_onnx
     from edgeseg.export.verify import write_report, verify
 
@@ -123,9 +124,14 @@ def _run(recipe, base, target, opset, work, show_progress, data, progress) -> di
         advance(step="simplify")
         files["fp32-sim"] = work / f"{stem}.fp32-sim.onnx"
         sim_info = simplify(files["fp32"], files["fp32-sim"], calib[:4])
+        sim_info["conv_transpose_files"] = list(target.ort_cpu_files)
+        if target.ort_cpu_files:  # the files ORT's CPU provider runs: sub-pixel pairs as one ConvTranspose
+            cpu_sim = scratch / f"{stem}.fp32-sim.ort-cpu.onnx"
+            sim_info["conv_transpose_rewrites"] = to_conv_transpose(files["fp32-sim"], cpu_sim)
         advance(step="int8")
         files["int8"] = work / f"{stem}.int8.onnx"
-        quant_info = quantize_int8(files["fp32-sim"], files["int8"], calib, recipe.quantize, scratch)
+        int8_source = cpu_sim if "int8" in target.ort_cpu_files else files["fp32-sim"]
+        quant_info = quantize_int8(int8_source, files["int8"], calib, recipe.quantize, scratch)
         if target.tensorrt_calibration:  # same slices, same calibration method, for the FP32 file TensorRT parses
             from edgeseg.export.trt_calib import write_calibration
 
@@ -135,6 +141,8 @@ def _run(recipe, base, target, opset, work, show_progress, data, progress) -> di
         advance(step="fp16")
         if recipe.fp16:
             files["fp16"] = to_fp16(files["fp32-sim"], work / f"{stem}.fp16.onnx")
+        if "fp32-sim" in target.ort_cpu_files:  # after the TensorRT-bound files were made from the TensorRT form
+            shutil.move(cpu_sim, files["fp32-sim"])
         advance(step="verify")
         report = verify(model, files, sets["test"], scale, recipe.verify, calib, scratch, quant_info)
         report["simplify"] = sim_info

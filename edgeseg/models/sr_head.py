@@ -1,10 +1,10 @@
 """The super-resolution segmentation head (J-Net idea): low-res logits -> full-res logits.
 
-Per x2 stage a learned depthwise 2x2 transposed conv doubles the resolution. Its weights live in a grouped
-1x1 conv to 4 sub-pixels: PyTorch runs it as that conv + PixelShuffle (>10x faster on CPU than PyTorch's
-grouped ConvTranspose), the ONNX export writes the same weights as one depthwise ConvTranspose (ONNX
-Runtime runs that faster than Conv + DepthToSpace; TensorRT has both natively). One depthwise 3x3
-refinement conv is shared by all stages (as in J-Net's small variant). A 1x1 fusion mixes the learned
+Per x2 stage a learned depthwise 2x2 transposed conv doubles the resolution, written as a grouped
+1x1 conv to 4 sub-pixels + PixelShuffle (mathematically the same, >10x faster on CPU than
+PyTorch's grouped ConvTranspose; exported as Conv + DepthToSpace, native in TensorRT, and rewritten into
+one ConvTranspose for the files ONNX Runtime's CPU provider runs, edgeseg/export/subpixel.py). One depthwise
+3x3 refinement conv is shared by all stages (as in J-Net's small variant). A 1x1 fusion mixes the learned
 path, the bilinear skip of the low-res logits and the bilinearly upsampled image. The fusion starts as
 the identity on the bilinear skip, so an untrained head equals plain bilinear upsampling and
 training only learns the correction. Channel mixing commutes with bilinear upsampling, so the skip and
@@ -27,21 +27,6 @@ import torch.nn.functional as F
 from edgeseg.models.registry import register_head
 
 
-class SubPixelUp(nn.Sequential):
-    """A x2 depthwise 2x2 transposed conv stored as grouped 1x1 conv (C -> 4C) + PixelShuffle: PyTorch runs it
-    that way, the ONNX export writes the same weights as one depthwise ConvTranspose (sub-pixel (i, j) of
-    class k is output channel 4k + 2i + j)."""
-
-    def __init__(self, c: int):
-        super().__init__(nn.Conv2d(c, 4 * c, kernel_size=1, groups=c, bias=False), nn.PixelShuffle(2))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not torch.onnx.is_in_onnx_export():
-            return super().forward(x)
-        c = self[0].in_channels
-        return F.conv_transpose2d(x, self[0].weight.reshape(c, 1, 2, 2), stride=2, groups=c)
-
-
 class SplitFusion(nn.Conv2d):
     """The 1x1 fusion over [learned path, bilinear skip of the logits, bilinear image], with its skip and
     image columns applied at low resolution before one bilinear upsampling (linear maps commute with it)."""
@@ -61,7 +46,10 @@ class SRHead(nn.Module):
             raise ValueError(f"SR head scale must be a power of two >= 2, got {scale}")
         c = num_classes
         self.scale = scale
-        self.up = nn.ModuleList(SubPixelUp(c) for _ in range(int(math.log2(scale))))
+        self.up = nn.ModuleList(
+            nn.Sequential(nn.Conv2d(c, 4 * c, kernel_size=1, groups=c, bias=False), nn.PixelShuffle(2))
+            for _ in range(int(math.log2(scale)))
+        )
         self.refine = nn.Conv2d(c, c, kernel_size=3, padding=1, groups=c)  # shared across stages
         self.act = nn.ELU()
         self.fuse = SplitFusion(2 * c + in_channels, c, kernel_size=1)
