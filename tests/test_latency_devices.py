@@ -117,24 +117,26 @@ def test_validation_errors_of_stored_nano_profile():
     rows = validation_rows(load_device("jetson-nano"), prepare(load_rows()))
     fit = [abs(r["error"]) for r in rows if r["split"] == "fit"]
     held = [abs(r["error"]) for r in rows if r["split"] == "held-out"]
-    # what the stored multi-start fit reaches (docs/BENCHMARKS.md, latency-validation, session 7: fit median 2.0 /
-    # max 18.8 %, held-out 13.8 / 40.4 %) with 3-5 points of margin; issue #14's held-out targets (median 10 %,
-    # max 30 %) are both missed by this profile (reported there, not hidden here)
+    # what the stored multi-start fit reaches (docs/BENCHMARKS.md, latency-validation, session 8: fit median 2.7 /
+    # max 19.5 %, held-out 11.5 / 28.5 % on 10 rows) with 2.3-3.5 points of margin; issue #14's held-out median
+    # target (10 %) is missed by this profile, its max (30 %) met (reported there, not hidden here)
     assert statistics.median(fit) <= 5 and max(fit) <= 23
-    assert statistics.median(held) <= 17 and max(held) <= 45
+    assert statistics.median(held) <= 14 and max(held) <= 32
     assert {r["family"] for r in rows if r["split"] == "held-out"}.isdisjoint(
         {r["family"] for r in rows if r["split"] == "fit"})  # held out by network family
 
 
 def test_stored_trt_profile_is_physical():
-    from edgeseg.latency.fit import LAUNCH_FLOOR_US, TRT_FIT, load_rows
+    from edgeseg.latency.fit import LAUNCH_CEIL_US, LAUNCH_FLOOR_US, TRT_FIT, load_rows
 
     trt = load_device("jetson-nano").backend("trt")
     e = trt.efficiency
     for name in ("conv3x3", "conv", "depthwise", "gemm", "activation", "resize", "other", "memory"):
         assert 0 < getattr(e, name) <= 1, name  # a fraction of the nominal peak / datasheet bandwidth
     assert trt.bandwidth_gbs * e.memory <= 25.6  # shared/jetson/hardware.md: 25.6 GB/s LPDDR4
-    assert LAUNCH_FLOOR_US <= e.launch_us <= 100 and 2048 <= e.saturation <= 65536 and e.concat == 0
+    # the measured per-layer host cost (fit.py names the sources), a floor under each kernel: TensorRT enqueues ahead
+    assert LAUNCH_FLOOR_US <= e.launch_us <= LAUNCH_CEIL_US <= 60 and trt.launch_overlaps
+    assert 2048 <= e.saturation <= 65536 and e.concat == 0
     assert 0 <= e.inference_us <= 2000 and trt.winograd_gain == 2.25
     for name, (lo, hi) in TRT_FIT.items():
         value = getattr(e, name.split("+")[0])

@@ -38,7 +38,8 @@ def test_in_place_concat_is_no_kernel():
     b, prec = _trt()
     times = {t.ops[0]: t for t in kernel_times(fg, b, prec)}
     assert b.efficiency.concat == 0 and times["Concat"].seconds == 0.0  # no traffic and no launch
-    copied = {t.ops[0]: t for t in kernel_times(fg, replace(b, efficiency=replace(b.efficiency, concat=1.0)), prec)}
+    copy = replace(b, efficiency=replace(b.efficiency, concat=1.0), launch_overlaps=False)  # launch added, not a floor
+    copied = {t.ops[0]: t for t in kernel_times(fg, copy, prec)}
     assert copied["Concat"].seconds > b.efficiency.launch_us * 1e-6
 
 
@@ -49,3 +50,18 @@ def test_inference_overhead_added_once():
     b2, _ = _trt(inference_us=700.0)
     assert total_seconds(kernel_times(fg, b2, prec), b2) - base == pytest.approx(700e-6, rel=1e-9)
     assert np.isclose(base, sum(t.seconds for t in kernel_times(fg, b, prec)))
+
+
+def test_overlapped_launch_is_a_floor_not_a_sum():
+    """launch_overlaps (TensorRT: the host enqueues kernel k+1 while kernel k runs): a kernel shorter than the
+    per-kernel host cost takes that cost, a longer one its own time; without the flag the cost is added to both."""
+    tiny = fuse(load_graph(conv((1, 8, 8, 8), (8, 8, 1, 1))))
+    big = fuse(load_graph(conv((1, 64, 64, 64), (64, 64, 3, 3), pads=[1] * 4)))
+    b, prec = _trt(launch_us=50.0)
+    over, b = replace(b, launch_overlaps=True), replace(b, launch_overlaps=False)
+    t_tiny, t_big = kernel_times(tiny, over, prec)[0], kernel_times(big, over, prec)[0]
+    assert max(t_tiny.compute_s, t_tiny.memory_s) < 50e-6 and t_tiny.seconds == pytest.approx(50e-6, rel=1e-12)
+    assert max(t_big.compute_s, t_big.memory_s) > 50e-6
+    assert t_big.seconds == pytest.approx(max(t_big.compute_s, t_big.memory_s), rel=1e-12)
+    added = kernel_times(big, b, prec)[0]
+    assert added.seconds == pytest.approx(t_big.seconds + 50e-6, rel=1e-12)

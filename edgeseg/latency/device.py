@@ -59,6 +59,7 @@ class Backend:
     op_efficiency: dict = field(default_factory=dict)  # op type -> efficiency replacing its class's (probed)
     nchwc_block: int = 8  # channels per NCHWc block (ORT: 8 with AVX2, 16 with AVX-512)
     winograd_gain: float = 1.0  # multiplies a Winograd 3x3 kernel saves (F(2x2,3x3): 2.25); a constant, not fitted
+    launch_overlaps: bool = False  # the host enqueues kernels ahead of the device: launch_us is a floor, not added
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ def _toml(path: Path) -> dict:
 
 TOP_KEYS = ("name", "title", "memory_gb", "default_backend", "sources", "backends")
 BACKEND_KEYS = ("processor", "bandwidth_gbs", "precisions", "efficiency", "fused_activations", "layout_reorders",
-                "op_efficiency", "nchwc_block", "winograd_gain")
+                "op_efficiency", "nchwc_block", "winograd_gain", "launch_overlaps")
 PRECISION_KEYS = ("peak_gflops", "runs_as", "note")
 MAY_BE_ZERO = frozenset({"concat", "inference_us"})
 OPTIONAL_EFFICIENCY = frozenset({"inference_us"})  # may be absent (0): profiles written before it existed  # fraction of Concat traffic copied: 0 when the runtime concatenates in place
@@ -199,7 +200,8 @@ def parse_profile(data: dict, path: Path) -> DeviceProfile:
                                   bool(data["backends"][bname].get("layout_reorders", False)),
                                   _op_efficiency(data, pre, path),
                                   int(_get(data, f"{pre}.nchwc_block", path)) if "nchwc_block" in data["backends"][bname]
-                                  else 8, _winograd(data, pre, path))
+                                  else 8, _winograd(data, pre, path),
+                                  bool(data["backends"][bname].get("launch_overlaps", False)))
     if not backends:
         raise EdgesegError(f"{path}: missing key 'backends'")
     default = _get(data, "default_backend", path, str)

@@ -1,6 +1,7 @@
 """Per-kernel time on a device: a roofline with shape-dependent efficiency plus a fixed launch cost.
 
     t = max(FLOPs / (gain x peak x eff_class x util), bytes / (bandwidth x eff_memory)) + launch_us
+    (backends with `launch_overlaps`: t = max(compute, memory, launch_us), the host enqueuing ahead of the GPU)
     util = work / (work + saturation) x min(1, K / 32) x min(1, Cout / tile_channels)
 
 `gain` is the backend's `winograd_gain` for dense 3x3 stride-1 convs (the multiplies Winograd saves, a
@@ -82,7 +83,9 @@ def kernel_time(k: Kernel, g: Graph, backend: Backend, precision: Precision, fil
     memory = nbytes / (backend.bandwidth_gbs * 1e9 * eff.memory)
     if fill is not None and cls not in GEMM_SHAPED:  # other blocked kernels move the padding channels too
         compute, memory = compute / fill, memory / fill
-    total = max(compute, memory) + eff.launch_us * 1e-6
+    launch = eff.launch_us * 1e-6
+    # a GPU runtime enqueues kernel k+1 while kernel k runs: the host's per-kernel cost shows only where it is longer
+    total = max(compute, memory, launch) if backend.launch_overlaps else max(compute, memory) + launch
     if k.anchor.op in COPIES and eff.concat == 0:  # concatenated in place (TensorRT): no kernel at all
         total = compute = memory = 0.0
     return KernelTime(k.name, k.ops, cls, total, compute, memory, c.flops, nbytes, not c.known)
