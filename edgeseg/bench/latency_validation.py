@@ -10,6 +10,7 @@ leave-one-family-out cross-validation of the fit rows; with --fit the leave-one-
 from __future__ import annotations
 
 import math
+import os
 import statistics
 from dataclasses import replace
 from pathlib import Path
@@ -115,10 +116,13 @@ def run(args) -> int:
               f"Free parameters: {free} ({', '.join(TRT_FIT)}) for {len(fit_err)} fit rows, each within physical "
               "bounds (fit.TRT_FIT). Stored TensorRT profile: " +
               ", ".join(f"{k} {getattr(e, k):.3g}" for k in e.__dataclass_fields__) +
-              f"; winograd_gain {profile.backend('trt').winograd_gain:g} (constant). The band printed by "
+              f"; winograd_gain {profile.backend('trt').winograd_gain:g} (constant); launch_overlaps "
+              f"{str(profile.backend('trt').launch_overlaps).lower()} (true: launch_us is a floor under each kernel, "
+              "not added to it). The band printed by "
               f"`edgeseg simulate` is t x exp(+-{e.uncertainty:.3f}), the leave-one-out RMS log error. "
               "Sources of every row: edgeseg/latency/published/jetson_nano.csv.", "",
               f"![predicted vs published]({Path(args.plot).name})", "", machine_line() +
+              f" Load average (1 min) when written: {os.getloadavg()[0]:.1f}."
               " (The simulation is deterministic; the machine does not affect these figures.)"]
     Path(args.plot).parent.mkdir(parents=True, exist_ok=True)
     validation_chart(rows, args.plot)
