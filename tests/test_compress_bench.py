@@ -170,3 +170,60 @@ def test_a_run_off_the_defaults_names_its_section_so_ablations_keep_the_default_
     args = p.parse_args(["--quick", "--only", "ternary"])
     compression.quick(args)
     assert compression.section_name(args) == "compression-ternary"
+
+
+def _tucker_result(tucker, matched, controls):
+    ops = {"head": 1.0, "conv": 2.0, "reorder": 0.1, "other": 0.3}
+    rows = [{"key": "DF 0.3", "df": 0.3, "seed": s, "dice": d, "ptq_dice": 0.5, "int8_dice": d, "params": 20, "macs": 1e6,
+             "decomposed": 3, "epochs": 2, "lr": 1e-3} for s, d in enumerate(tucker)]
+    return {"rows": [{"dice": 0.90, "params": 100, "macs": 4e6}], "tucker": rows, "tucker_fp32_ft": [
+            {"seed": s, "dice": d} for s, d in enumerate(matched)], "controls": [
+            {"key": "DF 0.3", "df": 0.3, "seed": s, "dice": d, "lr": 2.5e-3} for s, d in enumerate(controls)],
+            "tucker_finetune": {"lr": 1e-3}, "tucker_scheme": {"name": "tucker", "rank_multiple": 8},
+            "latency": {"original": {"ort_ms": 10.0, "nano_ms": 5.0, "nano_precision": "fp16", "ops_ms": ops},
+                        "DF 0.3": {"ort_ms": 5.0, "nano_ms": 5.0, "ops_ms": ops}}}
+
+
+def test_tucker_points_lost_are_paired_by_seed_against_the_budget_matched_fp32():
+    from edgeseg.bench.compression_report import tucker
+    from edgeseg.bench.compression_tucker import summarise
+
+    # fine-tuned beats the untouched base by 3-5 points, but loses 1 / 3 / 5 points to the FP32 fine-tuned alike
+    result = _tucker_result((0.93, 0.94, 0.95), (0.94, 0.97, 1.00), (0.92, 0.92, 0.92))
+    s = summarise(result)
+    r = s["rows"]["DF 0.3"]
+    assert r["vs_fp32"][0] == pytest.approx(4.0) and r["vs_matched"] == pytest.approx((-3.0, 2.0))
+    assert r["vs_control"] == pytest.approx((2.0, 1.0)) and s["matched"][0] == pytest.approx(0.97) and s["seeds"] == [0, 1, 2]
+    md = "\n".join(tucker(result, SimpleNamespace(repeats=3)))
+    assert "| FP32 fine-tuned 2 ep (budget-matched) |" in md and "| -3.00 ± 2.00 |" in md and "| +4.00 ± 1.00 |" in md
+    assert "DF 0.3: 80 % fewer, -3.00 ± 2.00 points vs the budget-matched FP32 (+4.00 ± 1.00 vs the base), 2.00x ORT: NOT met (points)" in md
+    assert "Per seed (0 / 1 / 2): FP32 fine-tuned 0.9400 / 0.9700 / 1.0000; DF 0.3 fine-tuned 0.9300 / 0.9400 / 0.9500, " \
+           "control 0.9200 / 0.9200 / 0.9200." in md
+    one = _tucker_result((0.93,), (0.94,), (0.92,))
+    md = "\n".join(tucker(one, SimpleNamespace(repeats=3)))  # one seed: plain figures, no sd, no per-seed line
+    assert "| -1.00 |" in md and "Per seed" not in md and "2.00x ORT: met" in md
+    assert not any("±" in line for line in md.splitlines() if line.startswith("|"))
+
+
+def test_tucker_seeds_name_their_cells_and_seed_every_arm(tmp_path, tiny_checkpoint):
+    import argparse
+
+    from edgeseg.bench import compression
+
+    p = argparse.ArgumentParser()
+    compression.add_arguments(p)
+    assert p.parse_args([]).tucker_seeds == [0]
+    args = p.parse_args(["--quick", "--only", "tucker", "--tucker-seeds", "0", "3", "--checkpoint", str(tiny_checkpoint),
+                         "--out", str(tmp_path / "out"), "--docs", str(tmp_path / "B.md"), "--plot", str(tmp_path / "c.png")])
+    assert compression.run(args) == 0
+    cells = tmp_path / "out" / "cells"
+    names = {f.stem for f in cells.iterdir()}
+    assert names == {"tucker-df0.5", "tucker-df0.5-scratch", "tucker-fp32-ft",
+                     "tucker-df0.5-seed3", "tucker-df0.5-seed3-scratch", "tucker-fp32-ft-seed3"}
+    seed_of = lambda name: json.loads((cells / f"{name}.json").read_text())["settings"]["finetune"]["seed"]  # noqa: E731
+    assert [seed_of(n) for n in ("tucker-df0.5", "tucker-df0.5-seed3", "tucker-df0.5-seed3-scratch", "tucker-fp32-ft-seed3")] == [0, 3, 3, 3]
+    result = json.loads((tmp_path / "out" / "results-compression-tucker.json").read_text())
+    assert [m["seed"] for m in result["tucker_fp32_ft"]] == [0, 3] and [t["seed"] for t in result["tucker"]] == [0, 3]
+    assert set(result["latency"]) == {"original", "original int8", "DF 0.5", "DF 0.5 int8"}  # one export timed per DF
+    md = (tmp_path / "B.md").read_text()
+    assert "--tucker-seeds 0 3" in md and "(budget-matched)" in md and "Per seed (0 / 3)" in md and " ± " in md

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import functools
 import json
 import time
 from pathlib import Path
@@ -70,6 +71,9 @@ def add_arguments(p) -> None:
     p.add_argument("--tucker-variants", nargs="*", default=[], metavar="KEY=VALUE",
                    help="extra rows per DF with one [scheme] key changed (e.g. rank_multiple=1), no control")
     p.add_argument("--no-control", action="store_true", help="skip the from-scratch Tucker controls")
+    p.add_argument("--tucker-seeds", nargs="+", type=int, default=[0],
+                   help="the Tucker part's [finetune] seed (fine-tune, control and the budget-matched FP32 fine-tune), "
+                        "one run per seed; mean +- sd over them (seed 0 keeps the unseeded cell names)")
     p.add_argument("--tucker-widths", nargs="*", type=int, default=[],
                    help="latency only: untrained backbones of these widths, whole and Tucker-decomposed per DF")
     p.add_argument("--seed", type=int, default=0, help="QAT fine-tune seed")
@@ -132,6 +136,18 @@ def _load() -> str:
         return "?"
 
 
+def fp32_finetune(fp32, base: dict, sets, scale: int, cfg, group: str) -> dict:
+    """The FP32 model fine-tuned with `cfg` (a FinetuneConfig) and nothing compressed: the control that has had the same
+    extra training as a compressed row (Xu's control for fixed point; the budget-matched baseline for Tucker)."""
+    from edgeseg.compress.finetune import finetune
+    from edgeseg.train.predict import evaluate_model
+
+    model = copy.deepcopy(fp32)
+    ft = finetune(model, _NoScheme(), sets, scale, cfg, True, f"FP32 control, seed {cfg.seed}")
+    return {**base, "setting": f"fine-tuned {cfg.epochs} ep", "group": group, "seed": cfg.seed, "seconds": ft["seconds"],
+            "dice": evaluate_model(model, sets["test"], scale)["mean_foreground_dice"]}
+
+
 def _qat_recipe(scheme: dict, args):
     from edgeseg.compress.recipe import CompressRecipe, ExportConfig, FinetuneConfig, SourceConfig
 
@@ -165,7 +181,6 @@ def run(args) -> int:
     from edgeseg.bench import compression_tucker as tuck
     from edgeseg.bench.compression_report import markdown, plot
     from edgeseg.bench.report import write_section
-    from edgeseg.compress.finetune import finetune
     from edgeseg.compress.memory import fp32_storage
     from edgeseg.compress.pipeline import compress, export_float_int8, load_source
     from edgeseg.compress.pipeline import input_shape
@@ -196,12 +211,7 @@ def run(args) -> int:
     base["onnx_kb"] = original["fp32"].stat().st_size / 1024
     common = {"checkpoint": args.checkpoint, "fp32_dice": base["dice"], "threads": args.threads}
 
-    def control():
-        model = copy.deepcopy(fp32)
-        cfg = FinetuneConfig(epochs=args.qat_epochs, lr=args.lr, seed=args.seed, threads=args.threads)
-        ft = finetune(model, _NoScheme(), sets, scale, cfg, True, "FP32 control")
-        return {**base, "setting": f"fine-tuned {args.qat_epochs} ep", "group": "fp32-ft", "seconds": ft["seconds"],
-                "dice": evaluate_model(model, sets["test"], scale)["mean_foreground_dice"]}
+    control = functools.partial(fp32_finetune, fp32, base, sets, scale)  # (cfg, group) -> the FP32 fine-tune row
 
     # priority order of issue #18: TernaryNet, Tucker, then the fixed-point grid (each cell is cached as it finishes)
     tbase = _source_recipe(args.ternary_recipe, args)
@@ -213,18 +223,15 @@ def run(args) -> int:
                                      lambda: tern.run_arm(tbase, arm, seed, args, data, source, out)))
 
     kbase = _source_recipe(args.tucker_recipe, args)
-    tucker, controls = [], []
-    for df, change in tuck.grid(args) if "tucker" in args.only else ():
-        name = tuck.cell_name(df, change)
-        r = tuck.df_recipe(kbase, df, args.tucker_epochs, control=False, change=change)
-        tucker.append(cells.get(name, {**common, **r.to_dict()}, lambda: tuck.run_df(kbase, df, args, data, source, out, change)))
-        if not args.no_control and not change:
-            r = tuck.df_recipe(kbase, df, args.tucker_epochs, control=True)
-            controls.append(cells.get(f"{name}-scratch", {**common, **r.to_dict()},
-                                      lambda: tuck.run_control(kbase, df, args, data, source, out)))
+    tucker, controls, matched = [], [], []
+    if "tucker" in args.only:
+        tucker, controls, matched = tuck.run_seeds(kbase, args, cells, common, data, source, out,
+                                                   lambda cfg: control(cfg, "tucker-fp32-ft"))
     rows = [base]
     if "fixedpoint" in args.only:
-        rows.append(cells.get("fp32-control", {**common, "epochs": args.qat_epochs, "lr": args.lr, "seed": args.seed}, control))
+        cfg = FinetuneConfig(epochs=args.qat_epochs, lr=args.lr, seed=args.seed, threads=args.threads)
+        rows.append(cells.get("fp32-control", {**common, "epochs": args.qat_epochs, "lr": args.lr, "seed": args.seed},
+                              lambda: control(cfg, "fp32-ft")))
     grid = [("fixedpoint", wb, ab) for wb in args.weight_bits for ab in args.act_bits]
     grid += [("perone", int(p.split(":")[0]), int(p.split(":")[1])) for p in args.perone]
     grid = grid if "fixedpoint" in args.only else []
@@ -236,16 +243,17 @@ def run(args) -> int:
             method, f"W{wb}A{ab}", compress(recipe, data=data, source=source, out_dir=folder), name)))
 
     paths = {"original": original["fp32"], "original int8": original["int8"]}
-    for t in tucker:
+    for t in tucker:  # one export per row key: every seed's model has the same convs, and a float conv's time is the same
         key = t.get("key", f"DF {t['df']:g}")
-        paths[key], paths[f"{key} int8"] = t["fp32_onnx"], t["int8_onnx"]
+        paths.setdefault(key, t["fp32_onnx"])
+        paths.setdefault(f"{key} int8", t["int8_onnx"])
     t0 = time.perf_counter()
     x = sets["test"].lowres(scale)[:1, None].copy()
     lat = tuck.latency(paths, x, args.repeats)
     wide = tuck.width_latency(trecipe, ckpt, data, dict(kbase.scheme), args.tucker_widths, args.tucker_df, x, args.repeats,
                               out / "tucker-widths") if "tucker" in args.only else []
     result = {"rows": rows, "scratch": scratch, "scratch_summary": tern.summarise(scratch), "tucker": tucker,
-              "controls": controls, "latency": lat, "tucker_widths": wide, "tucker_scheme": dict(kbase.scheme), "latency_seconds": time.perf_counter() - t0,
+              "controls": controls, "tucker_fp32_ft": matched, "latency": lat, "tucker_widths": wide, "tucker_scheme": dict(kbase.scheme), "latency_seconds": time.perf_counter() - t0,
               "cell_seconds": cells.seconds, "cell_loads": cells.loads, "wall_seconds": time.perf_counter() - started, "seed": args.seed,
               "fp32_checkpoint": args.checkpoint, "fp32_train_seed": trecipe.train.seed, "threads": args.threads,
               "scratch_protocol": dataclasses.asdict(tbase.scratch),

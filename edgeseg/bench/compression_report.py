@@ -24,6 +24,8 @@ def _loads(result: dict) -> str:
 
 def command(args) -> str:
     only = "" if len(args.only) == 3 else f" --only {' '.join(args.only)}"
+    seeds = getattr(args, "tucker_seeds", [0])
+    only += f" --tucker-seeds {' '.join(map(str, seeds))}" if seeds != [0] else ""
     if args.quick:
         return f"edgeseg bench compression --quick{only}"
     opt = lambda flag, v: f" {flag} {v}" if v is not None else ""  # noqa: E731
@@ -100,33 +102,57 @@ def ternary(result: dict, args) -> list[str]:
     return lines
 
 
+def _ms(ms: tuple | None, points: bool = False) -> str:
+    """(mean, sd) as the mean, with ± sd when more than one seed ran; '-' for none."""
+    if ms is None:
+        return "-"
+    f = (lambda v: f"{v:+.2f}") if points else (lambda v: f"{v:.4f}")  # noqa: E731
+    return f(ms[0]) if math.isnan(ms[1]) else f"{f(ms[0])} ± {ms[1]:.{2 if points else 4}f}"
+
+
 def tucker(result: dict, args) -> list[str]:
+    from edgeseg.bench.compression_tucker import summarise
+
     fp, lat = result["rows"][0], result["latency"]
     if not result["tucker"]:
         return []
-    ft = result["tucker_finetune"]
-    ctrl = {c.get("key", c["df"]): c for c in result["controls"]}
-    o = lat["original"]
+    ft, s = result["tucker_finetune"], summarise(result)
+    o, m, epochs = lat["original"], s["matched"], result["tucker"][0]["epochs"]
+    seeds = ", ".join(map(str, s["seeds"]))
     lines = ["", "### Tucker-2: post-training, fine-tuned, and the same architecture trained from scratch", "",
-             f"Fine-tune: {result['tucker'][0]['epochs']} epochs, AdamW lr {ft['lr']:g}, cosine (recipes/compress-tucker.toml). Control: the "
+             f"Fine-tune: {epochs} epochs, AdamW lr {ft['lr']:g}, cosine (recipes/compress-tucker.toml). Budget-matched FP32: the "
+             "FP32 model fine-tuned with the same [finetune] (epochs, lr, seed) and nothing decomposed, so the points lost compare "
+             "models that had the same extra training (the base had none). Control: the "
              f"decomposed architecture from PyTorch's default init, trained for the same number of epochs with the [scratch] protocol "
-             f"(Adam {result['controls'][0]['lr'] if result['controls'] else 0:g}, x0.9 per epoch). Latency: ONNX Runtime FP32, 1 thread, median of "
-             f"{args.repeats} interleaved runs, batch 1 (original {o['ort_ms']:.2f} ms); Nano: `edgeseg simulate` cost model of the "
-             f"Jetson Nano ({o['nano_precision'].upper()}, TensorRT; original {o['nano_ms']:.2f} ms), not a measurement. "
-             f"Scheme: {_scheme(result)}; a row named with a key=value differs from the recipe in that key only (no control).", "",
-             "| DF | convs decomposed | params | removed | MMACs | Dice post-training | Dice fine-tuned | vs FP32 (points) | scratch control | "
-             "INT8 ORT Dice | ORT ms | ORT speed-up | Nano ms (sim.) | Nano speed-up |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for t in result["tucker"]:
-        key = t.get("key", f"DF {t['df']:g}")
-        c = ctrl.get(key, ctrl.get(t["df"]))
-        note = " (≈ Weber's 3-D DF 0.3 cut)" if round(100 * (1 - t["params"] / fp["params"])) == 88 else ""
-        cdice = f"{c['dice']:.4f}" if c else "-"
+             f"(Adam {result['controls'][0]['lr'] if result['controls'] else 0:g}, x0.9 per epoch). Seeds {seeds} ([finetune] seed of "
+             "the fine-tune, the control and the budget-matched FP32 alike); with more than one, mean ± sample sd, and the points vs "
+             "the budget-matched FP32 and vs the control are differences paired by seed. Latency: ONNX Runtime FP32, 1 thread, median of "
+             f"{args.repeats} interleaved runs, batch 1 (original {o['ort_ms']:.2f} ms; one export per row, the same convs for every seed); "
+             f"Nano: `edgeseg simulate` cost model of the Jetson Nano ({o['nano_precision'].upper()}, TensorRT; original {o['nano_ms']:.2f} ms), "
+             f"not a measurement. Scheme: {_scheme(result)}; a row named with a key=value differs from the recipe in that key only (no control).", "",
+             "| DF | convs decomposed | params | removed | MMACs | Dice post-training | Dice fine-tuned | vs FP32 (points) | "
+             "vs FP32 fine-tuned (points) | scratch control | fine-tuned vs control (points) | INT8 ORT Dice | ORT ms | ORT speed-up | "
+             "Nano ms (sim.) | Nano speed-up |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    if m:
+        lines.append(f"| FP32 fine-tuned {epochs} ep (budget-matched) | 0 | {fp['params']:,} | 0 % | {fp['macs'] / 1e6:.1f} | - | {_ms(m)} | "
+                     f"{_ms((100 * (m[0] - fp['dice']), 100 * m[1]), True)} | - | - | - | - | {o['ort_ms']:.2f} | 1.00x | "
+                     f"{o['nano_ms']:.2f} | 1.00x |")
+    verdicts = []
+    for key, r in s["rows"].items():
+        t, removed, speed = r["first"], 1 - r["first"]["params"] / fp["params"], o["ort_ms"] / lat[key]["ort_ms"]
+        note = " (≈ Weber's 3-D DF 0.3 cut)" if round(100 * removed) == 88 else ""
         change = "".join(f", {k}={v}" for k, v in t.get("change", {}).items())
-        lines.append(f"| {t['df']:g}{note}{change} | {t.get('decomposed', '?')} | {t['params']:,} | {100 * (1 - t['params'] / fp['params']):.0f} % | {t['macs'] / 1e6:.1f} | "
-                     f"{t['ptq_dice']:.4f} | {t['dice']:.4f} | {_pts(t['dice'], fp['dice'])} | {cdice} | {t['int8_dice']:.4f} | "
-                     f"{lat[key]['ort_ms']:.2f} | {o['ort_ms'] / lat[key]['ort_ms']:.2f}x | "
-                     f"{lat[key]['nano_ms']:.2f} | {o['nano_ms'] / lat[key]['nano_ms']:.2f}x |")
+        lines.append(f"| {t['df']:g}{note}{change} | {t.get('decomposed', '?')} | {t['params']:,} | {100 * removed:.0f} % | {t['macs'] / 1e6:.1f} | "
+                     f"{_ms(r['ptq'])} | {_ms(r['dice'])} | {_ms(r['vs_fp32'], True)} | {_ms(r['vs_matched'], True)} | "
+                     f"{_ms(r['control'])} | {_ms(r['vs_control'], True)} | {_ms(r['int8'])} | "
+                     f"{lat[key]['ort_ms']:.2f} | {speed:.2f}x | {lat[key]['nano_ms']:.2f} | {o['nano_ms'] / lat[key]['nano_ms']:.2f}x |")
+        lost = r["vs_matched"] or r["vs_fp32"]
+        missed = [w for w, ok in (("parameters", removed >= 0.75), ("points", lost[0] >= -2.0), ("speed-up", speed >= 1.5)) if not ok]
+        verdicts.append(f"{key}: {100 * removed:.0f} % fewer, {_ms(lost, True)} points vs the "
+                        f"{'budget-matched FP32' if r['vs_matched'] else 'FP32 base'} ({_ms(r['vs_fp32'], True)} vs the base), "
+                        f"{speed:.2f}x ORT: " + ("met" if not missed else f"NOT met ({', '.join(missed)})"))
+    lines += _per_seed(result, s) if len(s["seeds"]) > 1 else []
     lines += ["", "Where the time goes (ONNX Runtime's profiler, median per node summed, ms, as SR head / backbone convs / "
               "reorders / other; the SR head is not decomposed, reorders are the layout changes ORT inserts around its "
               "8-channel-blocked AVX2 conv kernels, other = pooling, resize, concat): "
@@ -135,12 +161,20 @@ def tucker(result: dict, args) -> list[str]:
     lines += ["", "DF in 2-D vs 3-D: a 3x3 kernel has 9 taps against 27 for 3x3x3, so the rank factor that removes a given share of "
               "parameters is smaller here; the row marked ≈ removes the share of Weber's 3-D DF 0.3 (31.19 M -> 3.69 M, 88 %). "
               "Rounding ranks up (rank_multiple) removes less at the same DF."]
-    hit = [t for t in result["tucker"] if 1 - t["params"] / fp["params"] >= 0.75 and 100 * (fp["dice"] - t["dice"]) <= 2.0]
-    fast = [t for t in hit if o["ort_ms"] / lat[t.get("key", f"DF {t['df']:g}")]["ort_ms"] >= 1.5]
-    names = lambda ts: ", ".join(t.get("key", f"DF {t['df']:g}") for t in ts)  # noqa: E731
-    lines += [f"Targets: >= 75 % fewer parameters at <= 2 Dice points lost: {names(hit) or 'no DF (NOT met)'}; "
-              f"of those, an ORT CPU speed-up >= 1.5x: {names(fast) or 'none (NOT met)'}."]
+    lines += [f"Targets (>= 75 % fewer parameters, <= 2 Dice points lost, ORT CPU speed-up >= 1.5x; mean over seeds {seeds}): "
+              + "; ".join(verdicts) + "."]
     return lines + widths(result)
+
+
+def _per_seed(result: dict, s: dict) -> list[str]:
+    per = lambda vals: " / ".join(f"{v:.4f}" for v in vals)  # noqa: E731
+    ctrl = {(c.get("key", c["df"]), c["seed"]): c["dice"] for c in result["controls"]}
+    parts = [f"FP32 fine-tuned {per(x['dice'] for x in result['tucker_fp32_ft'])}"] if s["matched"] else []
+    for key, r in s["rows"].items():
+        parts.append(f"{key} fine-tuned {per(t['dice'] for t in result['tucker'] if t.get('key') == key)}")
+        if r["control"]:
+            parts[-1] += f", control {per(ctrl[(key, seed)] for seed in r['seeds'] if (key, seed) in ctrl)}"
+    return ["", f"Per seed ({' / '.join(map(str, s['seeds']))}): " + "; ".join(parts) + "."]
 
 
 def _scheme(result: dict) -> str:

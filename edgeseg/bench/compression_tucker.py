@@ -1,10 +1,11 @@
 """Tucker-2 per rank factor: post-training, fine-tuned with the recipe's budget, the same decomposed
-architecture trained from scratch with the same number of epochs, ORT CPU latency and simulated Nano latency.
+architecture trained from scratch with the same number of epochs, the FP32 model fine-tuned with the same
+budget (no decomposition), ORT CPU latency and simulated Nano latency; per --tucker-seeds seed.
 
 The fine-tune budget and lr come from recipes/compress-tucker.toml ([finetune]); only DF (and, for the
---tucker-variants rows, one [scheme] key) changes per row.
+--tucker-variants rows, one [scheme] key) changes per row, and the [finetune] seed per seed.
 The control starts from PyTorch's default init of the decomposed layers (Scheme.scratch_init) and runs
-the [scratch] protocol (Adam + per-epoch decay) for the same epochs.
+the [scratch] protocol (Adam + per-epoch decay) for the same epochs and seed.
 """
 from __future__ import annotations
 
@@ -38,8 +39,13 @@ def check_grid(base, args) -> None:
             raise EdgesegError(f"--tucker-variants {row_key(df, change)}: {exc}") from None
 
 
-def cell_name(df: float, change: dict) -> str:
-    return f"tucker-df{df:g}" + "".join(f"-{k}{v}" for k, v in change.items())
+def seeded(name: str, seed: int) -> str:
+    """Seed 0 keeps the name the cells had before seeds existed."""
+    return f"{name}-seed{seed}" if seed else name
+
+
+def cell_name(df: float, change: dict, seed: int = 0) -> str:
+    return seeded(f"tucker-df{df:g}" + "".join(f"-{k}{v}" for k, v in change.items()), seed)
 
 
 def row_key(df: float, change: dict) -> str:
@@ -47,19 +53,46 @@ def row_key(df: float, change: dict) -> str:
     return f"DF {df:g}" + "".join(f", {k}={v}" for k, v in change.items())
 
 
-def df_recipe(base, df: float, epochs: int | None, control: bool, change: dict | None = None):
-    ft = base.finetune if epochs is None else dataclasses.replace(base.finetune, epochs=epochs)
+def finetune_config(base, epochs: int | None, seed: int = 0):
+    """The recipe's [finetune] with the bench's epochs override and this seed: one budget for every row of a seed."""
+    return dataclasses.replace(base.finetune, seed=seed, **({} if epochs is None else {"epochs": epochs}))
+
+
+def df_recipe(base, df: float, epochs: int | None, control: bool, change: dict | None = None, seed: int = 0):
+    ft = finetune_config(base, epochs, seed)
     scratch = dataclasses.replace(base.scratch, enabled=control, epochs=max(1, ft.epochs), width=0, scale=0)
     return dataclasses.replace(base, scheme=dict(base.scheme, df=df, **(change or {})), finetune=ft, scratch=scratch,
                                export=dataclasses.replace(base.export, onnx=not control))
 
 
-def run_df(base, df: float, args, data, source, out, change: dict | None = None) -> dict:
+def run_seeds(base, args, cells, common: dict, data, source, out, fp32_finetune) -> tuple[list, list, list]:
+    """Seed by seed (an interrupted run leaves whole seeds in the cache): every grid row, its control, and the FP32
+    model fine-tuned with the same [finetune] (`fp32_finetune(cfg)`, the budget-matched baseline).
+    -> (tucker rows, controls, budget-matched FP32 rows), each tagged with its seed."""
+    tucker, controls, matched = [], [], []
+    for seed in args.tucker_seeds:
+        for df, change in grid(args):
+            r = df_recipe(base, df, args.tucker_epochs, control=False, change=change, seed=seed)
+            row = cells.get(cell_name(df, change, seed), {**common, **r.to_dict()},
+                            lambda: run_df(base, df, args, data, source, out, change, seed))
+            tucker.append({**row, "seed": seed})
+            if not args.no_control and not change:
+                r = df_recipe(base, df, args.tucker_epochs, control=True, seed=seed)
+                row = cells.get(f"{cell_name(df, {}, seed)}-scratch", {**common, **r.to_dict()},
+                                lambda: run_control(base, df, args, data, source, out, seed))
+                controls.append({**row, "seed": seed})
+        cfg = finetune_config(base, args.tucker_epochs, seed)
+        row = cells.get(seeded("tucker-fp32-ft", seed), {**common, "finetune": dataclasses.asdict(cfg)}, lambda: fp32_finetune(cfg))
+        matched.append({**row, "seed": seed})
+    return tucker, controls, matched
+
+
+def run_df(base, df: float, args, data, source, out, change: dict | None = None, seed: int = 0) -> dict:
     from edgeseg.compress.pipeline import compress
 
     change = change or {}
-    recipe = df_recipe(base, df, args.tucker_epochs, control=False, change=change)
-    folder = out / cell_name(df, change)
+    recipe = df_recipe(base, df, args.tucker_epochs, control=False, change=change, seed=seed)
+    folder = out / cell_name(df, change, seed)
     m = compress(recipe, data=data, source=source, out_dir=folder)
     files = m["onnx"]["files"]
     return {"df": df, "change": change, "key": row_key(df, change), "params": m["parameters"], "macs": m["macs"],
@@ -70,13 +103,40 @@ def run_df(base, df: float, args, data, source, out, change: dict | None = None)
             "int8_onnx": str(folder / "model.int8.onnx")}
 
 
-def run_control(base, df: float, args, data, source, out) -> dict:
+def run_control(base, df: float, args, data, source, out, seed: int = 0) -> dict:
     from edgeseg.compress.pipeline import compress
 
-    recipe = df_recipe(base, df, args.tucker_epochs, control=True)
-    m = compress(recipe, data=data, source=source, out_dir=out / f"{cell_name(df, {})}-scratch")
+    recipe = df_recipe(base, df, args.tucker_epochs, control=True, seed=seed)
+    m = compress(recipe, data=data, source=source, out_dir=out / f"{cell_name(df, {}, seed)}-scratch")
     return {"df": df, "key": row_key(df, {}), "params": m["parameters"], "dice": m["test_dice"],
             "epochs": recipe.scratch.epochs, "lr": recipe.scratch.lr, "seconds": m["scratch"]["seconds"]}
+
+
+def summarise(result: dict) -> dict:
+    """Per row key over its seeds (mean, sample sd): fine-tuned Dice, points vs the FP32 base, points vs the
+    budget-matched FP32 of the same seed (paired), the control's Dice and fine-tuned minus control (paired);
+    -> {"rows": {key: ...}, "matched": (mean, sd) of the budget-matched FP32 or None, "seeds": [...]}."""
+    from edgeseg.bench.compression_ternary import mean_sd
+
+    fp = result["rows"][0]["dice"]
+    matched = {m["seed"]: m["dice"] for m in result.get("tucker_fp32_ft", [])}
+    ctrl = {(c.get("key", c["df"]), c.get("seed", 0)): c["dice"] for c in result["controls"]}
+    out: dict = {}
+    for t in result["tucker"]:
+        out.setdefault(t.get("key", f"DF {t['df']:g}"), []).append(t)
+    rows = {}
+    for key, ts in out.items():
+        seeds = [t.get("seed", 0) for t in ts]
+        paired = [100 * (t["dice"] - matched[s]) for t, s in zip(ts, seeds) if s in matched]
+        cs = {s: ctrl[(key, s)] for s in seeds if (key, s) in ctrl}
+        gain = [100 * (t["dice"] - cs[s]) for t, s in zip(ts, seeds) if s in cs]
+        rows[key] = {"first": ts[0], "seeds": seeds, "dice": mean_sd(t["dice"] for t in ts),
+                     "ptq": mean_sd(t["ptq_dice"] for t in ts), "int8": mean_sd(t["int8_dice"] for t in ts),
+                     "vs_fp32": mean_sd(100 * (t["dice"] - fp) for t in ts),
+                     "vs_matched": mean_sd(paired) if paired else None,
+                     "control": mean_sd(cs.values()) if cs else None, "vs_control": mean_sd(gain) if gain else None}
+    return {"rows": rows, "matched": mean_sd(matched.values()) if matched else None,
+            "seeds": sorted({t.get("seed", 0) for t in result["tucker"]})}
 
 
 def latency(paths: dict, x, repeats: int) -> dict:
