@@ -75,3 +75,46 @@ def test_also_quantize_runs_on_onnx_runtime_close_to_float(tiny_d2s):
     ref = run_onnx(ort_session(fp32, threads=1), calib)
     got = run_onnx(ort_session(folder / "run" / "q.onnx", threads=1), calib)
     assert got.shape == ref.shape and np.mean(got.argmax(1) == ref.argmax(1)) > 0.9
+
+
+def test_the_op_type_set_is_orts_default_plus_also_minus_float_op_types():
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    from edgeseg.export.quantize import quantized_op_types
+
+    default = set(QLinearOpsRegistry) | set(QDQRegistry)
+    assert {"Concat", "Add", "Conv", "MaxPool"} <= default  # Concat and Add are QLinearOps, not QDQ registry entries
+    assert set(quantized_op_types(("DepthToSpace",))) == default | {"DepthToSpace"}  # adds, drops nothing
+    assert set(quantized_op_types((), ("Concat",))) == default - {"Concat"}
+
+
+def test_also_quantize_keeps_the_concats_quantized_and_float_op_types_takes_them_out(tiny_d2s, tiny):
+    from collections import Counter
+
+    _, with_d2s = _quantize(tiny_d2s, "d2s-concat", float_below_channels=8, also_quantize=("DepthToSpace",))
+    _, plain = _quantize(tiny_d2s, "plain-concat", float_below_channels=8)
+    count = lambda m: Counter(n.op_type for n in m.graph.node)["QuantizeLinear"]  # noqa: E731
+
+    def dq_fed_concats(m):
+        prod = {o: n.op_type for n in m.graph.node for o in n.output}
+        return sum(all(prod.get(i) == "DequantizeLinear" for i in n.input) for n in m.graph.node if n.op_type == "Concat")
+
+    assert dq_fed_concats(with_d2s) == dq_fed_concats(plain) > 0  # the concats stay quantized (they were dropped)
+    assert count(with_d2s) == count(plain) + 2  # only DepthToSpace's input and output are new
+
+    info, no_concat = _quantize(tiny, "float-concat", float_below_channels=8, float_op_types=("Concat",))
+    _, base = _quantize(tiny, "base-concat", float_below_channels=8)
+    def quantized_concats(m):  # what ORT makes of the file: DQ -> Concat -> Q becomes a QLinearConcat
+        import onnxruntime as ort
+
+        path = tiny[1] / f"concat-{id(m)}.onnx"
+        onnx.save(m, str(path))
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        so.optimized_model_filepath = str(path.with_suffix(".opt.onnx"))
+        ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+        return Counter(n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node)["QLinearConcat"]
+
+    # ORT still fuses DQ -> Concat -> Q where both neighbours are quantized anyway; the rest stay float
+    assert 0 < quantized_concats(no_concat) < quantized_concats(base)
+    assert count(no_concat) < count(base) and info["float_op_types"] == ["Concat"]

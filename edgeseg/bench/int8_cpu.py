@@ -34,13 +34,16 @@ VARIANTS = {
                        "full-resolution convs and the classifier; as QLinearConv they were slower than in float)",
                        {"activation_type": "uint8", "keep_float": SR_HEAD, "float_below_channels": 8, "float_below_both": 16}),
     "u8s8-d2s-both16": ("as u8s8-sr-both16, the SR head's DepthToSpace on uint8 (also_quantize; ORT drops its Q/DQ), the "
-                        "rest of the SR head float (since 2026-12-03 the pixelshuffle head exports a ConvTranspose, no "
-                        "DepthToSpace: there this row is u8s8-sr-both16)", {"activation_type": "uint8", "keep_float": SR_HEAD_BUT_D2S,
+                        "rest of the SR head float (the ORT-CPU form has a ConvTranspose, no DepthToSpace; until "
+                        "2026-12-03 also_quantize also dropped Concat and Add from ORT's defaults by mistake)", {"activation_type": "uint8", "keep_float": SR_HEAD_BUT_D2S,
                         "float_below_channels": 8, "float_below_both": 16, "also_quantize": ("DepthToSpace",)}),
+    "u8s8-both16-concat": ("as u8s8-sr-both16, and Concat float (float_op_types: no QLinearConcat; the skip "
+                           "connections' Q/DQ go with it)", {"activation_type": "uint8", "keep_float": SR_HEAD,
+                           "float_below_channels": 8, "float_below_both": 16, "float_op_types": ("Concat",)}),
 }
 FP32_ROWS = {"fp32": "FP32 ONNX (simplified), as exported for ORT's CPU provider (sub-pixel pairs as one ConvTranspose)",
              "fp32-trt-form": "the same FP32 file with Conv + DepthToSpace (the form TensorRT's files keep)"}
-DOCS_CHOICE = "u8s8-sr-narrow"
+DOCS_CHOICE = "u8s8-both16-concat"  # the released recipe's choice (export/unet-s2-brain-nano.toml)
 TARGET_RATIO, TARGET_POINTS = 0.8, 0.5
 
 

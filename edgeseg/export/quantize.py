@@ -2,8 +2,9 @@
 
 Calibration uses real low-resolution slices from the training split (never the test split). The method is
 chosen by name; named nodes (globs allowed, e.g. "/sr_head/*") and convs with fewer than `float_below_channels`
-input channels are kept in float; `also_quantize` adds op types to ONNX Runtime's default QDQ set (e.g.
-DepthToSpace, which ORT then runs on uint8 without the Q/DQ pair).
+input channels are kept in float; `also_quantize` adds op types to ONNX Runtime's default set (e.g.
+DepthToSpace, which ORT then runs on uint8 without the Q/DQ pair) and `float_op_types` takes some out (e.g.
+Concat: float, no QLinearConcat). ORT's default set is its QLinearOps and QDQ registries together.
 """
 from __future__ import annotations
 
@@ -90,6 +91,15 @@ def narrow_convs(model, below: int, both: int = 0) -> list[str]:
     return out
 
 
+def quantized_op_types(also: tuple[str, ...] = (), without: tuple[str, ...] = ()) -> list[str]:
+    """The op types quantize_static quantizes: ORT's own default (its QLinearOps and QDQ registries, what it
+    uses when given none) plus `also`, minus `without`."""
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    default = sorted(set(QLinearOpsRegistry) | set(QDQRegistry))
+    return [t for t in default + [t for t in also if t not in default] if t not in set(without)]
+
+
 def quantize_int8(src: str | Path, dst: str | Path, calib: np.ndarray, config, work_dir: str | Path) -> dict:
     """src: simplified FP32 ONNX with the contract; dst: INT8 QDQ ONNX; config: recipe.QuantizeConfig."""
     import onnx
@@ -111,11 +121,9 @@ def quantize_int8(src: str | Path, dst: str | Path, calib: np.ndarray, config, w
     extra = {"ActivationSymmetric": symmetric, "WeightSymmetric": True}
     if config.method == "percentile":
         extra["CalibPercentile"] = config.percentile
-    op_types = None  # ORT's default: every op type of its QDQ registry
-    if config.also_quantize:
-        from onnxruntime.quantization.registry import QDQRegistry
-
-        op_types = list(QDQRegistry) + [t for t in config.also_quantize if t not in QDQRegistry]
+    op_types = None  # ORT's default set
+    if config.also_quantize or config.float_op_types:
+        op_types = quantized_op_types(config.also_quantize, config.float_op_types)
     full = work_dir / "int8-full-names.onnx"  # kept for the per-layer error report (ORT matches tensors by name)
     quantize_static(
         str(prepared), str(full), calibration_reader(calib, contract.input_name),
@@ -136,6 +144,8 @@ def quantize_int8(src: str | Path, dst: str | Path, calib: np.ndarray, config, w
         info["float_below_both"] = config.float_below_both
     if config.also_quantize:
         info["also_quantize"] = list(config.also_quantize)
+    if config.float_op_types:
+        info["float_op_types"] = list(config.float_op_types)
     return info
 
 

@@ -37,6 +37,9 @@ class QuantizeConfig:
     format: str = "qdq"                 # qdq (QuantizeLinear/DequantizeLinear: ORT and TensorRT) or qoperator (QLinearConv...: ORT only)
     float_below_both: int = 0           # convs with fewer input AND fewer output channels than this stay float (0: none)
     also_quantize: tuple[str, ...] = ()  # op types quantized besides ONNX Runtime's QDQ defaults, e.g. "DepthToSpace" (u8 copy, no float round trip)
+    # op types taken out of ONNX Runtime's defaults, e.g. "Concat": the quantizer puts no Q/DQ of its own around
+    # them (ORT may still fuse DQ -> Concat -> Q into QLinearConcat where the neighbours are quantized anyway)
+    float_op_types: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
