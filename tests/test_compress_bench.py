@@ -167,9 +167,25 @@ def test_a_run_off_the_defaults_names_its_section_so_ablations_keep_the_default_
     assert name("--only", "ternary", "--ternary-epochs", "90", "--ternary-scale", "2") == "compression-ternary-e90-s2"
     assert name("--ternary-width", "32") == "compression-tw32"
     assert name("--only", "tucker", "--ternary-epochs", "90", "--base-width", "16") == "compression-tucker-w16"  # not a ternary run
+    assert name("--only", "ternary", "--ternary-recipe", "recipes/compress-ternarynet-float-last.toml") == \
+        "compression-ternary-float-last"  # another recipe: its own section, named by the recipe
+    assert name("--only", "ternary", "--ternary-recipe", "x/mine.toml", "--ternary-epochs", "90") == "compression-ternary-e90-mine"
     args = p.parse_args(["--quick", "--only", "ternary"])
     compression.quick(args)
     assert compression.section_name(args) == "compression-ternary"
+
+
+def test_the_printed_command_names_a_non_default_recipe():
+    import argparse
+
+    from edgeseg.bench import compression
+    from edgeseg.bench.compression_report import command
+
+    p = argparse.ArgumentParser()
+    compression.add_arguments(p)
+    assert "--ternary-recipe" not in command(p.parse_args(["--only", "ternary"]))
+    cmd = command(p.parse_args(["--only", "ternary", "--ternary-recipe", "recipes/compress-ternarynet-weights-only.toml"]))
+    assert "--ternary-recipe recipes/compress-ternarynet-weights-only.toml" in cmd
 
 
 def _tucker_result(tucker, matched, controls):

@@ -19,6 +19,8 @@ import json
 import time
 from pathlib import Path
 
+from edgeseg.bench.compression_report import RECIPE_DEFAULTS
+
 PARTS = ("ternary", "tucker", "fixedpoint")
 
 
@@ -46,6 +48,10 @@ def section_name(args) -> str:
     if "ternary" in args.only and not args.quick:
         for flag, value in (("e", args.ternary_epochs), ("tw", args.ternary_width), ("s", args.ternary_scale)):
             name += f"-{flag}{value}" if value is not None else ""
+        default = Path(RECIPE_DEFAULTS["ternary_recipe"]).stem
+        stem = Path(args.ternary_recipe).stem
+        if stem != default:  # e.g. compress-ternarynet-float-last -> -float-last
+            name += "-" + (stem[len(default) + 1:] if stem.startswith(default + "-") else stem)
     return name
 
 
@@ -60,12 +66,12 @@ def add_arguments(p) -> None:
     p.add_argument("--perone", nargs="*", default=["8:8", "4:6", "2:4"], help="W:A points of the Q-format variant")
     p.add_argument("--qat-epochs", type=int, default=4)
     p.add_argument("--lr", type=float, default=1e-3, help="QAT fine-tune learning rate")
-    p.add_argument("--ternary-recipe", default="recipes/compress-ternarynet.toml")
+    p.add_argument("--ternary-recipe", default=RECIPE_DEFAULTS["ternary_recipe"])
     p.add_argument("--ternary-epochs", type=int, default=None, help="override the recipe's [scratch] epochs")
     p.add_argument("--ternary-width", type=int, default=None, help="override the recipe's [scratch] width")
     p.add_argument("--ternary-scale", type=int, default=None, help="override the recipe's [scratch] scale")
     p.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
-    p.add_argument("--tucker-recipe", default="recipes/compress-tucker.toml")
+    p.add_argument("--tucker-recipe", default=RECIPE_DEFAULTS["tucker_recipe"])
     p.add_argument("--tucker-df", nargs="*", type=float, default=[0.7, 0.5, 0.3, 0.2])
     p.add_argument("--tucker-epochs", type=int, default=None, help="override the recipe's fine-tune epochs")
     p.add_argument("--tucker-variants", nargs="*", default=[], metavar="KEY=VALUE",

@@ -22,6 +22,9 @@ def _loads(result: dict) -> str:
     return f"{vals[0]:.1f}-{vals[-1]:.1f}" if vals else str(result["load"])
 
 
+RECIPE_DEFAULTS = {"ternary_recipe": "recipes/compress-ternarynet.toml", "tucker_recipe": "recipes/compress-tucker.toml"}
+
+
 def command(args) -> str:
     only = "" if len(args.only) == 3 else f" --only {' '.join(args.only)}"
     seeds = getattr(args, "tucker_seeds", [0])
@@ -32,6 +35,9 @@ def command(args) -> str:
     mc = f" --tucker-variants {' '.join(args.tucker_variants)}" if args.tucker_variants else ""
     mc += f" --tucker-widths {' '.join(map(str, args.tucker_widths))}" if args.tucker_widths else ""
     mc += f" --base-width {args.base_width}" if getattr(args, "base_width", 0) else ""
+    for flag, attr in (("--ternary-recipe", "ternary_recipe"), ("--tucker-recipe", "tucker_recipe")):
+        value, default = getattr(args, attr, None), RECIPE_DEFAULTS[attr]
+        mc += f" {flag} {value}" if value and value != default else ""
     return (f"edgeseg bench compression{only} --weight-bits {' '.join(map(str, args.weight_bits))} --act-bits {' '.join(map(str, args.act_bits))} "
             f"--perone {' '.join(args.perone)} --qat-epochs {args.qat_epochs} --seeds {' '.join(map(str, args.seeds))}"
             f"{opt('--ternary-epochs', args.ternary_epochs)}{opt('--ternary-width', args.ternary_width)}{opt('--ternary-scale', args.ternary_scale)}"
