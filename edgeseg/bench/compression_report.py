@@ -22,10 +22,9 @@ def _loads(result: dict) -> str:
     return f"{vals[0]:.1f}-{vals[-1]:.1f}" if vals else str(result["load"])
 
 
-RECIPE_DEFAULTS = {"ternary_recipe": "recipes/compress-ternarynet.toml", "tucker_recipe": "recipes/compress-tucker.toml"}
-
-
 def command(args) -> str:
+    from edgeseg.bench.compression import RECIPE_DEFAULTS
+
     only = "" if len(args.only) == 3 else f" --only {' '.join(args.only)}"
     seeds = getattr(args, "tucker_seeds", [0])
     only += f" --tucker-seeds {' '.join(map(str, seeds))}" if seeds != [0] else ""
