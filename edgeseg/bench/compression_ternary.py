@@ -9,6 +9,8 @@ from __future__ import annotations
 import dataclasses
 import statistics
 
+from edgeseg.bench.report import mean_sd
+
 ARMS = (("float", "FP32"), ("ternarynet", "ternary"), ("binarynet", "binary"))
 
 
@@ -55,11 +57,6 @@ def run_arm(base, name: str, seed: int, args, data, source, out) -> dict:
     if name != "float":
         row["levels"] = level_shares(folder / "model.pt", data[0]["test"], s["scale"])
     return row
-
-
-def mean_sd(values) -> tuple[float, float]:
-    values = list(values)
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else float("nan"))
 
 
 def summarise(rows: list[dict]) -> dict:

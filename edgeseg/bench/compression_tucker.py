@@ -116,7 +116,7 @@ def summarise(result: dict) -> dict:
     """Per row key over its seeds (mean, sample sd): fine-tuned Dice, points vs the FP32 base, points vs the
     budget-matched FP32 of the same seed (paired), the control's Dice and fine-tuned minus control (paired);
     -> {"rows": {key: ...}, "matched": (mean, sd) of the budget-matched FP32 or None, "seeds": [...]}."""
-    from edgeseg.bench.compression_ternary import mean_sd
+    from edgeseg.bench.report import mean_sd
 
     fp = result["rows"][0]["dice"]
     matched = {m["seed"]: m["dice"] for m in result.get("tucker_fp32_ft", [])}

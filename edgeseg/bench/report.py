@@ -5,6 +5,7 @@ import datetime
 import os
 import platform
 import re
+import statistics
 from pathlib import Path
 
 from edgeseg.io import atomic_write
@@ -14,6 +15,12 @@ HEADER = "# Benchmarks\n\nEvery table below is written by the command named in i
 
 # the instruction-set extensions that decide INT8 and FP32 kernel speed, widest first (x86 flags, Arm features)
 SIMD_FEATURES = ("amx_int8", "avx512_vnni", "avx_vnni", "avx512f", "avx2", "asimddp", "asimd")
+
+
+def mean_sd(values) -> tuple[float, float]:
+    """(mean, sample sd) over seeds; sd is nan for one value (one seed shows no spread)."""
+    values = list(values)
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else float("nan"))
 
 
 def cpu_description(cpuinfo: str, l2_kib: int | None = None) -> str:
