@@ -117,3 +117,15 @@ def test_the_int8_bench_times_and_quantizes_the_ort_cpu_form_and_keeps_the_tenso
     assert _ops(paths["fp32"])["ConvTranspose"] == 1
     plain = _pair(tmp_path, mode="DCR")  # nothing to rewrite: one row
     assert ort_cpu_form(plain, tmp_path / "cpu2.onnx") == {"fp32": plain}
+
+
+def test_a_target_cannot_rewrite_the_file_tensorrt_calibrates(tmp_path, monkeypatch):
+    from edgeseg.errors import EdgesegError
+    from edgeseg.export import check
+
+    text = (check.TARGETS_DIR / "jetson-orin-nano.toml").read_text()
+    text = text.replace('name = "jetson-orin-nano"', 'name = "odd"\nort_cpu_files = ["fp32-sim"]')
+    (tmp_path / "odd.toml").write_text(text)
+    monkeypatch.setattr(check, "TARGETS_DIR", tmp_path)
+    with pytest.raises(EdgesegError, match=r"odd\.toml: the fp32-sim file is TensorRT's calibration model here"):
+        check.load_target("odd")

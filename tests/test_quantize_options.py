@@ -118,3 +118,11 @@ def test_also_quantize_keeps_the_concats_quantized_and_float_op_types_takes_them
     # ORT still fuses DQ -> Concat -> Q where both neighbours are quantized anyway; the rest stay float
     assert 0 < quantized_concats(no_concat) < quantized_concats(base)
     assert count(no_concat) < count(base) and info["float_op_types"] == ["Concat"]
+
+
+def test_a_misspelt_float_op_type_is_refused_in_one_line_with_the_nearest_name():
+    from edgeseg.errors import EdgesegError
+    from edgeseg.export.quantize import quantized_op_types
+
+    with pytest.raises(EdgesegError, match=r"float_op_types: 'Concatt' is not an op type ONNX Runtime quantizes.*Concat"):
+        quantized_op_types((), ("Concatt",))

@@ -96,7 +96,13 @@ def quantized_op_types(also: tuple[str, ...] = (), without: tuple[str, ...] = ()
     uses when given none) plus `also`, minus `without`."""
     from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
+    from edgeseg.errors import EdgesegError, nearest_key
+
     default = sorted(set(QLinearOpsRegistry) | set(QDQRegistry))
+    for t in without:  # a misspelt type would otherwise leave everything quantized without a word
+        if t not in default:
+            raise EdgesegError(f"[quantize] float_op_types: '{t}' is not an op type ONNX Runtime quantizes"
+                               f"{nearest_key(t, default)}")
     return [t for t in default + [t for t in also if t not in default] if t not in set(without)]
 
 
