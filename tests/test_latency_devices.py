@@ -109,6 +109,9 @@ def test_dynamic_shape_needs_input_shape():
     assert simulate(m, "jetson-nano", input_shape=(1, 3, 8, 8)).input_shape == (1, 3, 8, 8)
 
 
+SESSION9_ROWS = {"tkupek_mobilenetv2_7_trtexec"}  # held-out rows added in session 9
+
+
 def test_validation_errors_of_stored_nano_profile():
     import statistics
 
@@ -117,11 +120,14 @@ def test_validation_errors_of_stored_nano_profile():
     rows = validation_rows(load_device("jetson-nano"), prepare(load_rows()))
     fit = [abs(r["error"]) for r in rows if r["split"] == "fit"]
     held = [abs(r["error"]) for r in rows if r["split"] == "held-out"]
+    session8 = [abs(r["error"]) for r in rows if r["split"] == "held-out" and r["id"] not in SESSION9_ROWS]
     # what the stored multi-start fit reaches (docs/BENCHMARKS.md, latency-validation, session 8: fit median 2.7 /
-    # max 19.5 %, held-out 11.5 / 28.5 % on 10 rows) with 2.3-3.5 points of margin; issue #14's held-out median
-    # target (10 %) is missed by this profile, its max (30 %) met (reported there, not hidden here)
+    # max 19.5 %, held-out 11.5 / 28.5 % on the 10 session-8 rows) with 2.3-3.5 points of margin
     assert statistics.median(fit) <= 5 and max(fit) <= 23
-    assert statistics.median(held) <= 14 and max(held) <= 32
+    assert statistics.median(session8) <= 14 and max(session8) <= 32
+    # session 9 added a held-out MobileNet-V2 row (committed before it was predicted): -57.8 %, so all 11 held-out
+    # rows give median 14.8 % / max 57.8 %: issue #14's targets (10 / 30 %) are both missed (reported, not hidden)
+    assert statistics.median(held) <= 17 and max(held) <= 62
     assert {r["family"] for r in rows if r["split"] == "held-out"}.isdisjoint(
         {r["family"] for r in rows if r["split"] == "fit"})  # held out by network family
 

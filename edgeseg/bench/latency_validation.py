@@ -88,7 +88,8 @@ def run(args) -> int:
     lines = ["## Latency simulator vs published Jetson Nano measurements", "",
              f"Command: `{COMMAND}` (without `--fit`: evaluate the stored profile). Networks rebuilt from their "
              "architecture (random weights do not matter for timing), priced by the jetson-nano `trt` profile at "
-             "FP16. Published FPS converted to ms; error = predicted / published - 1. Split by network family, "
+             "each row's precision (the CSV's `precision`: FP16, FP32 for the trtexec rows without --fp16). "
+             "Published FPS converted to ms; error = predicted / published - 1. Split by network family, "
              f"fixed in the CSV before fitting: fit = {fams['fit']}; held-out = {fams['held-out']}. "
              "LOO: the row predicted by a fit on the other fit rows; family-out: by a fit without "
              "its whole family.", "",
