@@ -40,10 +40,14 @@ VARIANTS = {
     "u8s8-both16-concat": ("as u8s8-sr-both16, and Concat float (float_op_types: no QLinearConcat; the skip "
                            "connections' Q/DQ go with it)", {"activation_type": "uint8", "keep_float": SR_HEAD,
                            "float_below_channels": 8, "float_below_both": 16, "float_op_types": ("Concat",)}),
+    "u8s8-both16-concat-resize": ("as u8s8-both16-concat, and Resize float (ORT's uint8 Resize runs on NHWC "
+                                  "with Transposes around it; the float one on its blocked layout)",
+                                  {"activation_type": "uint8", "keep_float": SR_HEAD, "float_below_channels": 8,
+                                   "float_below_both": 16, "float_op_types": ("Concat", "Resize")}),
 }
 FP32_ROWS = {"fp32": "FP32 ONNX (simplified), as exported for ORT's CPU provider (sub-pixel pairs as one ConvTranspose)",
              "fp32-trt-form": "the same FP32 file with Conv + DepthToSpace (the form TensorRT's files keep)"}
-DOCS_CHOICE = "u8s8-both16-concat"  # the released recipe's choice (export/unet-s2-brain-nano.toml)
+DOCS_CHOICE = "u8s8-both16-concat-resize"  # the released recipe's choice (export/unet-s2-brain-nano.toml)
 TARGET_RATIO, TARGET_POINTS = 0.8, 0.5
 
 
