@@ -37,14 +37,14 @@ VARIANTS = {
                         "rest of the SR head float (the ORT-CPU form has a ConvTranspose, no DepthToSpace; until "
                         "2026-12-03 also_quantize also dropped Concat and Add from ORT's defaults by mistake)", {"activation_type": "uint8", "keep_float": SR_HEAD_BUT_D2S,
                         "float_below_channels": 8, "float_below_both": 16, "also_quantize": ("DepthToSpace",)}),
-    "u8s8-both16-concat": ("as u8s8-sr-both16, and Concat float (float_op_types: no QLinearConcat; the skip "
-                           "connections' Q/DQ go with it)", {"activation_type": "uint8", "keep_float": SR_HEAD,
-                           "float_below_channels": 8, "float_below_both": 16, "float_op_types": ("Concat",)}),
-    "u8s8-both16-concat-resize": ("as u8s8-both16-concat, and Resize float (ORT's uint8 Resize runs on NHWC "
-                                  "with Transposes around it; the float one on its blocked layout)",
-                                  {"activation_type": "uint8", "keep_float": SR_HEAD, "float_below_channels": 8,
-                                   "float_below_both": 16, "float_op_types": ("Concat", "Resize")}),
 }
+# each later variant is its parent (named in its description) plus one change
+VARIANTS["u8s8-both16-concat"] = ("as u8s8-sr-both16, and Concat float (float_op_types: no QLinearConcat; the skip "
+                                  "connections' Q/DQ go with it)",
+                                  {**VARIANTS["u8s8-sr-both16"][1], "float_op_types": ("Concat",)})
+VARIANTS["u8s8-both16-concat-resize"] = ("as u8s8-both16-concat, and Resize float (ORT's uint8 Resize runs on NHWC "
+                                         "with Transposes around it; the float one on its blocked layout)",
+                                         {**VARIANTS["u8s8-both16-concat"][1], "float_op_types": ("Concat", "Resize")})
 FP32_ROWS = {"fp32": "FP32 ONNX (simplified), as exported for ORT's CPU provider (sub-pixel pairs as one ConvTranspose)",
              "fp32-trt-form": "the same FP32 file with Conv + DepthToSpace (the form TensorRT's files keep)"}
 DOCS_CHOICE = "u8s8-both16-concat-resize"  # the released recipe's choice (export/unet-s2-brain-nano.toml)
