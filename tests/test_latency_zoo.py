@@ -1,4 +1,5 @@
-"""Every validation network's MAC count against an independent counter: torchvision's published figures."""
+"""Every validation network's MAC count against an independent counter: torchvision's published figures, or a
+count by hand where torchvision publishes none."""
 import pytest
 
 from edgeseg.latency import zoo
@@ -23,6 +24,28 @@ def _trtpose_head_gmacs(hw: int, cin: int) -> float:
     return (2 * (deconvs + att) + (8 * hw) ** 2 * 256 * (18 + 42)) / 1e9
 
 
+def _fastscnn_gmacs(h: int, w: int, classes: int) -> float:
+    """Fast-SCNN (Tramac/Fast-SCNN-pytorch) by hand, layer by layer: MACs = output elements x Cin/groups x kernel area.
+    Map sides: /2 by a 3x3 conv without padding, then /2 by each padded stride-2 depthwise conv."""
+    side = lambda v, s, p=1: (v + 2 * p - 3) // s + 1  # noqa: E731
+    h1, w1 = side(h, 2, 0), side(w, 2, 0)
+    h2, w2 = side(h1, 2), side(w1, 2)
+    h3, w3 = side(h2, 2), side(w2, 2)  # 1/8: the high-resolution branch
+    macs = h1 * w1 * 32 * 3 * 9 + h2 * w2 * (32 * 9 + 32 * 48) + h3 * w3 * (48 * 9 + 48 * 64)
+    a = h3 * w3
+    for cin, cout, s in ((64, 64, 2), (64, 96, 2), (96, 128, 1)):  # three MobileNet-V2 bottlenecks each, t = 6
+        for i in range(3):
+            c = cin if i == 0 else cout
+            b = a // 4 if (i == 0 and s == 2) else a  # the maps divide exactly at the sizes tested
+            macs += a * 6 * c * c + b * 6 * c * 9 + b * cout * 6 * c
+            a = b
+    macs += sum(k * k for k in (1, 2, 3, 6)) * 32 * 128 + a * 256 * 128  # pyramid pooling: branch 1x1s, output 1x1
+    hi = h3 * w3
+    macs += hi * (128 * 9 + 128 * 128 + 64 * 128)  # feature fusion: depthwise + 1x1 on the low branch, 1x1 on the high
+    macs += 2 * hi * (128 * 9 + 128 * 128) + hi * 128 * classes  # classifier: two separable convs, the 1x1 output
+    return macs / 1e9
+
+
 # (input side, classes, GMACs) of the networks torchvision does not publish: a torchvision trunk (its published count
 # minus the 1000-class fc, scaled by the map area for other inputs: every map is exactly (side/224)^2 larger) plus a
 # head computed by hand. dusty-nv FCN-ResNet18: 3x3 512->128 and 1x1 128->21 on the 7x7 stride-32 map.
@@ -34,6 +57,8 @@ HAND_GMACS = {
     # the trunk scaled by (9 x 25) / (7 x 7), then the 1x1 512->8 pool conv and the two linears 1800->2048->14472
     "ufld_resnet18": ((288, 800), 14472, (1.81 - 512 * 1000 / 1e9) * (9 * 25) / (7 * 7)
                       + (9 * 25 * 8 * 512 + 1800 * 2048 + 2048 * 14472) / 1e9),
+    # Fast-SCNN at the 384x576 of a fit row (Cityscapes, 19 classes), counted by hand above
+    "fastscnn": ((384, 576), 19, _fastscnn_gmacs(384, 576, 19)),
 }
 
 
@@ -60,3 +85,19 @@ def test_googlenet_macs_match_torch_count(tmp_path):
     p = simulate(zoo.build("googlenet", (3, 224, 224), 1000), "jetson-nano")
     assert p.macs == pytest.approx(torch_macs, rel=0.02)
     assert p.warnings == () and p.estimated_ops == ()
+
+
+def test_fastscnn_layers_match_the_published_trtexec_log():
+    """The zoo's Fast-SCNN against the layer list of the trtexec logs of its published rows (NobuoTsukamoto/benchmarks
+    tensorrt/jetson/fast_scnn/result/*.log, the ONNX export of Tramac's model): 45 convolutions (14 of them
+    depthwise), 34 ReLUs and 7 residual Adds fused into them, 4 average pools and 6 bilinear Resizes."""
+    from collections import Counter
+
+    m = zoo.build("fastscnn", (3, 384, 384), 19)
+    ops = Counter(n.op_type for n in m.graph.node)
+    assert {k: ops[k] for k in ("Conv", "Relu", "Add", "AveragePool", "Resize")} == dict(
+        Conv=45, Relu=34, Add=7, AveragePool=4, Resize=6)
+    depthwise = [n for n in m.graph.node if n.op_type == "Conv" and any(a.name == "group" and a.i > 1 for a in n.attribute)]
+    assert len(depthwise) == 14
+    out = simulate(m, "jetson-nano")
+    assert out.warnings == () and out.estimated_ops == ()

@@ -56,6 +56,18 @@ class Net:
         y = self.bn(self.conv(x, cin, cout, k, s, p, bias=False), cout)
         return self.relu(y) if relu else y
 
+    def cbr_g(self, x, c, s=1):
+        """Depthwise 3x3 conv (one channel per group, padding 1) + BN + ReLU."""
+        return self.relu(self.bn(self.conv(x, c, c, 3, s, 1, g=c, bias=False), c))
+
+    def resize(self, x, c, hw):
+        """Bilinear resize (align_corners) of a 1 x c x H x W tensor to the spatial size hw (torch F.interpolate(size=...))."""
+        from onnx import helper, TensorProto
+
+        sizes = self._name("sizes")  # a real int64 tensor, like Clip's bounds: shape inference reads it
+        self.inits.append(helper.make_tensor(sizes, TensorProto.INT64, [4], [1, c, *hw]))
+        return self.op("Resize", [x, "", "", sizes], mode="linear", coordinate_transformation_mode="align_corners")
+
     def maxpool(self, x, k, s, p=0, ceil=0):
         return self.op("MaxPool", [x], kernel_shape=[k, k], strides=[s, s], pads=[p] * 4, ceil_mode=ceil)
 
@@ -288,6 +300,47 @@ def trtpose(trunk: str):
     return build
 
 
+# Fast-SCNN (Tramac/Fast-SCNN-pytorch, the model of PINTO_model_zoo 228_Fast-SCNN; no auxiliary head): MobileNet-V2
+# bottlenecks of the global feature extractor (input channels, output channels, first stride; 3 blocks each, t = 6)
+FASTSCNN_BLOCKS = ((64, 64, 2), (64, 96, 2), (96, 128, 1))
+FASTSCNN_PPM = (1, 2, 3, 6)  # pyramid pooling bins
+
+
+def fastscnn(chw, classes):
+    """Fast-SCNN: learning to downsample (3x3/2 conv without padding, two depthwise-separable convs /2), 9 bottlenecks,
+    pyramid pooling (average pools to 1, 2, 3, 6 bins, 1x1 128->32 each, bilinear back, concat 256 -> 1x1 128), feature
+    fusion (the 1/32 branch upsampled x4, depthwise 3x3 + 1x1, added to a 1x1 of the 1/8 branch, ReLU), two
+    depthwise-separable convs, a 1x1 to the classes and a bilinear upsampling to the input size."""
+    n = Net("fastscnn", chw)
+    out = lambda v, s, k=3, p=1: (v + 2 * p - k) // s + 1  # noqa: E731  a conv's output side
+    dw = lambda x, c, s=1: n.cbr_g(x, c, s)  # noqa: E731
+
+    def dsconv(x, cin, cout, s, h, w):
+        return n.cbr(dw(x, cin, s), cin, cout, 1), out(h, s), out(w, s)
+
+    x, h, w = n.cbr("input", 3, 32, 3, 2, 0), out(chw[1], 2, p=0), out(chw[2], 2, p=0)
+    x, h, w = dsconv(x, 32, 48, 2, h, w)
+    high, hh, hw = dsconv(x, 48, 64, 2, h, w)
+    x, h, w = high, hh, hw
+    for cin, cout, s in FASTSCNN_BLOCKS:
+        for i in range(3):
+            c, stride = (cin, s) if i == 0 else (cout, 1)
+            y = n.bn(n.conv(dw(n.cbr(x, c, 6 * c, 1), 6 * c, stride), 6 * c, cout, 1, bias=False), cout)
+            x, h, w = (n.op("Add", [x, y]) if stride == 1 and c == cout else y), out(h, stride), out(w, stride)
+    feats = [x]
+    for bins in FASTSCNN_PPM:
+        if h % bins or w % bins:
+            raise EdgesegError(f"fastscnn: the {h}x{w} map does not divide into {bins} pooling bins")
+        pooled = n.op("AveragePool", [x], kernel_shape=[h // bins, w // bins], strides=[h // bins, w // bins])
+        feats.append(n.resize(n.cbr(pooled, 128, 32, 1), 32, (h, w)))
+    x = n.cbr(n.op("Concat", feats, axis=1), 256, 128, 1)
+    low = n.bn(n.conv(dw(n.resize(x, 128, (hh, hw)), 128), 128, 128, 1), 128)
+    x = n.relu(n.op("Add", [n.bn(n.conv(high, 64, 128, 1), 128), low]))
+    for _ in range(2):
+        x, _, _ = dsconv(x, 128, 128, 1, hh, hw)
+    return n.model(n.resize(n.conv(n.op("Dropout", [x]), 128, classes, 1), classes, chw[1:]))
+
+
 NETWORKS = {
     "fcn_resnet18": fcn_resnet18, "alexnet": alexnet, "mobilenet_v2": mobilenet_v2,
     "squeezenet1_0": squeezenet("squeezenet1_0"), "squeezenet1_1": squeezenet("squeezenet1_1"),
@@ -296,7 +349,7 @@ NETWORKS = {
     "densenet121": densenet((6, 12, 24, 16)), "densenet169": densenet((6, 12, 32, 32)),
     "densenet201": densenet((6, 12, 48, 32)), "densenet161": densenet((6, 12, 36, 24), growth=48, init=96),
     "googlenet": googlenet, "trtpose_resnet18_att": trtpose("resnet18"), "trtpose_densenet121_att": trtpose("densenet121"),
-    "ufld_resnet18": ufld_resnet18,
+    "ufld_resnet18": ufld_resnet18, "fastscnn": fastscnn,
     **{name: vgg(name) for name in VGG}, **{f"{name}_bn": vgg(name, batch_norm=True) for name in VGG},
 }
 
