@@ -199,11 +199,12 @@ def width_latency(trecipe, ckpt, data, scheme_table: dict, widths, dfs, x, repea
     from edgeseg.export.to_onnx import build_contract, export_onnx
     from edgeseg.models.complexity import count_macs, count_parameters
     from edgeseg.train.checkpoint import build_model
+    from edgeseg.train.recipe import with_width
 
     sets, identity, spacing = data
     rows = []
     for width in widths:
-        rw = dataclasses.replace(trecipe, model=dataclasses.replace(trecipe.model, width=width))
+        rw = with_width(trecipe, width)
         contract = build_contract(rw, ckpt["class_names"], ckpt.get("data_identity") or identity, spacing)
         shape, paths, info = input_shape(rw), {}, {}
         for df in (None, *dfs):

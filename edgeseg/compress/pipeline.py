@@ -7,7 +7,6 @@ loaded slices and the loaded FP32 model.
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 from pathlib import Path
 
@@ -20,12 +19,12 @@ from edgeseg.errors import EdgesegError
 def load_source(recipe, show_progress: bool = True):
     """-> (FP32 model, training recipe, checkpoint dict); trains it first when missing and a train_recipe is named."""
     from edgeseg.train.checkpoint import checkpoint_or_train, load_checkpoint
-    from edgeseg.train.recipe import load_recipe
+    from edgeseg.train.recipe import load_recipe, with_width
 
     ckpt, width = Path(recipe.source.checkpoint), recipe.source.width
     train_recipe = load_recipe(recipe.source.train_recipe) if recipe.source.train_recipe and not ckpt.is_file() else None
-    if train_recipe is not None and width:
-        train_recipe = dataclasses.replace(train_recipe, model=dataclasses.replace(train_recipe.model, width=width))
+    if train_recipe is not None:
+        train_recipe = with_width(train_recipe, width)
     source = load_checkpoint(checkpoint_or_train(ckpt, train_recipe, show_progress=show_progress))
     if width and source[1].model.width != width:
         raise EdgesegError(f"{ckpt}: a width-{source[1].model.width} model, not the width {width} asked for "

@@ -22,9 +22,12 @@ from edgeseg.train.predict import evaluate_model
 
 
 def scratch_recipe(train_recipe, width: int = 0, scale: int = 0):
-    """The training recipe with the backbone width and the input scale replaced (0 keeps each)."""
-    m = train_recipe.model
-    return replace(train_recipe, model=replace(m, width=width or m.width, scale=scale or m.scale))
+    """The training recipe with the backbone width (edgeseg.train.recipe.with_width) and the input scale replaced
+    (0 keeps each)."""
+    from edgeseg.train.recipe import with_width
+
+    r = with_width(train_recipe, width)
+    return replace(r, model=replace(r.model, scale=scale or r.model.scale))
 
 
 def _bns(model: nn.Module) -> list[nn.Module]:

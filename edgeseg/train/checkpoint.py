@@ -14,7 +14,7 @@ from edgeseg.train.recipe import Recipe, recipe_from_dict
 
 def build_model(recipe: Recipe, num_classes: int, in_channels: int = 1):
     m = recipe.model
-    kwargs = {"width": m.width} if m.width > 0 else {}
+    kwargs = {**({"width": m.width} if m.width > 0 else {}), **m.options}
     return create_model(m.name, in_channels=in_channels, num_classes=num_classes, scale=m.scale, sr_head=m.sr_head, head=m.head, **kwargs)
 
 

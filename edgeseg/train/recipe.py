@@ -16,6 +16,7 @@ class ModelConfig:
     sr_head: bool = True
     head: str = "pixelshuffle"  # SR head by registry name (edgeseg.models: pixelshuffle, jnet, jnet-authors)
     width: int = 0  # 0 = the backbone's own default width
+    options: dict = field(default_factory=dict)  # [model.options]: further keyword arguments of the backbone (unet: top_width)
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,17 @@ def load_recipe(path: str | Path) -> Recipe:
     recipe = from_dict(Recipe, read_toml(path), str(path))
     check_recipe(recipe, str(path))
     return recipe
+
+
+def with_width(recipe: Recipe, width: int) -> Recipe:
+    """The recipe at another backbone width (0 keeps it). The backbone's [model.options] are dropped on a change:
+    they were chosen for the recipe's width (unet's top_width = 16 next to width 8), so a wider or narrower
+    architecture (compression controls, TernaryNet's base width) starts from the backbone's defaults."""
+    import dataclasses
+
+    if not width or width == recipe.model.width:
+        return recipe
+    return dataclasses.replace(recipe, model=dataclasses.replace(recipe.model, width=width, options={}))
 
 
 def recipe_from_dict(data: dict, where: str = "recipe") -> Recipe:

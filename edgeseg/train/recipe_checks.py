@@ -23,6 +23,7 @@ def check_recipe(recipe, where: str) -> None:
     if m.head not in list_heads():
         fail("model", "head", m.head, f"unknown SR head{nearest_key(m.head, list_heads())}; known: "
                                       f"{', '.join(list_heads())}")
+    _check_options(m, fail)
     if m.scale not in SCALES:
         fail("model", "scale", m.scale, f"must be one of {', '.join(map(str, SCALES))}")
     canvas = tuple(s.canvas)
@@ -51,3 +52,19 @@ def check_recipe(recipe, where: str) -> None:
         fail("train", "clean_epochs", t.clean_epochs, "must be 0 (no clean stage) or more")
     if t.clean_epochs and not t.clean_lr > 0:
         fail("train", "clean_lr", t.clean_lr, "must be positive")
+
+
+def _check_options(m, fail) -> None:
+    """[model.options] keys must be keyword arguments of the backbone's constructor, with integer values."""
+    import inspect
+
+    from edgeseg.models.registry import get_backbone_class
+
+    accepted = [n for n in inspect.signature(get_backbone_class(m.name).__init__).parameters
+                if n not in ("self", "in_channels", "num_classes", "width")]
+    for key, value in m.options.items():
+        if key not in accepted:
+            fail("model.options", key, value, f"not an option of backbone '{m.name}'{nearest_key(key, accepted)}; "
+                                              f"known: {', '.join(accepted) or 'none'}")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            fail("model.options", key, value, "must be a non-negative integer")

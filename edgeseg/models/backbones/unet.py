@@ -1,4 +1,9 @@
-"""Slim U-Net: 3 poolings, widths w, 2w, 4w, 8w, bilinear upsampling + skip concat (like J-Net's base)."""
+"""Slim U-Net: 3 poolings, widths w, 2w, 4w, 8w, bilinear upsampling + skip concat (like J-Net's base).
+
+`top_width` widens only the last decoder block (the one at the input's resolution) and the classifier's input:
+ONNX Runtime's fast U8S8 convolution (MLAS's symmetric indirect kernel) needs at least 16 output channels, so
+at width 8 that block's convs fall back to the slow generic path; in FP32 the NCHWc kernels pad 8 channels to 16
+anyway (issue #13, docs/export.md)."""
 from __future__ import annotations
 
 import torch
@@ -17,13 +22,14 @@ def _double(cin: int, cout: int) -> nn.Sequential:
 class SlimUNet(nn.Module):
     input_multiple = 8
 
-    def __init__(self, in_channels: int = 1, num_classes: int = 3, width: int = 8):
+    def __init__(self, in_channels: int = 1, num_classes: int = 3, width: int = 8, top_width: int = 0):
         super().__init__()
         w = [width, 2 * width, 4 * width, 8 * width]
+        top = top_width or width
         self.enc = nn.ModuleList([_double(in_channels, w[0]), _double(w[0], w[1]), _double(w[1], w[2])])
         self.bottom = _double(w[2], w[3])
-        self.dec = nn.ModuleList([_double(w[3] + w[2], w[2]), _double(w[2] + w[1], w[1]), _double(w[1] + w[0], w[0])])
-        self.classifier = nn.Conv2d(w[0], num_classes, 1)
+        self.dec = nn.ModuleList([_double(w[3] + w[2], w[2]), _double(w[2] + w[1], w[1]), _double(w[1] + w[0], top)])
+        self.classifier = nn.Conv2d(top, num_classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = []
