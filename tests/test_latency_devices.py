@@ -121,13 +121,13 @@ def test_validation_errors_of_stored_nano_profile():
     fit = [abs(r["error"]) for r in rows if r["split"] == "fit"]
     held = [abs(r["error"]) for r in rows if r["split"] == "held-out"]
     session8 = [abs(r["error"]) for r in rows if r["split"] == "held-out" and r["id"] not in SESSION9_ROWS]
-    # what the stored multi-start fit reaches (docs/BENCHMARKS.md, latency-validation, session 8: fit median 2.7 /
-    # max 19.5 %, held-out 11.5 / 28.5 % on the 10 session-8 rows) with 2.3-3.5 points of margin
+    # what the stored multi-start fit reaches (docs/BENCHMARKS.md, latency-validation, session 10, 8 free parameters
+    # for 28 fit rows: fit median 2.7 / max 19.3 %, held-out 11.2 / 27.3 % on the 10 session-8 rows) with margin
     assert statistics.median(fit) <= 5 and max(fit) <= 23
-    assert statistics.median(session8) <= 14 and max(session8) <= 32
-    # session 9 added a held-out MobileNet-V2 row (committed before it was predicted): -57.8 %, so all 11 held-out
-    # rows give median 14.8 % / max 57.8 %: issue #14's targets (10 / 30 %) are both missed (reported, not hidden)
-    assert statistics.median(held) <= 17 and max(held) <= 62
+    assert statistics.median(session8) <= 14 and max(session8) <= 31
+    # all 11 held-out rows (session 9 added MobileNet-V2, +4.6 % now that depthwise is fitted on the Fast-SCNN rows):
+    # median 7.7 % / max 27.3 %, inside issue #14's targets (10 / 30 %), which are asserted as they stand
+    assert statistics.median(held) <= 10 and max(held) <= 30
     assert {r["family"] for r in rows if r["split"] == "held-out"}.isdisjoint(
         {r["family"] for r in rows if r["split"] == "fit"})  # held out by network family
 
