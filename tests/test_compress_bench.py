@@ -31,13 +31,10 @@ def test_verdicts_mean_sd_and_memory():
 
 @pytest.fixture(scope="module")
 def tiny_checkpoint(tmp_path_factory):
-    from dataclasses import replace
-
     from edgeseg.train.checkpoint import build_model, save_checkpoint
-    from edgeseg.train.recipe import load_recipe
+    from edgeseg.train.recipe import load_recipe, with_width
 
-    recipe = load_recipe("recipes/unet-s2-brain.toml")
-    recipe = replace(recipe, model=replace(recipe.model, width=2))
+    recipe = with_width(load_recipe("recipes/unet-s2-brain.toml"), 2)
     path = tmp_path_factory.mktemp("ckpt") / "model.pt"
     save_checkpoint(path, build_model(recipe, 3), recipe, ("background", "gm", "wm"), "tiny-test", {})
     return path

@@ -98,8 +98,24 @@ def test_process_ratios_time_the_extra_variants_in_the_same_processes(tmp_path):
 
     fp32, x = tiny_fp32(tiny_checkpoint(tmp_path / "model.pt"), tmp_path)
     paths = {"fp32": fp32, "u8s8": fp32, "s8s8": fp32}
-    got = _process_ratios(paths, "u8s8", x[:1], _args(repeats=2, processes=2, process_variants=["s8s8", "u8s8"]))
+    got, runs = _process_ratios(paths, "u8s8", x[:1], _args(repeats=2, processes=2, process_variants=["s8s8", "u8s8"]),
+                                {"old int8": fp32})
     assert set(got) == {"u8s8", "s8s8"} and all(len(v) == 2 and all(r > 0 for r in v) for v in got.values())
+    assert len(runs) == 2 and all(set(r) == {"fp32", "u8s8", "s8s8", "old int8"} for r in runs)  # baselines timed alongside
+
+
+def test_baseline_release_is_found_and_compared_in_ms(tmp_path):
+    from edgeseg.bench.int8_cpu import _baseline_paths, _baseline_text
+    from edgeseg.errors import EdgesegError
+
+    old = tmp_path / "v5"
+    old.mkdir()
+    with pytest.raises(EdgesegError, match=r"--baseline v5=.*one \*.fp32-sim.onnx and one \*.int8.onnx"):
+        _baseline_paths(_args(baseline=[f"v5={old}"]), tmp_path)
+    runs = [{"fp32": 10.0, "u8s8": 6.0, "v5 fp32": 9.0, "v5 int8": 7.2}, {"fp32": 12.0, "u8s8": 6.0, "v5 fp32": 9.0, "v5 int8": 9.0}]
+    text = _baseline_text({"v5 fp32": "a", "v5 int8": "b"}, runs, "u8s8")
+    assert "| this run (fp32, u8s8) | 11.00 | 6.00 | 0.55 | 1.00 |" in text  # ratios per process, then the median
+    assert "| v5 | 9.00 | 8.10 | 0.90 | 1.35 |" in text
 
 
 def test_the_command_line_names_the_flags_that_shape_the_section(tmp_path):

@@ -50,8 +50,9 @@ def run(args) -> int:
     sets, identity, _ = data
     rows, paths, inputs = [], {}, {}
     for name in names:
-        width = base.model.width if name == base.model.name else 0
-        recipe = replace(base, model=replace(base.model, name=name, scale=2, sr_head=True, width=width),
+        own = name == base.model.name  # the recipe's width and [model.options] are its backbone's, not another's
+        recipe = replace(base, model=replace(base.model, name=name, scale=2, sr_head=True,
+                                             width=base.model.width if own else 0, options=base.model.options if own else {}),
                          train=replace(base.train, epochs=args.epochs))
         out = Path(args.out) / name
         if args.retrain or not (out / "model.pt").is_file():

@@ -71,6 +71,9 @@ def add_arguments(p) -> None:
                    "processes (interleaved within each); the target is judged on the median of their ratios; 0: skip")
     p.add_argument("--process-variants", nargs="*", default=[], choices=list(VARIANTS), help="also time these variants "
                    "in each of the --processes fresh processes (with FP32 and the recipe's variant); reported beside it")
+    p.add_argument("--baseline", nargs="*", default=[], metavar="LABEL=DIR", help="an earlier release's export folder "
+                   "(its *.fp32-sim.onnx and *.int8.onnx, e.g. written by `git show`): both timed in the same --processes "
+                   "fresh processes, so the INT8 files of two releases are compared in ms, not only as ratios")
     p.add_argument("--docs", default="docs/BENCHMARKS.md")
 
 
@@ -134,9 +137,12 @@ def run(args) -> int:
     wall, cpu = interleaved(paths, x, args.repeats)
     best = DOCS_CHOICE if DOCS_CHOICE in paths else names[-1]
     ops = {k: profile_model(paths[k], runs=1, warmup=3, op_runs=args.repeats // 4).op_ms for k in ("fp32", "s8s8", best) if k in paths}
-    per_process = _process_ratios(paths, best, x, args) if args.processes > 0 else {}
+    baselines = _baseline_paths(args, out)
+    per_process, runs = _process_ratios(paths, best, x, args, baselines) if args.processes > 0 else ({}, [])
     spread = per_process.pop(best, None)
     text = _markdown(args, paths, dice, wall, cpu, kept, ops, best, spread, per_process)
+    if baselines and runs:
+        text = text.replace("\n\nTarget (issue #13)", "\n\n" + _baseline_text(baselines, runs, best) + "\n\nTarget (issue #13)")
     if args.report_rounds > 0:
         first = np.ascontiguousarray(sets["test"].lowres(scale)[:1, None], dtype=np.float32)  # the slice the export times
         text = text.replace("\n\nWhere the time goes", "\n\n" + _report_timer(args, paths, best, first, wall, cpu) + "\n\nWhere the time goes")
@@ -155,14 +161,50 @@ def ort_cpu_form(model: Path, dst: Path) -> dict:
     return {"fp32": dst, "fp32-trt-form": model} if to_conv_transpose(model, dst) else {"fp32": model}
 
 
-def _process_ratios(paths, best, x, args) -> dict[str, list[float]]:
+def _process_ratios(paths, best, x, args, baselines=None) -> tuple[dict[str, list[float]], list[dict]]:
     """INT8/FP32 thread-CPU ratio of the recipe's variant (and of `--process-variants` that were built) in each of
-    `--processes` fresh processes: variant -> one ratio per process."""
+    `--processes` fresh processes: (variant -> one ratio per process, the thread-CPU ms of every file per process).
+    `baselines` (key -> path) are timed in the same processes."""
     from edgeseg.ort import interleaved_medians_in_processes
 
     keys = ["fp32", best] + [v for v in getattr(args, "process_variants", None) or [] if v in paths and v != best]
-    runs = interleaved_medians_in_processes({k: paths[k] for k in keys}, x, args.repeats, args.processes, 5)
-    return {k: [cpu[k] / cpu["fp32"] for _, cpu in runs] for k in keys[1:]}
+    runs = interleaved_medians_in_processes({**{k: paths[k] for k in keys}, **(baselines or {})}, x, args.repeats,
+                                            args.processes, 5)
+    return {k: [cpu[k] / cpu["fp32"] for _, cpu in runs] for k in keys[1:]}, [cpu for _, cpu in runs]
+
+
+def _baseline_paths(args, out: Path) -> dict:
+    """--baseline LABEL=DIR -> {'LABEL fp32': its FP32 file in ORT's CPU form, 'LABEL int8': its INT8 file}."""
+    from edgeseg.errors import EdgesegError
+
+    found = {}
+    for item in getattr(args, "baseline", None) or []:
+        label, sep, folder = item.partition("=")
+        files = {kind: sorted(Path(folder).glob(f"*.{kind}.onnx")) for kind in ("fp32-sim", "int8")}
+        if not sep or not label or any(len(f) != 1 for f in files.values()):
+            raise EdgesegError(f"--baseline {item}: expected LABEL=DIR with one *.fp32-sim.onnx and one *.int8.onnx in DIR")
+        found[f"{label} fp32"] = ort_cpu_form(files["fp32-sim"][0], out / f"baseline-{label}.ort-cpu.onnx")["fp32"]
+        found[f"{label} int8"] = files["int8"][0]
+    return found
+
+
+def _baseline_text(baselines: dict, runs: list[dict], best: str) -> str:
+    """Thread-CPU ms of this release's and each baseline's FP32 and INT8 files, medians over the same processes."""
+    import statistics
+
+    def med(key):
+        return statistics.median(r[key] for r in runs)
+
+    lines = [f"Earlier releases (--baseline), timed in the same {len(runs)} processes (thread-CPU ms, median over the "
+             "processes; INT8 × FP32 per process, then the median):", "",
+             "| release | FP32 ms | INT8 ms | INT8 × its FP32 | INT8 × this release's INT8 |", "|---|---:|---:|---:|---:|",
+             f"| this run (fp32, {best}) | {med('fp32'):.2f} | {med(best):.2f} | "
+             f"{statistics.median(r[best] / r['fp32'] for r in runs):.2f} | 1.00 |"]
+    for label in dict.fromkeys(k.rsplit(" ", 1)[0] for k in baselines):
+        f, i = f"{label} fp32", f"{label} int8"
+        lines.append(f"| {label} | {med(f):.2f} | {med(i):.2f} | {statistics.median(r[i] / r[f] for r in runs):.2f} | "
+                     f"{statistics.median(r[i] / r[best] for r in runs):.2f} |")
+    return "\n".join(lines)
 
 
 def _sha(path) -> str:
@@ -261,6 +303,8 @@ def _markdown(args, paths, dice, wall, cpu, kept, ops, best, spread=None, others
         cmd += f" --processes {args.processes}"
         if getattr(args, "process_variants", None):
             cmd += " --process-variants " + " ".join(args.process_variants)
+        if getattr(args, "baseline", None):
+            cmd += " --baseline " + " ".join(args.baseline)
     lines = ["## INT8 on the CPU: which choices make it faster than FP32", "", f"Command: `{cmd}` (model `{args.model}`)", "",
              f"Each INT8 variant quantized from the same FP32 file (the fp32 row), minmax calibration on {args.calibration_slices} real "
              f"training slices. Latency: ONNX Runtime CPU, 1 thread, one slice, median of {args.repeats} runs interleaved "

@@ -40,11 +40,11 @@ SAMPLINGS = {"area": "area_average", "nearest": "nearest"}
 
 
 def recipe_for(base, model: str, scale: int, key: str, seed: int, sampling: str = "area"):
-    """The training recipe of one benchmark cell (model width 0 = the backbone's default); the sampling goes into
+    """The training recipe of one benchmark cell (model width 0 = the backbone's default, no [model.options]); the sampling goes into
     [data.slices] lowres_method, so the cell's exported contract says how its input is made."""
     v = VARIANTS[key]
     m = replace(base.model, name=model, scale=1 if v.full_res else scale, sr_head=bool(v.head),
-                head=v.head or base.model.head, width=0)
+                head=v.head or base.model.head, width=0, options={})
     data = replace(base.data, slices=replace(base.data.slices, lowres_method=SAMPLINGS[sampling]))
     return replace(base, model=m, data=data, train=replace(base.train, supervision=v.supervision, seed=seed))
 
