@@ -63,3 +63,35 @@ def test_another_width_drops_the_options_chosen_for_the_recipes_width(tmp_path):
     assert with_width(recipe, 0) is recipe and with_width(recipe, recipe.model.width) is recipe
     assert with_width(recipe, 32).model.options == {} and with_width(recipe, 32).model.width == 32
     assert scratch_recipe(recipe, 16, 4).model.options == {} and scratch_recipe(recipe, 0, 4).model.options == {"top_width": 16}
+
+
+def test_avg_pool_option_changes_the_pooling_only():
+    torch.manual_seed(0)
+    x = torch.rand(1, 1, 112, 96)
+    maxed, avged = create_model("unet", 1, 3, 2).eval(), create_model("unet", 1, 3, 2, pool="avg").eval()
+    avged.load_state_dict(maxed.state_dict())  # same parameters: pooling has none
+    assert not torch.allclose(maxed(x), avged(x), atol=1e-4)
+    with pytest.raises(ValueError, match="pool"):
+        create_model("unet", 1, 3, 2, pool="mean")
+
+
+@pytest.mark.parametrize("options, words", [
+    ('pool = "mean"', r"\[model.options\] pool = 'mean': must be one of 'max', 'avg'"),
+    ("pool = 2", r"\[model.options\] pool = 2: must be one of"),
+])
+def test_bad_pool_option_names_the_choices(tmp_path, options, words):
+    path = recipe_with_options(tmp_path, options)
+    with pytest.raises(EdgesegError, match=words):
+        load_recipe(path)
+
+
+def test_scratch_options_reach_the_scratch_architecture_and_are_checked(tmp_path):
+    from edgeseg.compress.recipe import load_compress_recipe
+    from edgeseg.compress.scratch import scratch_recipe
+
+    recipe = load_recipe(RECIPE)
+    compress = load_compress_recipe("recipes/compress-ternarynet-avgpool.toml")
+    assert compress.scratch.options == {"pool": "avg"}
+    assert scratch_recipe(recipe, 16, 4, compress.scratch.options).model.options == {"pool": "avg"}
+    with pytest.raises(EdgesegError, match=r"\[scratch.options\] pool = 'mean'"):
+        scratch_recipe(recipe, 16, 4, {"pool": "mean"})

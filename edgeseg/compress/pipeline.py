@@ -68,7 +68,7 @@ def compress(recipe, show_progress: bool = True, data=None, source=None, out_dir
     if recipe.scratch.enabled:  # the compressed architecture trained from random weights, not from the checkpoint
         from edgeseg.compress.scratch import scratch_recipe, train_scratch
 
-        trecipe = scratch_recipe(trecipe, recipe.scratch.width, recipe.scratch.scale)
+        trecipe = scratch_recipe(trecipe, recipe.scratch.width, recipe.scratch.scale, recipe.scratch.options)
         scale, shape = trecipe.model.scale, input_shape(trecipe)
         model, records, metrics["scratch"] = train_scratch(trecipe, scheme, sets, recipe.scratch, recipe.finetune, shape,
                                                            show_progress, scheme.label())

@@ -45,6 +45,7 @@ class ScratchConfig:
     lr_decay: float = 0.9          # lr x this after every epoch (TernaryNet: 0.9)
     bn_freeze_epochs: int = 3      # the last epochs run with BN statistics frozen (eval-mode BN); at most epochs - 1
     bn_recalibrate: bool = True    # candidate: BN statistics recomputed on the training slices; kept if validation improves
+    options: dict = field(default_factory=dict)  # [scratch.options]: backbone keyword arguments (unet: pool = "avg")
 
     def __post_init__(self):
         if self.epochs < 1 or not 0 < self.lr_decay <= 1 or self.bn_freeze_epochs < 0:

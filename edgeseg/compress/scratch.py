@@ -21,13 +21,16 @@ from edgeseg.train.epoch import train_one_epoch
 from edgeseg.train.predict import evaluate_model
 
 
-def scratch_recipe(train_recipe, width: int = 0, scale: int = 0):
+def scratch_recipe(train_recipe, width: int = 0, scale: int = 0, options: dict | None = None):
     """The training recipe with the backbone width (edgeseg.train.recipe.with_width) and the input scale replaced
-    (0 keeps each)."""
+    (0 keeps each); `options` ([scratch.options]) are added to the backbone's keyword arguments."""
     from edgeseg.train.recipe import with_width
+    from edgeseg.train.recipe_checks import check_options
 
     r = with_width(train_recipe, width)
-    return replace(r, model=replace(r.model, scale=scale or r.model.scale))
+    model = replace(r.model, scale=scale or r.model.scale, options={**r.model.options, **(options or {})})
+    check_options(model, "scratch.options", "compression recipe")
+    return replace(r, model=model)
 
 
 def _bns(model: nn.Module) -> list[nn.Module]:

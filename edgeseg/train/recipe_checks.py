@@ -54,17 +54,32 @@ def check_recipe(recipe, where: str) -> None:
         fail("train", "clean_lr", t.clean_lr, "must be positive")
 
 
-def _check_options(m, fail) -> None:
-    """[model.options] keys must be keyword arguments of the backbone's constructor, with integer values."""
+def _check_options(m, fail, table: str = "model.options") -> None:
+    """Option keys must be keyword arguments of the backbone's constructor; a value has its default's type (integer
+    options non-negative) and, where the backbone lists them in `option_choices`, is one of the choices."""
     import inspect
 
     from edgeseg.models.registry import get_backbone_class
 
-    accepted = [n for n in inspect.signature(get_backbone_class(m.name).__init__).parameters
-                if n not in ("self", "in_channels", "num_classes", "width")]
+    cls = get_backbone_class(m.name)
+    params = {n: p.default for n, p in inspect.signature(cls.__init__).parameters.items()
+              if n not in ("self", "in_channels", "num_classes", "width")}
+    accepted, choices = list(params), getattr(cls, "option_choices", {})
     for key, value in m.options.items():
         if key not in accepted:
-            fail("model.options", key, value, f"not an option of backbone '{m.name}'{nearest_key(key, accepted)}; "
-                                              f"known: {', '.join(accepted) or 'none'}")
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            fail("model.options", key, value, "must be a non-negative integer")
+            fail(table, key, value, f"not an option of backbone '{m.name}'{nearest_key(key, accepted)}; "
+                                    f"known: {', '.join(accepted) or 'none'}")
+        if isinstance(params[key], str):
+            if not isinstance(value, str) or (key in choices and value not in choices[key]):
+                fail(table, key, value, f"must be one of {', '.join(map(repr, choices.get(key, ())))}"
+                     if key in choices else "must be a string")
+        elif not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            fail(table, key, value, "must be a non-negative integer")
+
+
+def check_options(model_config, table: str, where: str) -> None:
+    """The option checks of a training recipe for options given elsewhere (a compression recipe's [scratch.options])."""
+    def fail(table: str, key: str, value, why: str):
+        raise EdgesegError(f"{where}: [{table}] {key} = {value!r}: {why}")
+
+    _check_options(model_config, fail, table)
