@@ -112,6 +112,8 @@ def test_baseline_release_is_found_and_compared_in_ms(tmp_path):
     old.mkdir()
     with pytest.raises(EdgesegError, match=r"--baseline v5=.*one \*.fp32-sim.onnx and one \*.int8.onnx"):
         _baseline_paths(_args(baseline=[f"v5={old}"]), tmp_path)
+    with pytest.raises(EdgesegError, match=r"--baseline needs --processes > 0"):
+        _baseline_paths(_args(baseline=[f"v5={old}"], processes=0), tmp_path)
     runs = [{"fp32": 10.0, "u8s8": 6.0, "v5 fp32": 9.0, "v5 int8": 7.2}, {"fp32": 12.0, "u8s8": 6.0, "v5 fp32": 9.0, "v5 int8": 9.0}]
     text = _baseline_text({"v5 fp32": "a", "v5 int8": "b"}, runs, "u8s8")
     assert "| this run (fp32, u8s8) | 11.00 | 6.00 | 0.55 | 1.00 |" in text  # ratios per process, then the median

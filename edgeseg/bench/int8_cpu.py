@@ -122,10 +122,11 @@ def run(args) -> int:
     from edgeseg.latency.profile import profile_model
 
     names = args.variants or list(VARIANTS)
-    sets, scale = _slices(args)
-    calib = calibration_slices(sets["train"].lowres(scale), args.calibration_slices)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    baselines = _baseline_paths(args, out)  # a bad --baseline fails before minutes of quantizing and timing
+    sets, scale = _slices(args)
+    calib = calibration_slices(sets["train"].lowres(scale), args.calibration_slices)
     paths, kept = ort_cpu_form(Path(args.model), out / "fp32.ort-cpu.onnx"), {}
     for name in names:
         work = out / name
@@ -137,7 +138,6 @@ def run(args) -> int:
     wall, cpu = interleaved(paths, x, args.repeats)
     best = DOCS_CHOICE if DOCS_CHOICE in paths else names[-1]
     ops = {k: profile_model(paths[k], runs=1, warmup=3, op_runs=args.repeats // 4).op_ms for k in ("fp32", "s8s8", best) if k in paths}
-    baselines = _baseline_paths(args, out)
     per_process, runs = _process_ratios(paths, best, x, args, baselines) if args.processes > 0 else ({}, [])
     spread = per_process.pop(best, None)
     text = _markdown(args, paths, dice, wall, cpu, kept, ops, best, spread, per_process)
@@ -177,8 +177,10 @@ def _baseline_paths(args, out: Path) -> dict:
     """--baseline LABEL=DIR -> {'LABEL fp32': its FP32 file in ORT's CPU form, 'LABEL int8': its INT8 file}."""
     from edgeseg.errors import EdgesegError
 
-    found = {}
-    for item in getattr(args, "baseline", None) or []:
+    found, items = {}, getattr(args, "baseline", None) or []
+    if items and getattr(args, "processes", 0) <= 0:
+        raise EdgesegError("--baseline needs --processes > 0: the earlier release is timed in those processes")
+    for item in items:
         label, sep, folder = item.partition("=")
         files = {kind: sorted(Path(folder).glob(f"*.{kind}.onnx")) for kind in ("fp32-sim", "int8")}
         if not sep or not label or any(len(f) != 1 for f in files.values()):

@@ -13,9 +13,7 @@ def check_recipe(recipe, where: str) -> None:
     from edgeseg.preprocess import FITS, LOWRES_METHODS, NORMALIZATIONS
 
     m, s, t = recipe.model, recipe.data.slices, recipe.train
-
-    def fail(table: str, key: str, value, why: str):
-        raise EdgesegError(f"{where}: [{table}] {key} = {value!r}: {why}")
+    fail = _failer(where)
 
     if m.name not in list_models():
         fail("model", "name", m.name, f"unknown backbone{nearest_key(m.name, list_models())}; known: "
@@ -79,7 +77,12 @@ def _check_options(m, fail, table: str = "model.options") -> None:
 
 def check_options(model_config, table: str, where: str) -> None:
     """The option checks of a training recipe for options given elsewhere (a compression recipe's [scratch.options])."""
+    _check_options(model_config, _failer(where), table)
+
+
+def _failer(where: str):
+    """-> fail(table, key, value, why): raise EdgesegError('<where>: [table] key = value: why')."""
     def fail(table: str, key: str, value, why: str):
         raise EdgesegError(f"{where}: [{table}] {key} = {value!r}: {why}")
 
-    _check_options(model_config, fail, table)
+    return fail
