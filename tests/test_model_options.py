@@ -95,3 +95,13 @@ def test_scratch_options_reach_the_scratch_architecture_and_are_checked(tmp_path
     assert scratch_recipe(recipe, 16, 4, compress.scratch.options).model.options == {"pool": "avg"}
     with pytest.raises(EdgesegError, match=r"\[scratch.options\] pool = 'mean'"):
         scratch_recipe(recipe, 16, 4, {"pool": "mean"})
+
+
+def test_bad_scratch_option_fails_at_compression_recipe_load_naming_the_file(tmp_path):
+    from edgeseg.compress.recipe import load_compress_recipe
+
+    text = Path("recipes/compress-ternarynet-avgpool.toml").read_text().replace('pool = "avg"', 'pool = "mean"')
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    with pytest.raises(EdgesegError, match=rf"{re.escape(str(path))}: \[scratch.options\] pool = 'mean': must be one of"):
+        load_compress_recipe(path)

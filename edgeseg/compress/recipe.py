@@ -84,7 +84,18 @@ class CompressRecipe:
 
 
 def load_compress_recipe(path: str | Path) -> CompressRecipe:
-    return from_dict(CompressRecipe, read_toml(path), str(path))
+    """The recipe at `path`; [scratch.options] are checked here against the backbone of [source] train_recipe
+    (when it names a file), so a bad option fails before any checkpoint or data is loaded, naming this file."""
+    recipe = from_dict(CompressRecipe, read_toml(path), str(path))
+    if recipe.scratch.options and recipe.source.train_recipe and Path(recipe.source.train_recipe).is_file():
+        from dataclasses import replace
+
+        from edgeseg.train.recipe import load_recipe
+        from edgeseg.train.recipe_checks import check_options
+
+        model = load_recipe(recipe.source.train_recipe).model
+        check_options(replace(model, options={**model.options, **recipe.scratch.options}), "scratch.options", str(path))
+    return recipe
 
 
 def compress_recipe_from_dict(data: dict, where: str = "compression recipe") -> CompressRecipe:
