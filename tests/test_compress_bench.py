@@ -240,3 +240,15 @@ def test_tucker_seeds_name_their_cells_and_seed_every_arm(tmp_path, tiny_checkpo
     assert set(result["latency"]) == {"original", "original int8", "DF 0.5", "DF 0.5 int8"}  # one export timed per DF
     md = (tmp_path / "B.md").read_text()
     assert "--tucker-seeds 0 3" in md and "(budget-matched)" in md and "Per seed (0 / 3)" in md and " ± " in md
+
+
+@pytest.mark.parametrize("scale, words", [(2, "input x2 (canvas 224x192 -> 112x96) + SR head"),
+                                          (1, "input x1 (canvas 224x192 -> 224x192) (full resolution: no SR head)")])
+def test_ternary_table_says_whether_the_arms_had_an_sr_head(scale, words):
+    from edgeseg.bench.compression_report import ternary
+
+    rows = [dict(r, width=8, scale=scale, epochs=30, ort_diff=None) for r in _rows((0.89, 0.90, 0.88), (0.80, 0.82, 0.84))]
+    result = {"scratch": rows, "scratch_summary": summarise(rows),
+              "scratch_protocol": {"lr": 2.5e-3, "lr_decay": 0.9, "bn_freeze_epochs": 3}}
+    text = "\n".join(ternary(result, SimpleNamespace()))
+    assert words in text and ("+ SR head" in text) == (scale > 1)

@@ -82,7 +82,7 @@ def ternary(result: dict, args) -> list[str]:
     p, r0 = result["scratch_protocol"], rows[0]
     lines = ["", "### TernaryNet vs binary vs FP32, trained from scratch (same width, placement and protocol)", "",
              f"All arms: slim U-Net base width {r0['width']}, input x{r0['scale']} (canvas 224x192 -> {224 // r0['scale']}x{192 // r0['scale']}) "
-             f"+ SR head, trained from random weights for {r0['epochs']} epochs of {92 // 8} steps (Adam {p['lr']:g}, x{p['lr_decay']:g} per epoch; "
+             f"{'+ SR head' if r0['scale'] > 1 else '(full resolution: no SR head)'}, trained from random weights for {r0['epochs']} epochs of {92 // 8} steps (Adam {p['lr']:g}, x{p['lr_decay']:g} per epoch; "
              f"BN frozen for the last {min(p['bn_freeze_epochs'], r0['epochs'] - 1)} epochs; best validation epoch, then BN recalibration kept "
              "only if validation improves). Ternary/binary: the activation replaces every backbone ReLU (conv -> BN -> step), "
              "hard forward, tt_beta / tanh slope as gradient, beta 3 -> 8; weights TWN ternary / sign; first conv and classifier float. "
