@@ -127,20 +127,27 @@ def export_and_check(model, scheme, contract, sets, scale: int, out: Path, cfg) 
 
 def export_float_int8(model, contract, sets, scale: int, out: Path, opset: int) -> dict:
     """Float model -> FP32 ONNX -> onnxsim -> INT8 QDQ with the export package's own functions."""
+    import os
+    import shutil
+    import tempfile
+
     from edgeseg.export.quantize import calibration_slices, quantize_int8
     from edgeseg.export.recipe import QuantizeConfig
     from edgeseg.export.simplify import simplify
     from edgeseg.export.to_onnx import export_onnx
 
-    scratch = out / ".scratch"
-    scratch.mkdir(parents=True, exist_ok=True)
-    calib = calibration_slices(sets["train"].lowres(scale), 32)
-    fp32 = export_onnx(model, contract, scratch / "model.fp32-raw.onnx", opset)
-    simplify(fp32, out / "model.fp32.onnx", calib[:4])
-    quantize_int8(out / "model.fp32.onnx", out / "model.int8.onnx", calib, QuantizeConfig(), scratch)
-    import shutil
-
-    shutil.rmtree(scratch, ignore_errors=True)
+    out.mkdir(parents=True, exist_ok=True)
+    # a scratch folder of its own: two runs into one folder must not share (or delete) each other's files
+    scratch = Path(tempfile.mkdtemp(prefix=".scratch-", dir=out))
+    try:
+        calib = calibration_slices(sets["train"].lowres(scale), 32)
+        fp32 = export_onnx(model, contract, scratch / "model.fp32-raw.onnx", opset)
+        simplify(fp32, scratch / "model.fp32.onnx", calib[:4])
+        quantize_int8(scratch / "model.fp32.onnx", scratch / "model.int8.onnx", calib, QuantizeConfig(), scratch)
+        for name in ("model.fp32.onnx", "model.int8.onnx"):  # complete files only: renamed into place at the end
+            os.replace(scratch / name, out / name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     return {"fp32": out / "model.fp32.onnx", "int8": out / "model.int8.onnx"}
 
 
