@@ -252,3 +252,31 @@ def test_ternary_table_says_whether_the_arms_had_an_sr_head(scale, words):
               "scratch_protocol": {"lr": 2.5e-3, "lr_decay": 0.9, "bn_freeze_epochs": 3}}
     text = "\n".join(ternary(result, SimpleNamespace()))
     assert words in text and ("+ SR head" in text) == (scale > 1)
+
+
+def test_ternary_arms_run_alone_name_their_section_and_merge_through_the_cell_cache(tmp_path, tiny_checkpoint):
+    import argparse
+
+    from edgeseg.bench import compression
+    from edgeseg.bench.compression_report import command
+
+    p = argparse.ArgumentParser()
+    compression.add_arguments(p)
+    partial = ["--only", "ternary", "--ternary-arms", "binarynet", "float", "--ternary-epochs", "540"]
+    assert compression.section_name(p.parse_args(partial)) == "compression-ternary-e540-arms-float-binarynet"
+    assert "--ternary-arms binarynet float" in command(p.parse_args(partial))
+    assert compression.section_name(p.parse_args(partial[:2] + ["--ternary-arms", "float", "ternarynet", "binarynet"])) == \
+        "compression-ternary"  # all three named: the whole table
+    with pytest.raises(SystemExit):
+        p.parse_args(["--ternary-arms", "fp16"])
+    common = ["--quick", "--only", "ternary", "--checkpoint", str(tiny_checkpoint), "--out", str(tmp_path / "out"),
+              "--docs", str(tmp_path / "B.md"), "--plot", str(tmp_path / "c.png")]
+    assert compression.run(p.parse_args(common + ["--ternary-arms", "float"])) == 0
+    assert sorted(f.name for f in (tmp_path / "out" / "cells").iterdir()) == ["scratch-float-seed0.json"]
+    result = json.loads((tmp_path / "out" / "results-compression-ternary.json").read_text())
+    assert [r["arm"] for r in result["scratch"]] == ["float"] and "within_3_points" not in result["scratch_summary"]
+    stored = json.loads((tmp_path / "out" / "cells" / "scratch-float-seed0.json").read_text())
+    assert compression.run(p.parse_args(common)) == 0  # the other arms now, the float cell reused
+    result = json.loads((tmp_path / "out" / "results-compression-ternary.json").read_text())
+    assert [r["arm"] for r in result["scratch"]] == ["float", "ternarynet", "binarynet"]
+    assert result["scratch"][0]["dice"] == stored["result"]["dice"] and "within_3_points" in result["scratch_summary"]

@@ -19,6 +19,8 @@ import json
 import time
 from pathlib import Path
 
+from edgeseg.bench import compression_ternary as tern
+
 PARTS = ("ternary", "tucker", "fixedpoint")
 
 
@@ -49,10 +51,18 @@ def section_name(args) -> str:
         for flag, value in (("e", args.ternary_epochs), ("tw", args.ternary_width), ("s", args.ternary_scale)):
             name += f"-{flag}{value}" if value is not None else ""
         default = Path(RECIPE_DEFAULTS["ternary_recipe"]).stem
+        if _ternary_arms(args) != [a for a, _ in tern.ARMS]:
+            name += "-arms-" + "-".join(_ternary_arms(args))
         stem = Path(args.ternary_recipe).stem
         if stem != default:  # e.g. compress-ternarynet-float-last -> -float-last
             name += "-" + (stem[len(default) + 1:] if stem.startswith(default + "-") else stem)
     return name
+
+
+def _ternary_arms(args) -> list[str]:
+    """The TernaryNet arms to run, in the table's order (all of them unless --ternary-arms names some)."""
+    chosen = getattr(args, "ternary_arms", None)
+    return [a for a, _ in tern.ARMS if not chosen or a in chosen]
 
 
 def add_arguments(p) -> None:
@@ -70,6 +80,9 @@ def add_arguments(p) -> None:
     p.add_argument("--ternary-epochs", type=int, default=None, help="override the recipe's [scratch] epochs")
     p.add_argument("--ternary-width", type=int, default=None, help="override the recipe's [scratch] width")
     p.add_argument("--ternary-scale", type=int, default=None, help="override the recipe's [scratch] scale")
+    p.add_argument("--ternary-arms", nargs="+", choices=[a for a, _ in tern.ARMS], default=None,
+                   help="run only these arms (e.g. one per core; their cells merge into one run); the section gets an "
+                        "-arms-<names> suffix so a partial table never replaces a whole one")
     p.add_argument("--seeds", nargs="*", type=int, default=[0, 1, 2])
     p.add_argument("--tucker-recipe", default=RECIPE_DEFAULTS["tucker_recipe"])
     p.add_argument("--tucker-df", nargs="*", type=float, default=[0.7, 0.5, 0.3, 0.2])
@@ -183,7 +196,6 @@ def _qat_row(method: str, setting: str, m: dict, group: str) -> dict:
 def run(args) -> int:
     import torch
 
-    from edgeseg.bench import compression_ternary as tern
     from edgeseg.bench import compression_tucker as tuck
     from edgeseg.bench.compression_report import markdown, plot
     from edgeseg.bench.report import write_section
@@ -221,9 +233,9 @@ def run(args) -> int:
 
     # priority order of issue #18: TernaryNet, Tucker, then the fixed-point grid (each cell is cached as it finishes)
     tbase = _source_recipe(args.ternary_recipe, args)
-    scratch = []
+    scratch, arms = [], _ternary_arms(args)
     for seed in args.seeds if "ternary" in args.only else ():  # seed by seed, so an interrupted run leaves whole seeds in the cache
-        for arm, _ in tern.ARMS:
+        for arm in arms:
             r = tern.arm_recipe(tbase, arm, seed, args.ternary_epochs, args.ternary_width, args.ternary_scale)
             scratch.append(cells.get(f"scratch-{arm}-seed{seed}", {**common, **r.to_dict()},
                                      lambda: tern.run_arm(tbase, arm, seed, args, data, source, out)))

@@ -34,6 +34,7 @@ def command(args) -> str:
     mc = f" --tucker-variants {' '.join(args.tucker_variants)}" if args.tucker_variants else ""
     mc += f" --tucker-widths {' '.join(map(str, args.tucker_widths))}" if args.tucker_widths else ""
     mc += f" --base-width {args.base_width}" if getattr(args, "base_width", 0) else ""
+    mc += f" --ternary-arms {' '.join(args.ternary_arms)}" if getattr(args, "ternary_arms", None) else ""
     for flag, attr in (("--ternary-recipe", "ternary_recipe"), ("--tucker-recipe", "tucker_recipe")):
         value, default = getattr(args, attr, None), RECIPE_DEFAULTS[attr]
         mc += f" {flag} {value}" if value and value != default else ""
