@@ -51,8 +51,8 @@ def section_name(args) -> str:
         for flag, value in (("e", args.ternary_epochs), ("tw", args.ternary_width), ("s", args.ternary_scale)):
             name += f"-{flag}{value}" if value is not None else ""
         default = Path(RECIPE_DEFAULTS["ternary_recipe"]).stem
-        if _ternary_arms(args) != [a for a, _ in tern.ARMS]:
-            name += "-arms-" + "-".join(_ternary_arms(args))
+        arms = _ternary_arms(args)
+        name += "-arms-" + "-".join(arms) if len(arms) < len(tern.ARMS) else ""
         stem = Path(args.ternary_recipe).stem
         if stem != default:  # e.g. compress-ternarynet-float-last -> -float-last
             name += "-" + (stem[len(default) + 1:] if stem.startswith(default + "-") else stem)
